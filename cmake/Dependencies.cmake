@@ -1,0 +1,61 @@
+# Every dependency comes from a Debian 12 package; a missing one stops configure with the
+# package to install, instead of a compiler error much later.
+find_package(PkgConfig)
+if(NOT PkgConfig_FOUND)
+  message(FATAL_ERROR "pkg-config not found: apt-get install pkg-config (or run ./setup.sh)")
+endif()
+
+macro(wavllm_require_pkg prefix module debian_pkg)
+  pkg_check_modules(${prefix} IMPORTED_TARGET ${module})
+  if(NOT ${prefix}_FOUND)
+    message(FATAL_ERROR "${module} not found: apt-get install ${debian_pkg} (or run ./setup.sh)")
+  endif()
+endmacro()
+
+wavllm_require_pkg(SNDFILE sndfile libsndfile1-dev)
+wavllm_require_pkg(FFTW3F fftw3f libfftw3-dev)
+wavllm_require_pkg(SOXR soxr libsoxr-dev)
+wavllm_require_pkg(SENTENCEPIECE sentencepiece libsentencepiece-dev)
+
+find_package(nlohmann_json 3 QUIET)
+if(NOT nlohmann_json_FOUND)
+  message(FATAL_ERROR "nlohmann-json not found: apt-get install nlohmann-json3-dev (or run ./setup.sh)")
+endif()
+
+# A CUDA LibTorch is accepted through Torch_DIR or CMAKE_PREFIX_PATH.
+find_package(Torch QUIET)
+if(NOT Torch_FOUND)
+  message(FATAL_ERROR "LibTorch not found: apt-get install libtorch-dev, or point Torch_DIR at "
+                      "another LibTorch (e.g. a CUDA build) (or run ./setup.sh)")
+endif()
+message(STATUS "LibTorch ${Torch_VERSION} at ${TORCH_INSTALL_PREFIX}")
+
+if(WAVLLM_BUILD_TESTS)
+  find_package(GTest QUIET)
+  if(NOT GTest_FOUND)
+    message(FATAL_ERROR "GoogleTest not found: apt-get install libgtest-dev (or run ./setup.sh)")
+  endif()
+endif()
+
+if(WAVLLM_BUILD_PYTHON)
+  if(NOT PYTHON_EXECUTABLE)
+    # Debian's torch, numpy and pybind11 target the system interpreter, not whatever is first on PATH.
+    set(PYTHON_EXECUTABLE /usr/bin/python3 CACHE FILEPATH "Python for the binding")
+  endif()
+  find_package(pybind11 CONFIG QUIET)
+  if(NOT pybind11_FOUND)
+    message(FATAL_ERROR "pybind11 not found: apt-get install pybind11-dev python3-dev (or run ./setup.sh)")
+  endif()
+endif()
+
+# Libraries that include ATen compile its (large) header once per target.
+function(wavllm_torch_target target)
+  target_link_libraries(${target} PUBLIC ${TORCH_LIBRARIES})
+  target_include_directories(${target} SYSTEM PUBLIC ${TORCH_INCLUDE_DIRS})
+  target_compile_options(${target} PUBLIC ${TORCH_CXX_FLAGS})
+  target_precompile_headers(${target} PRIVATE <ATen/ATen.h>)
+endfunction()
+
+function(wavllm_warnings target)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-unused-parameter)
+endfunction()

@@ -1,0 +1,27 @@
+#pragma once
+// Random-weight model directories of any config: for tests, the demo and benchmarks at the
+// real sizes (the real weights cannot be downloaded everywhere). Written one tensor at a
+// time, so a 7B-shaped model never sits in memory twice.
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <string>
+
+#include "wavllm/core/config.h"
+
+namespace wavllm {
+
+struct RandomModelOptions {
+  uint64_t seed = 0;
+  at::ScalarType dtype = at::kFloat;
+  double stddev = 0.02;                    // normal init of matrices, embeddings and biases
+  uint64_t shard_bytes = 2000000000ull;    // HF-style shards beyond this size
+  std::string tokenizer;                   // tokenizer.model to copy in; empty: none
+};
+
+// Creates `dir` (must not hold a model already) with config.json, model*.safetensors
+// (+ model.safetensors.index.json when sharded) and tokenizer.model when given.
+// Each tensor's values depend only on (seed, name), not on sharding or order.
+void write_random_model(const ModelConfig& cfg, const std::string& dir, const RandomModelOptions& opt);
+
+}  // namespace wavllm

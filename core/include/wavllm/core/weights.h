@@ -1,0 +1,36 @@
+#pragma once
+// Model weights on a device, by checkpoint name, checked against the config's schema.
+#include <ATen/ATen.h>
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "wavllm/core/config.h"
+
+namespace wavllm {
+
+class Weights {
+ public:
+  // `path`: a model directory (sharded or not) or one .safetensors file. Every tensor of
+  // model_schema(cfg) must be present with its shape; all missing, unexpected and mis-shaped
+  // tensors are reported together in one Error. Float tensors are converted to `dtype` on
+  // `device`; a tensor already in that dtype on CPU is viewed in the mapping without a copy.
+  static Weights load(const std::string& path, const ModelConfig& cfg, at::Device device,
+                      at::ScalarType dtype);
+  // From tensors already in memory (tests, small programs); checked the same way.
+  static Weights from_map(std::map<std::string, at::Tensor> tensors, const ModelConfig& cfg);
+
+  const at::Tensor& get(const std::string& name) const;  // throws Error naming the tensor
+  bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
+  const std::map<std::string, at::Tensor>& all() const { return tensors_; }
+  at::Device device() const { return device_; }
+  at::ScalarType dtype() const { return dtype_; }
+
+ private:
+  std::map<std::string, at::Tensor> tensors_;
+  at::Device device_ = at::kCPU;
+  at::ScalarType dtype_ = at::kFloat;
+};
+
+}  // namespace wavllm

@@ -1,0 +1,103 @@
+#include "wavllm/core/random_model.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "wavllm/core/error.h"
+#include "wavllm/core/safetensors.h"
+#include "wavllm/core/schema.h"
+
+namespace wavllm {
+namespace fs = std::filesystem;
+
+namespace {
+
+uint64_t fnv1a(uint64_t seed, const std::string& s) {
+  uint64_t h = 1469598103934665603ull ^ seed;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+st::DType st_dtype(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return st::DType::F32;
+    case at::kHalf: return st::DType::F16;
+    case at::kBFloat16: return st::DType::BF16;
+    default: throw Error("random model: dtype must be float32, float16 or bfloat16");
+  }
+}
+
+at::Tensor make_tensor(const TensorSchema& t, const RandomModelOptions& opt) {
+  switch (t.init) {
+    case InitKind::Ones: return at::ones(t.shape);
+    case InitKind::Zeros: return at::zeros(t.shape);
+    case InitKind::Normal: break;
+  }
+  auto gen = at::make_generator<at::CPUGeneratorImpl>(fnv1a(opt.seed, t.name));
+  return at::normal(0.0, opt.stddev, t.shape, gen);
+}
+
+}  // namespace
+
+void write_random_model(const ModelConfig& cfg, const std::string& dir, const RandomModelOptions& opt) {
+  cfg.validate("random model config");
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) throw Error(dir + ": cannot create directory: " + ec.message());
+  if (fs::exists(fs::path(dir) / "config.json"))
+    throw Error(dir + ": already holds a model (config.json); choose an empty directory");
+  const st::DType dtype = st_dtype(opt.dtype);
+  const auto schema = model_schema(cfg);
+
+  // Group tensors into shards by size, in schema order.
+  std::vector<std::vector<const TensorSchema*>> shards(1);
+  uint64_t in_shard = 0;
+  for (const auto& t : schema) {
+    uint64_t n = st::dtype_size(dtype);
+    for (auto d : t.shape) n *= static_cast<uint64_t>(d);
+    if (in_shard > 0 && in_shard + n > opt.shard_bytes) {
+      shards.emplace_back();
+      in_shard = 0;
+    }
+    shards.back().push_back(&t);
+    in_shard += n;
+  }
+  auto shard_name = [&](size_t i) {
+    if (shards.size() == 1) return std::string("model.safetensors");
+    char buf[64];
+    std::snprintf(buf, sizeof buf, "model-%05zu-of-%05zu.safetensors", i + 1, shards.size());
+    return std::string(buf);
+  };
+  nlohmann::json weight_map = nlohmann::json::object();
+  for (size_t i = 0; i < shards.size(); ++i) {
+    std::vector<st::TensorSpec> specs;
+    for (const auto* t : shards[i]) {
+      specs.push_back({t->name, dtype, t->shape});
+      weight_map[t->name] = shard_name(i);
+    }
+    st::Writer writer((fs::path(dir) / shard_name(i)).string(), specs, {{"format", "wavllm-random"}});
+    for (const auto* t : shards[i]) {
+      at::Tensor v = make_tensor(*t, opt).to(opt.dtype).contiguous();
+      writer.write(t->name, v.data_ptr(), v.nbytes());
+    }
+    writer.close();
+  }
+  if (shards.size() > 1) {
+    std::ofstream idx(fs::path(dir) / "model.safetensors.index.json");
+    idx << nlohmann::json{{"metadata", nlohmann::json::object()}, {"weight_map", weight_map}}.dump(1);
+    if (!idx) throw Error(dir + ": cannot write model.safetensors.index.json");
+  }
+  if (!opt.tokenizer.empty()) {
+    fs::copy_file(opt.tokenizer, fs::path(dir) / "tokenizer.model", fs::copy_options::overwrite_existing, ec);
+    if (ec) throw Error(opt.tokenizer + ": cannot copy tokenizer: " + ec.message());
+  }
+  cfg.save((fs::path(dir) / "config.json").string());
+}
+
+}  // namespace wavllm

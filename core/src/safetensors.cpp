@@ -1,0 +1,368 @@
+#include "wavllm/core/safetensors.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <set>
+
+#include "wavllm/core/error.h"
+
+namespace wavllm::st {
+namespace fs = std::filesystem;
+using json = nlohmann::json;
+
+namespace {
+
+struct DTypeEntry {
+  DType dtype;
+  const char* name;
+  size_t size;
+};
+constexpr DTypeEntry kDTypes[] = {
+    {DType::F64, "F64", 8}, {DType::F32, "F32", 4}, {DType::F16, "F16", 2},
+    {DType::BF16, "BF16", 2}, {DType::I64, "I64", 8}, {DType::I32, "I32", 4},
+    {DType::I16, "I16", 2}, {DType::I8, "I8", 1}, {DType::U8, "U8", 1},
+    {DType::BOOL, "BOOL", 1},
+};
+
+// A header bigger than this is not a model header but an attack or a corrupt file.
+constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
+
+float half_to_float(uint16_t h) {
+  uint32_t sign = (h & 0x8000u) << 16, exp = (h >> 10) & 0x1f, mant = h & 0x3ff, bits;
+  if (exp == 0) {
+    if (mant == 0) {
+      bits = sign;
+    } else {  // subnormal: renormalise
+      exp = 127 - 15 + 1;
+      while (!(mant & 0x400)) { mant <<= 1; --exp; }
+      bits = sign | (exp << 23) | ((mant & 0x3ff) << 13);
+    }
+  } else if (exp == 31) {
+    bits = sign | 0x7f800000u | (mant << 13);
+  } else {
+    bits = sign | ((exp + 127 - 15) << 23) | (mant << 13);
+  }
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+}  // namespace
+
+const char* dtype_name(DType d) {
+  for (const auto& e : kDTypes)
+    if (e.dtype == d) return e.name;
+  return "?";
+}
+
+DType parse_dtype(const std::string& name) {
+  for (const auto& e : kDTypes)
+    if (name == e.name) return e.dtype;
+  throw Error("unknown safetensors dtype '" + name + "'");
+}
+
+size_t dtype_size(DType d) {
+  for (const auto& e : kDTypes)
+    if (e.dtype == d) return e.size;
+  return 0;
+}
+
+int64_t TensorInfo::numel() const {
+  int64_t n = 1;
+  for (auto s : shape) n *= s;
+  return n;
+}
+
+std::shared_ptr<File> File::open(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error(path + ": no such file");
+  if (fs::is_directory(path, ec)) throw Error(path + ": is a directory, expected a .safetensors file");
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
+  struct stat sb {};
+  if (fstat(fd, &sb) != 0) {
+    ::close(fd);
+    throw Error(path + ": cannot stat: " + std::strerror(errno));
+  }
+  std::shared_ptr<File> f(new File());
+  f->path_ = path;
+  f->size_ = static_cast<size_t>(sb.st_size);
+  if (f->size_ > 0) {
+    void* m = mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED) {
+      ::close(fd);
+      throw Error(path + ": cannot map: " + std::strerror(errno));
+    }
+    f->map_ = m;
+    f->map_size_ = f->size_;
+    f->bytes_ = static_cast<const uint8_t*>(m);
+  }
+  ::close(fd);
+  f->parse();
+  return f;
+}
+
+std::shared_ptr<File> File::from_bytes(const void* data, size_t size, const std::string& label) {
+  std::shared_ptr<File> f(new File());
+  f->path_ = label;
+  f->owned_.assign(static_cast<const uint8_t*>(data), static_cast<const uint8_t*>(data) + size);
+  f->bytes_ = f->owned_.data();
+  f->size_ = size;
+  f->parse();
+  return f;
+}
+
+File::~File() {
+  if (map_) munmap(map_, map_size_);
+}
+
+void File::parse() {
+  const std::string& p = path_;
+  if (size_ < 8) throw Error(p + ": not a safetensors file (" + std::to_string(size_) + " bytes, shorter than the 8-byte header length)");
+  uint64_t hlen = 0;
+  std::memcpy(&hlen, bytes_, 8);  // little-endian hosts only (x86-64, aarch64)
+  if (hlen > kMaxHeaderBytes) throw Error(p + ": header length " + std::to_string(hlen) + " is absurd (limit 100 MiB): not a safetensors file");
+  if (hlen > size_ - 8) throw Error(p + ": header length " + std::to_string(hlen) + " is larger than the file (" + std::to_string(size_) + " bytes): truncated or not safetensors");
+  // nlohmann keeps the last of duplicate keys silently; the callback sees every one.
+  std::set<std::string> keys;
+  std::string duplicate;
+  auto on_event = [&](int depth, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::key && depth == 1 && !keys.insert(parsed.get<std::string>()).second &&
+        duplicate.empty())
+      duplicate = parsed.get<std::string>();
+    return true;
+  };
+  json header;
+  try {
+    header = json::parse(bytes_ + 8, bytes_ + 8 + hlen, on_event);
+  } catch (const json::exception& e) {
+    throw Error(p + ": header is not valid JSON: " + e.what());
+  }
+  if (!duplicate.empty()) throw Error(p + ": tensor '" + duplicate + "': duplicate name");
+  if (!header.is_object()) throw Error(p + ": header is not a JSON object");
+  data_begin_ = bytes_ + 8 + hlen;
+  const uint64_t data_size = size_ - 8 - hlen;
+
+  std::vector<std::pair<uint64_t, uint64_t>> ranges;
+  for (auto it = header.begin(); it != header.end(); ++it) {
+    const std::string& name = it.key();
+    if (name == "__metadata__") {
+      if (!it->is_object()) throw Error(p + ": __metadata__ is not an object");
+      for (auto m = it->begin(); m != it->end(); ++m) {
+        if (!m->is_string()) throw Error(p + ": __metadata__ value '" + m.key() + "' is not a string");
+        metadata_[m.key()] = m->get<std::string>();
+      }
+      continue;
+    }
+    const json& e = *it;
+    const std::string where = p + ": tensor '" + name + "': ";
+    if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets"))
+      throw Error(where + "entry needs dtype, shape and data_offsets");
+    if (!e["dtype"].is_string()) throw Error(where + "dtype is not a string");
+    TensorInfo t;
+    t.name = name;
+    try {
+      t.dtype = parse_dtype(e["dtype"].get<std::string>());
+    } catch (const Error& err) {
+      throw Error(where + err.what());
+    }
+    if (!e["shape"].is_array()) throw Error(where + "shape is not an array");
+    uint64_t numel = 1;
+    for (const auto& d : e["shape"]) {
+      if (!d.is_number_unsigned()) throw Error(where + "shape has a non-integer or negative dimension");
+      uint64_t v = d.get<uint64_t>();
+      if (v > (uint64_t(1) << 48) || (v != 0 && numel > std::numeric_limits<uint64_t>::max() / v / 8))
+        throw Error(where + "shape is absurdly large");
+      numel *= v;
+      t.shape.push_back(static_cast<int64_t>(v));
+    }
+    const auto& off = e["data_offsets"];
+    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
+      throw Error(where + "data_offsets must be two non-negative integers");
+    uint64_t b = off[0].get<uint64_t>(), en = off[1].get<uint64_t>();
+    if (b > en) throw Error(where + "data_offsets are reversed");
+    if (en > data_size)
+      throw Error(where + "data_offsets [" + std::to_string(b) + ", " + std::to_string(en) +
+                  ") run past the end of the data (" + std::to_string(data_size) + " bytes): truncated file?");
+    const uint64_t expect = numel * dtype_size(t.dtype);
+    if (en - b != expect)
+      throw Error(where + "byte length " + std::to_string(en - b) + " does not match " +
+                  dtype_name(t.dtype) + " x shape (" + std::to_string(expect) + " bytes)");
+    t.offset = b;
+    t.nbytes = en - b;
+    if (!tensors_.emplace(name, std::move(t)).second) throw Error(where + "duplicate name");
+    if (en > b) ranges.emplace_back(b, en);
+  }
+  std::sort(ranges.begin(), ranges.end());
+  for (size_t i = 1; i < ranges.size(); ++i)
+    if (ranges[i].first < ranges[i - 1].second)
+      throw Error(p + ": tensors overlap in the data section (offset " + std::to_string(ranges[i].first) + ")");
+}
+
+const TensorInfo& File::info(const std::string& name) const {
+  auto it = tensors_.find(name);
+  if (it == tensors_.end()) throw Error(path_ + ": no tensor named '" + name + "'");
+  return it->second;
+}
+
+std::vector<float> File::read_f32(const std::string& name) const {
+  const TensorInfo& t = info(name);
+  const uint8_t* d = data(t);
+  const size_t n = static_cast<size_t>(t.numel());
+  std::vector<float> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    switch (t.dtype) {
+      case DType::F32: std::memcpy(&out[i], d + 4 * i, 4); break;
+      case DType::F64: { double v; std::memcpy(&v, d + 8 * i, 8); out[i] = static_cast<float>(v); break; }
+      case DType::F16: { uint16_t v; std::memcpy(&v, d + 2 * i, 2); out[i] = half_to_float(v); break; }
+      case DType::BF16: { uint16_t v; std::memcpy(&v, d + 2 * i, 2); uint32_t b = uint32_t(v) << 16; std::memcpy(&out[i], &b, 4); break; }
+      case DType::I64: { int64_t v; std::memcpy(&v, d + 8 * i, 8); out[i] = static_cast<float>(v); break; }
+      case DType::I32: { int32_t v; std::memcpy(&v, d + 4 * i, 4); out[i] = static_cast<float>(v); break; }
+      case DType::I16: { int16_t v; std::memcpy(&v, d + 2 * i, 2); out[i] = v; break; }
+      case DType::I8: out[i] = static_cast<int8_t>(d[i]); break;
+      case DType::U8: case DType::BOOL: out[i] = d[i]; break;
+    }
+  }
+  return out;
+}
+
+std::vector<int64_t> File::read_i64(const std::string& name) const {
+  const TensorInfo& t = info(name);
+  const uint8_t* d = data(t);
+  const size_t n = static_cast<size_t>(t.numel());
+  std::vector<int64_t> out(n);
+  for (size_t i = 0; i < n; ++i) {
+    switch (t.dtype) {
+      case DType::I64: std::memcpy(&out[i], d + 8 * i, 8); break;
+      case DType::I32: { int32_t v; std::memcpy(&v, d + 4 * i, 4); out[i] = v; break; }
+      case DType::I16: { int16_t v; std::memcpy(&v, d + 2 * i, 2); out[i] = v; break; }
+      case DType::I8: out[i] = static_cast<int8_t>(d[i]); break;
+      case DType::U8: case DType::BOOL: out[i] = d[i]; break;
+      default: throw Error(path_ + ": tensor '" + name + "' is " + dtype_name(t.dtype) + ", not an integer type");
+    }
+  }
+  return out;
+}
+
+Writer::Writer(const std::string& path, std::vector<TensorSpec> specs,
+               const std::map<std::string, std::string>& metadata)
+    : path_(path), specs_(std::move(specs)) {
+  json header = json::object();
+  if (!metadata.empty()) header["__metadata__"] = metadata;
+  std::set<std::string> names;
+  uint64_t offset = 0;
+  for (const auto& s : specs_) {
+    if (!names.insert(s.name).second) throw Error(path + ": duplicate tensor name '" + s.name + "'");
+    uint64_t n = dtype_size(s.dtype);
+    for (auto d : s.shape) {
+      if (d < 0) throw Error(path + ": tensor '" + s.name + "' has a negative dimension");
+      n *= static_cast<uint64_t>(d);
+    }
+    header[s.name] = {{"dtype", dtype_name(s.dtype)}, {"shape", s.shape}, {"data_offsets", {offset, offset + n}}};
+    offset += n;
+  }
+  std::string text = header.dump();
+  text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
+  fp_ = std::fopen(path.c_str(), "wb");
+  if (!fp_) throw Error(path + ": cannot open for writing: " + std::strerror(errno));
+  uint64_t hlen = text.size();
+  if (std::fwrite(&hlen, 8, 1, fp_) != 1 || std::fwrite(text.data(), 1, text.size(), fp_) != text.size()) {
+    std::fclose(fp_);
+    fp_ = nullptr;
+    throw Error(path + ": write failed: " + std::strerror(errno));
+  }
+}
+
+Writer::~Writer() {
+  if (fp_) std::fclose(fp_);
+}
+
+void Writer::write(const std::string& name, const void* data, size_t nbytes) {
+  if (!fp_) throw Error(path_ + ": writer is closed");
+  if (next_ >= specs_.size()) throw Error(path_ + ": more tensors written than declared ('" + name + "')");
+  const TensorSpec& s = specs_[next_];
+  if (s.name != name) throw Error(path_ + ": expected tensor '" + s.name + "' next, got '" + name + "'");
+  size_t expect = dtype_size(s.dtype);
+  for (auto d : s.shape) expect *= static_cast<size_t>(d);
+  if (nbytes != expect) throw Error(path_ + ": tensor '" + name + "': " + std::to_string(nbytes) + " bytes, declared " + std::to_string(expect));
+  if (nbytes && std::fwrite(data, 1, nbytes, fp_) != nbytes) throw Error(path_ + ": write failed (disk full?): " + std::strerror(errno));
+  ++next_;
+}
+
+void Writer::close() {
+  if (!fp_) return;
+  if (next_ != specs_.size()) throw Error(path_ + ": closed after " + std::to_string(next_) + " of " + std::to_string(specs_.size()) + " tensors");
+  int rc = std::fclose(fp_);
+  fp_ = nullptr;
+  if (rc != 0) throw Error(path_ + ": write failed (disk full?): " + std::strerror(errno));
+}
+
+ShardSet ShardSet::open(const std::string& path) {
+  ShardSet set;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw Error(path + ": no such file or directory");
+  if (!fs::is_directory(path, ec)) {
+    set.add(File::open(path));
+    return set;
+  }
+  const fs::path dir(path);
+  const fs::path index = dir / "model.safetensors.index.json";
+  std::vector<std::string> shard_files;
+  if (fs::exists(index, ec)) {
+    json j;
+    try {
+      std::ifstream in(index);
+      j = json::parse(in);
+    } catch (const json::exception& e) {
+      throw Error(index.string() + ": not valid JSON: " + e.what());
+    }
+    if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
+      throw Error(index.string() + ": needs a \"weight_map\" object");
+    std::set<std::string> uniq;
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      if (!it->is_string()) throw Error(index.string() + ": weight_map['" + it.key() + "'] is not a file name");
+      std::string f = it->get<std::string>();
+      if (f.find('/') != std::string::npos || f == "..")
+        throw Error(index.string() + ": shard name '" + f + "' must be a plain file name");
+      uniq.insert(f);
+    }
+    shard_files.assign(uniq.begin(), uniq.end());
+    for (const auto& f : shard_files) set.add(File::open((dir / f).string()));
+    for (auto it = j["weight_map"].begin(); it != j["weight_map"].end(); ++it) {
+      auto t = set.tensors_.find(it.key());
+      if (t == set.tensors_.end())
+        throw Error(index.string() + ": tensor '" + it.key() + "' is listed but not in " + it->get<std::string>());
+      if (fs::path(t->second.first->path()).filename() != it->get<std::string>())
+        throw Error(index.string() + ": tensor '" + it.key() + "' is in " + t->second.first->path() + ", index says " + it->get<std::string>());
+    }
+    return set;
+  }
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string n = e.path().filename().string();
+    if (n.rfind("model", 0) == 0 && e.path().extension() == ".safetensors") shard_files.push_back(e.path().string());
+  }
+  if (shard_files.empty()) throw Error(path + ": no model*.safetensors files in this directory");
+  std::sort(shard_files.begin(), shard_files.end());
+  for (const auto& f : shard_files) set.add(File::open(f));
+  return set;
+}
+
+void ShardSet::add(const std::shared_ptr<File>& f) {
+  files_.push_back(f);
+  for (const auto& [name, info] : f->tensors()) {
+    auto [it, fresh] = tensors_.emplace(name, std::make_pair(f, &info));
+    if (!fresh) throw Error("tensor '" + name + "' is in both " + it->second.first->path() + " and " + f->path());
+  }
+}
+
+}  // namespace wavllm::st
