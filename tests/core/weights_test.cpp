@@ -1,0 +1,164 @@
+#include "wavllm/core/weights.h"
+
+#include <gtest/gtest.h>
+
+#include <ATen/Parallel.h>
+
+#include <filesystem>
+
+#include "test_util.h"
+#include "wavllm/core/error.h"
+#include "wavllm/core/random_model.h"
+#include "wavllm/core/runtime.h"
+#include "wavllm/core/safetensors.h"
+#include "wavllm/core/schema.h"
+
+namespace fs = std::filesystem;
+using namespace wavllm;
+
+namespace {
+
+std::string demo_dir() { return std::string(WAVLLM_TEST_FIXTURES) + "/../../models/demo"; }
+
+class TempDir {
+ public:
+  TempDir() {
+    path_ = fs::temp_directory_path() / ("wavllm_w_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++) + "_" +
+                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(path_);
+    fs::create_directories(path_);
+  }
+  ~TempDir() { fs::remove_all(path_); }
+  std::string str() const { return path_.string(); }
+  std::string file(const std::string& n) const { return (path_ / n).string(); }
+
+ private:
+  fs::path path_;
+  static inline int counter_ = 0;
+};
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
+}
+
+}  // namespace
+
+TEST(Weights, LoadsDemoModelAsViewsWithFixtureValues) {
+  ModelConfig cfg = ModelConfig::load(demo_dir());
+  Weights w = Weights::load(demo_dir(), cfg, at::kCPU, at::kFloat);
+  size_t used = 0;
+  for (const auto& t : model_schema(cfg)) used += t.used;
+  EXPECT_EQ(w.all().size(), used);
+  EXPECT_FALSE(w.contains("audio_proj.weight"));  // in checkpoints, unused by inference
+  const at::Tensor& norm = w.get("gpt_model.model_llama.norm.weight");
+  EXPECT_EQ(norm.sizes(), at::IntArrayRef({64}));
+  EXPECT_FLOAT_EQ(norm[0].item<float>(), 0.965734601020813f);
+  EXPECT_THROW(w.get("nope"), Error);
+}
+
+TEST(Weights, ConvertsDtype) {
+  ModelConfig cfg = ModelConfig::load(demo_dir());
+  Weights w = Weights::load(demo_dir(), cfg, at::kCPU, at::kBFloat16);
+  const at::Tensor& t = w.get("gpt_model.model_llama.output.weight");
+  EXPECT_EQ(t.scalar_type(), at::kBFloat16);
+  EXPECT_NEAR(t.to(at::kFloat).sum().item<double>(), -24.145, 0.5);
+}
+
+TEST(Weights, ReportsEveryMismatchInOneError) {
+  ModelConfig cfg = ModelConfig::load(demo_dir());
+  auto src = st::File::open(demo_dir() + "/model.safetensors");
+  TempDir tmp;
+  std::vector<st::TensorSpec> specs;
+  for (const auto& [name, info] : src->tensors()) {
+    if (name == "gpt_model.model_llama.norm.weight") continue;  // missing
+    if (name == "wavlm_audio_proj.bias")
+      specs.push_back({name, info.dtype, {65}});  // wrong shape
+    else
+      specs.push_back({name, info.dtype, info.shape});
+  }
+  specs.push_back({"stray.tensor", st::DType::F32, {2}});
+  {
+    st::Writer wr(tmp.file("model.safetensors"), specs);
+    std::vector<uint8_t> zeros(65 * 4 + 8, 0);
+    for (const auto& s : specs) {
+      if (src->contains(s.name) && s.shape == src->info(s.name).shape)
+        wr.write(s.name, src->data(src->info(s.name)), src->info(s.name).nbytes);
+      else
+        wr.write(s.name, zeros.data(), s.shape[0] * 4);
+    }
+    wr.close();
+  }
+  std::string msg = error_of([&] { Weights::load(tmp.str(), cfg, at::kCPU, at::kFloat); });
+  EXPECT_NE(msg.find("missing (1)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("gpt_model.model_llama.norm.weight"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("wavlm_audio_proj.bias is [65], config says [64]"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("unexpected (1)"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("stray.tensor"), std::string::npos) << msg;
+}
+
+TEST(Weights, RejectsIntegerWeightsAndWrongConfig) {
+  ModelConfig cfg = ModelConfig::load(demo_dir());
+  cfg.llama.lora_r = 8;  // the demo has r = 4: every LoRA tensor is mis-shaped
+  std::string msg = error_of([&] { Weights::load(demo_dir(), cfg, at::kCPU, at::kFloat); });
+  EXPECT_NE(msg.find("wq_lora_A is [64, 4], config says [64, 8]"), std::string::npos) << msg;
+
+  ModelConfig good = ModelConfig::load(demo_dir());
+  std::map<std::string, at::Tensor> m;
+  for (const auto& t : model_schema(good))
+    if (t.used) m[t.name] = at::zeros(t.shape);
+  m["gpt_model.model_llama.norm.weight"] = at::zeros({64}, at::kLong);
+  msg = error_of([&] { Weights::from_map(m, good); });
+  EXPECT_NE(msg.find("not a floating-point dtype"), std::string::npos) << msg;
+}
+
+TEST(RandomModel, WritesLoadableDeterministicShardedModels) {
+  ModelConfig cfg = ModelConfig::load(demo_dir());
+  TempDir a, b;
+  RandomModelOptions opt;
+  opt.seed = 7;
+  opt.tokenizer = demo_dir() + "/tokenizer.model";
+  write_random_model(cfg, a.str() + "/m", opt);
+  opt.shard_bytes = 200000;  // forces several shards and an index
+  write_random_model(cfg, b.str() + "/m", opt);
+  EXPECT_TRUE(fs::exists(b.str() + "/m/model.safetensors.index.json"));
+  int shards = 0;
+  for (auto& e : fs::directory_iterator(b.str() + "/m")) shards += e.path().extension() == ".safetensors";
+  EXPECT_GT(shards, 1);
+  EXPECT_TRUE(fs::exists(b.str() + "/m/model-00001-of-" + (shards < 10 ? "0000" : "000") + std::to_string(shards) + ".safetensors"));
+  EXPECT_TRUE(fs::exists(a.str() + "/m/tokenizer.model"));
+  ModelConfig back = ModelConfig::load(a.str() + "/m");
+  EXPECT_EQ(back.to_json_text(), cfg.to_json_text());
+  Weights wa = Weights::load(a.str() + "/m", cfg, at::kCPU, at::kFloat);
+  Weights wb = Weights::load(b.str() + "/m", cfg, at::kCPU, at::kFloat);
+  for (const auto& [name, t] : wa.all()) EXPECT_TRUE(at::equal(t, wb.get(name))) << name;
+  const at::Tensor& emb = wa.get("gpt_model.model_llama.tok_embeddings.weight");
+  EXPECT_NEAR(emb.std().item<double>(), 0.02, 0.002);
+  EXPECT_TRUE(at::equal(wa.get("gpt_model.model_llama.norm.weight"), at::ones({64})));
+  // Another seed gives other values; an existing model is never overwritten.
+  opt.seed = 8;
+  opt.shard_bytes = 2000000000ull;
+  TempDir c;
+  write_random_model(cfg, c.str() + "/m", opt);
+  Weights wc = Weights::load(c.str() + "/m", cfg, at::kCPU, at::kFloat);
+  EXPECT_FALSE(at::equal(emb, wc.get("gpt_model.model_llama.tok_embeddings.weight")));
+  EXPECT_THROW(write_random_model(cfg, c.str() + "/m", opt), Error);
+}
+
+TEST(Runtime, ParsesDevicesAndDtypes) {
+  EXPECT_TRUE(parse_device("cpu").is_cpu());
+  EXPECT_THROW(parse_device("tpu"), Error);
+  EXPECT_THROW(parse_device(""), Error);
+  if (!at::hasCUDA()) EXPECT_THROW(parse_device("cuda"), Error);
+  EXPECT_EQ(parse_dtype("bf16"), at::kBFloat16);
+  EXPECT_EQ(parse_dtype("float32"), at::kFloat);
+  EXPECT_THROW(parse_dtype("int8"), Error);
+  set_threads(0);
+  EXPECT_EQ(at::get_num_threads(), available_cores());
+  set_threads(1);
+  EXPECT_EQ(at::get_num_threads(), 1);
+}
