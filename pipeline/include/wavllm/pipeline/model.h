@@ -1,0 +1,86 @@
+#pragma once
+// The whole WavLLM model (SPEC sections 2-7): audio at 16 kHz + an instruction -> text.
+// Loaded once, then immutable: every method is const and may be called from several threads
+// at once (the CLI batch mode and the Python binding rely on that).
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "wavllm/core/config.h"
+#include "wavllm/decoder/generate.h"
+#include "wavllm/decoder/tokenizer.h"
+
+namespace wavllm {
+
+struct ModelOptions {
+  std::string device = "cpu";
+  std::string dtype = "float32";
+  int threads = 0;  // 0 = all cores
+};
+
+// Wall-clock seconds spent in each stage of one call.
+struct StageTimings {
+  double audio = 0, frontend = 0, whisper = 0, wavlm = 0, adapters = 0, prompt_adapter = 0, prefill = 0,
+         decode = 0;
+};
+
+struct GenerationResult {
+  std::string text;
+  std::vector<int64_t> token_ids;       // generated ids (after the forced prefix, EOS stripped)
+  std::vector<int64_t> decoded_tokens;  // every token chosen after the initial BOS
+  at::Tensor step_logits;               // [steps, vocab] when GenerateOptions asked for them
+  StageTimings timings;
+  double audio_seconds = 0;
+  double real_time_factor = 0;  // processing seconds / audio seconds
+};
+
+class Model {
+ public:
+  // Reads config.json, checks the directory (config.json, model*.safetensors, tokenizer.model),
+  // loads the weights to opt.device / opt.dtype and builds every stage once.
+  static std::shared_ptr<Model> load(const std::string& model_dir, const ModelOptions& opt = {});
+  ~Model();
+  Model(const Model&) = delete;
+  Model& operator=(const Model&) = delete;
+
+  const ModelConfig& config() const;
+  const std::string& directory() const;
+  at::Device device() const;
+  at::ScalarType dtype() const;
+
+  // Per 30-s part [T, d], cut as in SPEC section 2 (float32 on CPU).
+  std::vector<at::Tensor> whisper_encoder(const std::vector<float>& samples16k) const;
+  // The input of WavLM layer 0 and the output of every layer: L+1 of [T, h] (float32 on CPU).
+  std::vector<at::Tensor> wavlm_hidden_states(const std::vector<float>& samples16k) const;
+  // After fusion: [T, dim] (float32 on CPU).
+  at::Tensor audio_embeddings(const std::vector<float>& samples16k) const;
+  decoder::PromptIds prompt_ids(const std::string& instruction) const;
+  // The prompt-aware LoRA scale [dim] (float32 on CPU); cached per instruction.
+  at::Tensor prompt_scale(const std::string& instruction) const;
+  // on_text receives the text as it is produced (streaming output).
+  GenerationResult generate(const std::vector<float>& samples16k, const std::string& instruction,
+                            const decoder::GenerateOptions& opt,
+                            const decoder::TextCallback& on_text = nullptr) const;
+
+  struct Impl;
+
+ private:
+  explicit Model(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+// Instruction strings of SPEC section 7 (as in the reference test data).
+std::string transcribe_instruction();
+// "Translate the audio clip into <Language>." An Error for an empty or unknown language name;
+// the name is matched case-insensitively and written capitalised.
+std::string translate_instruction(const std::string& language);
+std::string speaker_verification_instruction();
+std::string emotion_instruction();
+// Spoken question answering: the question (with its options) is the instruction itself;
+// an Error when it is empty.
+std::string question_instruction(const std::string& question);
+
+}  // namespace wavllm
