@@ -3,7 +3,9 @@
 # installs the Debian packages, builds in Release, then runs what was asked.
 #   ./setup.sh          install + build
 #   ./setup.sh demo     ... then transcribe the bundled sample with the bundled demo model
-#   ./setup.sh test     ... then run every test (ctest + pytest)
+#   ./setup.sh test     ... then run every test: ctest + pytest, the C++ suite again under
+#                       AddressSanitizer + UndefinedBehaviorSanitizer, and the fuzz corpus replay
+#                       (WAVLLM_SKIP_SANITIZE=1 skips the last two for a quick local run)
 # Idempotent: packages already installed are not fetched again; the build is incremental.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -12,7 +14,8 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache
   libtorch-dev libopenblas0 libsndfile1-dev libfftw3-dev libsoxr-dev
   libsentencepiece-dev nlohmann-json3-dev libgtest-dev pybind11-dev
-  python3-dev python3-numpy python3-torch python3-pytest
+  python3-dev python3-numpy python3-torch python3-pytest python3-sentencepiece
+  clang libclang-rt-14-dev
 )
 # Debian's LibTorch links the reference BLAS unless an optimised one is installed:
 # libopenblas0 makes matrix products ~30x faster.
@@ -42,6 +45,15 @@ case "${1:-}" in
   test)
     ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS"
     PYTHONPATH="$BUILD_DIR/python" /usr/bin/python3 -m pytest -q tests/python eval/tests
+    if [ "${WAVLLM_SKIP_SANITIZE:-0}" != 1 ]; then
+      # LibTorch itself is not instrumented; the project's code is.
+      cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWAVLLM_BUILD_PYTHON=OFF \
+        "-DWAVLLM_SANITIZE=address;undefined"
+      cmake --build build-asan -j "$JOBS"
+      ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
+        ctest --test-dir build-asan --output-on-failure -j "$JOBS"
+      fuzz/run.sh --regress
+    fi
     ;;
   *)
     echo "setup.sh: unknown command '$1' (expected nothing, demo or test)" >&2

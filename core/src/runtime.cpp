@@ -3,6 +3,9 @@
 #include <ATen/Parallel.h>
 #include <sched.h>
 
+#include <algorithm>
+#include <cstdio>
+#include <fstream>
 #include <thread>
 
 #include "wavllm/core/error.h"
@@ -47,6 +50,52 @@ std::string dtype_label(at::ScalarType t) {
     case at::kBFloat16: return "bfloat16";
     default: return c10::toString(t);
   }
+}
+
+}  // namespace wavllm
+
+namespace wavllm {
+
+namespace {
+
+uint64_t read_u64_file(const char* path) {
+  std::ifstream in(path);
+  std::string v;
+  if (!(in >> v) || v == "max") return 0;
+  try {
+    return std::stoull(v);
+  } catch (const std::exception&) {
+    return 0;
+  }
+}
+
+}  // namespace
+
+uint64_t available_memory_bytes() {
+  uint64_t avail = 0;
+  std::ifstream in("/proc/meminfo");
+  std::string key, unit;
+  uint64_t kb = 0;
+  while (in >> key >> kb >> unit)
+    if (key == "MemAvailable:") avail = kb * 1024;
+  const uint64_t limit = read_u64_file("/sys/fs/cgroup/memory.max");
+  if (limit > 0) {
+    const uint64_t used = read_u64_file("/sys/fs/cgroup/memory.current");
+    const uint64_t room = limit > used ? limit - used : 0;
+    avail = avail ? std::min(avail, room) : room;
+  }
+  return avail;
+}
+
+void check_memory_budget(uint64_t needed_bytes, uint64_t available_bytes, const std::string& what) {
+  if (available_bytes == 0 || needed_bytes <= available_bytes) return;
+  auto gib = [](uint64_t b) {
+    char buf[32];
+    std::snprintf(buf, sizeof buf, "%.2f GiB", b / 1073741824.0);
+    return std::string(buf);
+  };
+  throw Error(what + " needs about " + gib(needed_bytes) + " of memory but only " + gib(available_bytes) +
+              " is available; use a smaller --dtype (bfloat16 halves float32) or a machine with more memory");
 }
 
 }  // namespace wavllm

@@ -3,6 +3,7 @@
 #include <sstream>
 
 #include "wavllm/core/error.h"
+#include "wavllm/core/runtime.h"
 #include "wavllm/core/safetensors.h"
 #include "wavllm/core/schema.h"
 
@@ -78,6 +79,17 @@ Weights Weights::load(const std::string& path, const ModelConfig& cfg, at::Devic
     is_float[name] = at::isFloatingType(s);
   }
   check_against_schema(shapes, is_float, cfg, path);
+
+  // Tensors kept as views of the mapping cost no anonymous memory; every other one is a copy.
+  uint64_t needed = 0;
+  for (const auto& t : model_schema(cfg)) {
+    if (!t.used) continue;
+    if (device.is_cpu() && to_scalar(set.tensors().at(t.name).second->dtype) == dtype) continue;
+    uint64_t n = c10::elementSize(dtype);
+    for (auto d : t.shape) n *= static_cast<uint64_t>(d);
+    needed += n;
+  }
+  if (device.is_cpu()) check_memory_budget(needed, available_memory_bytes(), "loading " + path);
 
   Weights w;
   w.device_ = device;

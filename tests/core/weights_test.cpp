@@ -162,3 +162,12 @@ TEST(Runtime, ParsesDevicesAndDtypes) {
   set_threads(1);
   EXPECT_EQ(at::get_num_threads(), 1);
 }
+
+TEST(Runtime, MemoryBudgetNamesBothNumbers) {
+  EXPECT_GT(available_memory_bytes(), 0u);
+  EXPECT_NO_THROW(check_memory_budget(1, 2, "x"));
+  EXPECT_NO_THROW(check_memory_budget(5, 0, "x"));  // unknown: not refused
+  std::string msg = error_of([] { check_memory_budget(28ull << 30, 20ull << 30, "loading model"); });
+  EXPECT_NE(msg.find("loading model needs about 28.00 GiB"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("only 20.00 GiB"), std::string::npos) << msg;
+}

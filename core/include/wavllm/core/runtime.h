@@ -20,3 +20,12 @@ std::string dtype_label(at::ScalarType t);
 using InferenceGuard = c10::InferenceMode;
 
 }  // namespace wavllm
+
+namespace wavllm {
+
+// Memory the process may still take (MemAvailable, bounded by a cgroup limit when one is set), in bytes; 0 if unknown.
+uint64_t available_memory_bytes();
+// Refuses a load that cannot fit, before any allocation: the Error gives both numbers.
+void check_memory_budget(uint64_t needed_bytes, uint64_t available_bytes, const std::string& what);
+
+}  // namespace wavllm

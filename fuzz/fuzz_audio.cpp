@@ -1,0 +1,19 @@
+// Audio file bytes (any container libsndfile knows): decoded to 16 kHz mono, or wavllm::Error.
+#include <cstddef>
+#include <cstdint>
+
+#include "wavllm/audio/audio.h"
+#include "wavllm/core/error.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  try {
+    wavllm::audio::DecodeOptions opt;
+    opt.max_seconds = 60;  // keeps each input's work bounded
+    auto buf = wavllm::audio::decode_memory(data, size, "fuzz", opt);
+    auto mono = wavllm::audio::to_mono_16k(buf.interleaved.data(), buf.frames(), buf.sample_rate, buf.channels);
+    wavllm::audio::check_samples(mono.data(), mono.size(), "fuzz");
+    if (mono.size() <= 16000 * 31) wavllm::audio::whisper_log_mel(mono.data(), mono.size());
+  } catch (const wavllm::Error&) {
+  }
+  return 0;
+}
