@@ -1,0 +1,68 @@
+#pragma once
+// LLaMA-2 decoder with prompt-aware LoRA (SPEC section 5), tensors gpt_model.model_llama.*.
+// Runs in the weights' dtype on their device; never records autograd (callers need not guard).
+#include <ATen/ATen.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "wavllm/core/config.h"
+#include "wavllm/core/weights.h"
+
+namespace wavllm::decoder {
+
+// Keys and values of every layer for `batch` sequences (beams) of up to `capacity` positions,
+// allocated once per request; forward() writes into it in place.
+class KVCache {
+ public:
+  KVCache(const LlamaConfig& cfg, int64_t batch, int64_t capacity, at::Device device, at::ScalarType dtype);
+  int64_t batch() const { return batch_; }
+  int64_t capacity() const { return capacity_; }
+  int64_t length() const { return length_; }  // positions filled so far (same for every row)
+  // Beam search: row i takes the cached positions of row src[i] (src: int64 [batch]).
+  void reorder(const at::Tensor& src);
+
+ private:
+  friend class Llama;
+  int64_t batch_, capacity_, length_ = 0;
+  std::vector<at::Tensor> k_, v_;  // per layer [batch, heads, capacity, head_dim]
+};
+
+class Llama {
+ public:
+  // Holds views of the weights (no copies); the Weights object must outlive the Llama.
+  Llama(const LlamaConfig& cfg, const Weights& w);
+
+  const LlamaConfig& config() const { return cfg_; }
+  at::Device device() const { return tok_emb_.device(); }
+  at::ScalarType dtype() const { return tok_emb_.scalar_type(); }
+
+  // Token embeddings [T, dim]; an Error for an id outside the vocabulary.
+  at::Tensor embed(const std::vector<int64_t>& ids) const;
+  // Every layer with base weights (no LoRA), causal, positions from 0, no final norm: [T, dim].
+  // The input of the prompt adapter.
+  at::Tensor prompt_hidden(const std::vector<int64_t>& orig) const;
+  // Appends `embeds` ([T, dim] for batch 1 or [batch, T, dim]) after the cache's positions,
+  // with LoRA scaled by lora_scale [dim], causal within the new positions; returns the logits
+  // of the LAST new position only: [batch, vocab] (float32). An Error when the positions would
+  // pass the cache capacity or the rotary table (cfg.max_positions()).
+  at::Tensor forward(const at::Tensor& embeds, KVCache& cache, const at::Tensor& lora_scale) const;
+
+  KVCache new_cache(int64_t batch, int64_t capacity) const;
+
+ private:
+  struct Layer {
+    at::Tensor attn_norm, ffn_norm, wq, wk, wv, wo, w1, w2, w3;
+    at::Tensor qa, qb, ka, kb, va, vb, oa, ob;  // LoRA A [dim, r], B [r, dim]
+  };
+  // Runs every layer over h [B, T, dim] at positions [start, start + T); with a cache, keys and
+  // values are stored there and attention sees the cached positions too; LoRA when scale given.
+  at::Tensor layers_forward(at::Tensor h, int64_t start, KVCache* cache, const at::Tensor* lora_scale) const;
+
+  LlamaConfig cfg_;
+  at::Tensor tok_emb_, norm_, output_;
+  std::vector<Layer> layers_;
+  at::Tensor rope_cos_, rope_sin_;  // [max_positions, head_dim / 2], float32 on the device
+};
+
+}  // namespace wavllm::decoder

@@ -1,0 +1,45 @@
+#pragma once
+// SentencePiece tokenizer (the LLaMA-2 model, or the fixtures' tiny one) and the prompt layout
+// of SPEC section 6.
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace wavllm::decoder {
+
+class Tokenizer {
+ public:
+  // An Error names the file when it is missing or not a sentencepiece model.
+  static Tokenizer load(const std::string& path);
+
+  // Plain encode (no BOS/EOS added; the model's dummy "▁" prefix applies as in the reference).
+  std::vector<int64_t> encode(const std::string& text) const;
+  // Ids outside [0, vocab_size) are an Error; control ids (bos/eos/unk) decode to nothing.
+  std::string decode(const std::vector<int64_t>& ids) const;
+  int vocab_size() const;
+  // The piece of one id ("▁the", "<0x0A>"); an Error when out of range.
+  std::string id_to_piece(int64_t id) const;
+  // The byte of a byte-fallback piece "<0xNN>", or -1 for any other id.
+  int byte_value(int64_t id) const;
+  const std::string& path() const { return path_; }
+
+ private:
+  struct Impl;
+  std::shared_ptr<const Impl> impl_;  // immutable after load: shared by copies and threads
+  std::string path_;
+};
+
+// Token ids of one request (SPEC section 6):
+//   left  = [bos] + encode("[INST]<<SYS>>\n" + system + "\n<</SYS>>\n\n<SPEECH>")
+//   right = encode(" </SPEECH> " + instruction + " [/INST]")   (right[0] is the lone "▁")
+//   orig  = encode('"' + instruction + '"')                    (input of the prompt adapter)
+struct PromptIds {
+  std::vector<int64_t> left, right, orig;
+};
+
+// An Error when the instruction is empty (the prompt adapter needs at least one token).
+PromptIds build_prompt(const Tokenizer& tok, const std::string& system_prompt, const std::string& instruction,
+                       int64_t bos);
+
+}  // namespace wavllm::decoder
