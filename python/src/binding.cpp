@@ -1,0 +1,322 @@
+// wavllm._wavllm: the research binding of SPEC section 9 (numpy in and out).
+// Audio is a path (str / os.PathLike) or a 1-D C-contiguous float32 numpy array at 16 kHz;
+// any other array is a ValueError naming the problem (float64 included: converting silently
+// would also accept int16 PCM-scaled data or a wrong rate without a word, so the caller says
+// astype(np.float32) explicitly). Every compute call releases the GIL, so several Python
+// threads can share one Model; wavllm::Error becomes wavllm.Error (a RuntimeError).
+#include <pybind11/functional.h>
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <ATen/ATen.h>
+
+#include <cstring>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "wavllm/audio/audio.h"
+#include "wavllm/core/error.h"
+#include "wavllm/core/runtime.h"
+#include "wavllm/pipeline/model.h"
+
+namespace py = pybind11;
+
+namespace {
+
+// Python text from engine bytes: decoded text may end inside a multi-byte character only when the
+// engine breaks its contract, and a UnicodeDecodeError there would lose the whole result.
+py::str to_py_str(const std::string& s) {
+  PyObject* o = PyUnicode_DecodeUTF8(s.data(), static_cast<Py_ssize_t>(s.size()), "replace");
+  if (!o) throw py::error_already_set();
+  return py::reinterpret_steal<py::str>(o);
+}
+
+std::string array_shape(const py::array& a) {
+  std::string s = "(";
+  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
+  return s + (a.ndim() == 1 ? ",)" : ")");
+}
+
+// The samples of a float32 numpy array, validated; ValueError names what is wrong.
+std::vector<float> samples_from_array(const py::array& a) {
+  if (!a.dtype().is(py::dtype::of<float>()))
+    throw py::value_error("audio samples must be a float32 array (got " + std::string(py::str(a.dtype())) +
+                          "); convert with samples.astype(numpy.float32)");
+  if (a.ndim() != 1)
+    throw py::value_error("audio samples must be 1-D mono at 16 kHz (got shape " + array_shape(a) +
+                          "); mix the channels down first");
+  if (a.size() == 0) throw py::value_error("audio samples are empty");
+  if (!(a.flags() & py::array::c_style))
+    throw py::value_error("audio samples must be C-contiguous (got a strided view); "
+                          "use numpy.ascontiguousarray(samples)");
+  std::vector<float> out(static_cast<size_t>(a.size()));
+  std::memcpy(out.data(), a.data(), out.size() * sizeof(float));
+  return out;
+}
+
+// `audio` is a path or a float32 array; a path is decoded (and resampled) without the GIL.
+std::vector<float> audio_samples(const py::object& audio) {
+  if (py::isinstance<py::array>(audio)) return samples_from_array(audio.cast<py::array>());
+  if (py::isinstance<py::str>(audio) || py::hasattr(audio, "__fspath__")) {
+    py::object p = py::module_::import("os").attr("fspath")(audio);
+    if (!py::isinstance<py::str>(p)) throw py::type_error("audio path must be a str path, not bytes");
+    std::string path = p.cast<std::string>();
+    py::gil_scoped_release nogil;
+    return wavllm::audio::load_mono_16k(path);
+  }
+  throw py::type_error("audio must be a file path or a float32 numpy array at 16 kHz (got " +
+                       std::string(py::str(py::type::of(audio).attr("__name__"))) + ")");
+}
+
+// A copy: results never alias engine memory (cached prompt scales, weights).
+template <typename T>
+py::array_t<T> to_numpy(const at::Tensor& t) {
+  at::Tensor c = t.to(at::kCPU, c10::CppTypeToScalarType<T>::value).contiguous();
+  std::vector<py::ssize_t> shape(c.sizes().begin(), c.sizes().end());
+  py::array_t<T> out(shape);
+  std::memcpy(out.mutable_data(), c.data_ptr<T>(), static_cast<size_t>(c.numel()) * sizeof(T));
+  return out;
+}
+
+template <typename T>
+py::array_t<T> to_numpy(const std::vector<T>& v) {
+  py::array_t<T> out(static_cast<py::ssize_t>(v.size()));
+  if (!v.empty()) std::memcpy(out.mutable_data(), v.data(), v.size() * sizeof(T));
+  return out;
+}
+
+py::list to_numpy_list(const std::vector<at::Tensor>& ts) {
+  py::list out;
+  for (const auto& t : ts) out.append(to_numpy<float>(t));
+  return out;
+}
+
+py::tuple prompt_ids_tuple(const wavllm::decoder::PromptIds& p) {
+  return py::make_tuple(py::cast(p.left), py::cast(p.right), py::cast(p.orig));
+}
+
+py::dict timings_dict(const wavllm::StageTimings& t) {
+  py::dict d;
+  d["audio"] = t.audio;
+  d["frontend"] = t.frontend;
+  d["whisper"] = t.whisper;
+  d["wavlm"] = t.wavlm;
+  d["adapters"] = t.adapters;
+  d["prompt_adapter"] = t.prompt_adapter;
+  d["prefill"] = t.prefill;
+  d["decode"] = t.decode;
+  return d;
+}
+
+template <typename T>
+void set_if(const std::optional<T>& v, T& field) {
+  if (v) field = *v;
+}
+
+class PyModel {
+ public:
+  PyModel(const std::string& path, const std::string& device, const std::string& dtype, std::optional<int> threads) {
+    if (threads && *threads < 1)
+      throw py::value_error("threads must be >= 1 (got " + std::to_string(*threads) + "); None uses every core");
+    wavllm::ModelOptions opt;
+    opt.device = device;
+    opt.dtype = dtype;
+    opt.threads = threads.value_or(0);
+    py::gil_scoped_release nogil;
+    model_ = wavllm::Model::load(path, opt);
+  }
+
+  const wavllm::Model& get() const { return *model_; }
+
+  py::object generate(const py::object& audio, const std::string& instruction, std::optional<int> max_new_tokens,
+                      std::optional<int> max_steps, std::optional<double> temperature, std::optional<double> top_p,
+                      std::optional<int> top_k, std::optional<uint64_t> seed, std::optional<int> num_beams,
+                      std::optional<double> length_penalty, std::optional<double> repetition_penalty,
+                      std::optional<int> no_repeat_ngram_size, const py::object& stop, bool return_step_logits,
+                      const py::object& on_text) const {
+    wavllm::decoder::GenerateOptions opt = model_->default_generate_options();
+    set_if(max_new_tokens, opt.max_new_tokens);
+    set_if(max_steps, opt.max_steps);
+    set_if(temperature, opt.temperature);
+    set_if(top_p, opt.top_p);
+    set_if(top_k, opt.top_k);
+    if (seed) opt.seed = *seed;
+    set_if(num_beams, opt.num_beams);
+    set_if(length_penalty, opt.length_penalty);
+    set_if(repetition_penalty, opt.repetition_penalty);
+    set_if(no_repeat_ngram_size, opt.no_repeat_ngram_size);
+    if (py::isinstance<py::str>(stop))
+      opt.stop = {stop.cast<std::string>()};
+    else if (!stop.is_none())
+      opt.stop = stop.cast<std::vector<std::string>>();
+    opt.return_step_logits = return_step_logits;
+    if (!on_text.is_none() && !PyCallable_Check(on_text.ptr())) throw py::type_error("on_text must be callable or None");
+    std::vector<float> samples = audio_samples(audio);
+
+    // Runs on the generating thread once per text piece: it takes the GIL back to call the user's
+    // function and to let Ctrl-C stop a long generation (the Python exception propagates out).
+    wavllm::decoder::TextCallback callback = [&on_text](const std::string& piece) {
+      py::gil_scoped_acquire gil;
+      if (PyErr_CheckSignals() != 0) throw py::error_already_set();
+      if (!on_text.is_none()) on_text(to_py_str(piece));
+    };
+    wavllm::GenerationResult r;
+    {
+      py::gil_scoped_release nogil;
+      r = model_->generate(samples, instruction, opt, callback);
+    }
+    return py::cast(std::move(r));
+  }
+
+ private:
+  std::shared_ptr<wavllm::Model> model_;
+};
+
+// Runs f(model, samples) without the GIL.
+template <typename F>
+auto without_gil(const PyModel& m, const py::object& audio, F f) {
+  std::vector<float> samples = audio_samples(audio);
+  py::gil_scoped_release nogil;
+  return f(m.get(), samples);
+}
+
+}  // namespace
+
+PYBIND11_MODULE(_wavllm, m) {
+  m.doc() = "wavllm C++ engine (see the wavllm package docstring)";
+  static py::exception<wavllm::Error> error(m, "Error", PyExc_RuntimeError);
+  py::register_exception_translator([](std::exception_ptr p) {
+    try {
+      if (p) std::rethrow_exception(p);
+    } catch (const wavllm::Error& e) {
+      error(e.what());
+    } catch (const c10::Error& e) {
+      // A LibTorch failure is an engine bug or an exhausted device, never the user's input.
+      error((std::string("LibTorch error: ") + e.what_without_backtrace()).c_str());
+    }
+  });
+
+  m.def(
+      "load_audio",
+      [](const py::object& path) {
+        if (py::isinstance<py::array>(path)) throw py::type_error("load_audio takes a file path");
+        return to_numpy(audio_samples(path));
+      },
+      py::arg("path"),
+      "Decodes an audio file (WAV, FLAC, OGG, MP3...) to float32 mono 16 kHz, resampled like SoX "
+      "`rate 16000` and mixed down after resampling, as the reference does.");
+
+  m.def(
+      "log_mel",
+      [](const py::object& audio, int n_mels) {
+        std::vector<float> samples = audio_samples(audio);
+        wavllm::audio::LogMel mel;
+        {
+          py::gil_scoped_release nogil;
+          mel = wavllm::audio::whisper_log_mel(samples.data(), samples.size(), n_mels);
+        }
+        py::array_t<float> values({mel.parts, mel.n_mels, wavllm::audio::kFramesPerPart});
+        std::memcpy(values.mutable_data(), mel.values.data(), mel.values.size() * sizeof(float));
+        return py::make_tuple(values, to_numpy(mel.valid_frames));
+      },
+      py::arg("audio"), py::arg("n_mels") = 80,
+      "Whisper log-mel per 30-s part: (float32 [parts, n_mels, 3000], int64 [parts] valid frames).");
+
+  m.def("transcribe_instruction", &wavllm::transcribe_instruction);
+  m.def("translate_instruction", &wavllm::translate_instruction, py::arg("language"));
+  m.def("speaker_verification_instruction", &wavllm::speaker_verification_instruction);
+  m.def("emotion_instruction", &wavllm::emotion_instruction);
+  m.def("question_instruction", &wavllm::question_instruction, py::arg("question"));
+  m.def("set_threads", &wavllm::set_threads, py::arg("n"),
+        "Intra-op threads of the process (n <= 0: one per core).");
+
+  py::class_<wavllm::GenerationResult>(m, "GenerationResult")
+      .def_property_readonly("text", [](const wavllm::GenerationResult& r) { return to_py_str(r.text); })
+      .def_readonly("token_ids", &wavllm::GenerationResult::token_ids,
+                    "generated ids after the forced prompt suffix, EOS stripped")
+      .def_readonly("decoded_tokens", &wavllm::GenerationResult::decoded_tokens,
+                    "every token chosen after the initial BOS, forced prefix included")
+      .def_property_readonly("step_logits",
+                             [](const wavllm::GenerationResult& r) -> py::object {
+                               if (!r.step_logits.defined()) return py::none();
+                               return to_numpy<float>(r.step_logits);
+                             },
+                             "float32 [steps, vocab] when generate(return_step_logits=True), else None")
+      .def_property_readonly("timings", [](const wavllm::GenerationResult& r) { return timings_dict(r.timings); },
+                             "seconds per stage")
+      .def_readonly("audio_seconds", &wavllm::GenerationResult::audio_seconds)
+      .def_readonly("real_time_factor", &wavllm::GenerationResult::real_time_factor,
+                    "processing seconds / audio seconds")
+      .def("__repr__", [](const wavllm::GenerationResult& r) {
+        return py::str("GenerationResult(text={!r}, tokens={}, real_time_factor={:.3f})")
+            .format(to_py_str(r.text), r.token_ids.size(), r.real_time_factor);
+      });
+
+  py::class_<PyModel>(m, "Model")
+      .def(py::init<const std::string&, const std::string&, const std::string&, std::optional<int>>(),
+           py::arg("path"), py::arg("device") = "cpu", py::arg("dtype") = "float32", py::arg("threads") = py::none())
+      .def_property_readonly("directory", [](const PyModel& pm) { return pm.get().directory(); })
+      .def_property_readonly("device", [](const PyModel& pm) { return pm.get().device().str(); })
+      .def_property_readonly("dtype", [](const PyModel& pm) { return wavllm::dtype_label(pm.get().dtype()); })
+      .def_property_readonly(
+          "config",
+          [](const PyModel& pm) { return py::module_::import("json").attr("loads")(pm.get().config().to_json_text()); },
+          "config.json as a dict")
+      .def(
+          "whisper_encoder",
+          [](const PyModel& pm, const py::object& audio) {
+            return to_numpy_list(without_gil(pm, audio, [](const wavllm::Model& mo, const std::vector<float>& s) {
+              return mo.whisper_encoder(s);
+            }));
+          },
+          py::arg("audio"), "Whisper encoder output per 30-s part: list of float32 [T, d].")
+      .def(
+          "wavlm_hidden_states",
+          [](const PyModel& pm, const py::object& audio) {
+            return to_numpy_list(without_gil(pm, audio, [](const wavllm::Model& mo, const std::vector<float>& s) {
+              return mo.wavlm_hidden_states(s);
+            }));
+          },
+          py::arg("audio"), "WavLM input of layer 0 and output of every layer: list of float32 [T, h].")
+      .def(
+          "audio_embeddings",
+          [](const PyModel& pm, const py::object& audio) {
+            return to_numpy<float>(without_gil(pm, audio, [](const wavllm::Model& mo, const std::vector<float>& s) {
+              return mo.audio_embeddings(s);
+            }));
+          },
+          py::arg("audio"), "Fused audio embeddings fed to the decoder: float32 [T, dim].")
+      .def(
+          "prompt_ids",
+          [](const PyModel& pm, const std::string& instruction) {
+            wavllm::decoder::PromptIds ids;
+            {
+              py::gil_scoped_release nogil;
+              ids = pm.get().prompt_ids(instruction);
+            }
+            return prompt_ids_tuple(ids);
+          },
+          py::arg("instruction"), "(left, right, orig) token id lists of SPEC section 6.")
+      .def(
+          "prompt_scale",
+          [](const PyModel& pm, const std::string& instruction) {
+            at::Tensor s;
+            {
+              py::gil_scoped_release nogil;
+              s = pm.get().prompt_scale(instruction);
+            }
+            return to_numpy<float>(s);
+          },
+          py::arg("instruction"), "The prompt adapter's LoRA scale vector: float32 [dim].")
+      .def("generate", &PyModel::generate, py::arg("audio"), py::arg("instruction"), py::kw_only(),
+           py::arg("max_new_tokens") = py::none(), py::arg("max_steps") = py::none(),
+           py::arg("temperature") = py::none(), py::arg("top_p") = py::none(), py::arg("top_k") = py::none(),
+           py::arg("seed") = py::none(), py::arg("num_beams") = py::none(), py::arg("length_penalty") = py::none(),
+           py::arg("repetition_penalty") = py::none(), py::arg("no_repeat_ngram_size") = py::none(),
+           py::arg("stop") = py::none(), py::arg("return_step_logits") = false, py::arg("on_text") = py::none(),
+           "Generates the answer to `instruction` about `audio`. Options left as None take the model's "
+           "config.json `generation` values (greedy for the released model).");
+}
