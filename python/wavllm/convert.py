@@ -1,0 +1,300 @@
+"""Converts a WavLLM fairseq training checkpoint into a wavllm model directory.
+
+    python3 -m wavllm.convert CHECKPOINT.pt OUT_DIR [--dtype float32|float16|bfloat16]
+        [--shard-size 2GB] [--preset wavllm-7b | --hparams HPARAMS.json]
+        [--tokenizer tokenizer.model]
+
+OUT_DIR gets config.json, model.safetensors (or shards plus model.safetensors.index.json)
+and tokenizer.model. Only the checkpoint's `model` state dict is kept (optimizer and
+training state are dropped). The checkpoint is read without executing pickled code
+(wavllm._unpickle) and without torch, fairseq or omegaconf.
+
+config.json takes every size that tensor shapes tell from the shapes; the rest (attention
+heads, strides, eps, rotary settings...) comes from the preset (the released WavLLM:
+Whisper-large-v2, WavLM-base, LLaMA-2-7B) or from an --hparams JSON whose sections
+(whisper, wavlm, adapter, llama) use config.json's key names. A value given there that
+the shapes contradict is an error.
+"""
+import argparse
+import copy
+import json
+import os
+import re
+import shutil
+import sys
+
+from ._unpickle import CheckpointError, Tensor, load_checkpoint
+from .safetensors_io import SafetensorsError, parse_size, to_dtype, write_sharded
+
+__all__ = ["ConvertError", "PRESETS", "convert", "derive_config", "main"]
+
+
+class ConvertError(Exception):
+    """A conversion that cannot proceed; the message names the file, tensor or option."""
+
+
+SYSTEM_PROMPT = (
+    "As a helpful language and speech assistant, you are able to understand the speech content "
+    "provided by the user, and assist the user with a variety of tasks using natural language.")
+
+# The released WavLLM (microsoft/SpeechT5 WavLLM/: whisper_encoder.py, wavlm.py, llama.py
+# ModelArgs), laid out exactly as config.json (= wavllm::ModelConfig::released()).
+PRESETS = {
+    "wavllm-7b": {
+        "format_version": 1,
+        "model_type": "wavllm",
+        "whisper": {"num_mel_bins": 80, "d_model": 1280, "encoder_layers": 32,
+                    "encoder_attention_heads": 20, "encoder_ffn_dim": 5120,
+                    "max_source_positions": 1500, "layer_norm_eps": 1e-5},
+        "wavlm": {"conv_dim": [512] * 7, "conv_kernel": [10, 3, 3, 3, 3, 2, 2],
+                  "conv_stride": [5, 2, 2, 2, 2, 2, 2], "conv_bias": False, "hidden_size": 768,
+                  "num_hidden_layers": 12, "num_attention_heads": 12, "intermediate_size": 3072,
+                  "layer_norm_eps": 1e-5, "num_conv_pos_embeddings": 128,
+                  "num_conv_pos_embedding_groups": 16, "num_buckets": 320,
+                  "max_bucket_distance": 800, "do_normalize": False},
+        "adapter": {"whisper_sub_mid": 1280, "wavlm_sub_mid": 512, "sub_out": 1024,
+                    "adapter_down": 512, "branch_dim": 2048},
+        "llama": {"dim": 4096, "n_layers": 32, "n_heads": 32, "vocab_size": 32000,
+                  "multiple_of": 256, "norm_eps": 1e-6, "rope_theta": 10000.0,
+                  "max_seq_len": 1024, "lora_r": 32, "prompt_hidden": 1024, "ffn_dim": 11008},
+        "tokens": {"bos": 1, "eos": 2, "pad": 0},
+        "generation": {"max_steps": 512, "temperature": 0.0, "top_p": 1.0, "top_k": 0,
+                       "num_beams": 1, "length_penalty": 1.0, "repetition_penalty": 1.0,
+                       "no_repeat_ngram_size": 0},
+        "system_prompt": SYSTEM_PROMPT,
+    },
+}
+
+# Hugging Face config keys an --hparams file may carry that config.json has no field for:
+# the value the engine implements (None = training-only, any value is fine).
+_HF_ONLY = {
+    "wavlm": {"feat_extract_norm": "group", "do_stable_layer_norm": False,
+              "sampling_rate": 16000, "mask_time_prob": None, "mask_feature_prob": None,
+              "return_attention_mask": None, "padding_value": None},
+}
+
+_CHECKPOINT_INFIX = re.compile(r"(^|\.)_checkpoint_wrapped_module\.")
+_DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
+
+
+def _count(names, prefix):
+    pat = re.compile(re.escape(prefix) + r"(\d+)\.")
+    found = {int(m.group(1)) for m in map(pat.match, names) if m}
+    if found != set(range(len(found))):
+        raise ConvertError(f"layers under {prefix} are not numbered 0..N-1: {sorted(found)}")
+    return len(found)
+
+
+def _shape_config(shapes):
+    """Every config value that tensor shapes determine, as a config.json-shaped dict."""
+    def need(name):
+        if name not in shapes:
+            raise ConvertError(f"the checkpoint's model has no tensor {name} "
+                               f"(is this a WavLLM checkpoint?)")
+        return shapes[name]
+
+    names = list(shapes)
+    wp, vp, lp = "audio_encoder.model.", "wavlm_encoder.model.", "gpt_model.model_llama."
+    d_model, mels, _ = need(wp + "conv1.weight")
+    n_conv = _count(names, vp + "feature_extractor.conv_layers.")
+    convs = [need(f"{vp}feature_extractor.conv_layers.{i}.conv.weight") for i in range(n_conv)]
+    hidden = need(vp + "feature_projection.projection.weight")[0]
+    pos_v = need(vp + "encoder.pos_conv_embed.conv.weight_v")
+    vocab, dim = need(lp + "tok_embeddings.weight")
+    return {
+        "whisper": {
+            "num_mel_bins": mels, "d_model": d_model,
+            "encoder_layers": _count(names, wp + "layers."),
+            "encoder_ffn_dim": need(wp + "layers.0.fc1.weight")[0],
+            "max_source_positions": need(wp + "embed_positions.weight")[0]},
+        "wavlm": {
+            "conv_dim": [c[0] for c in convs], "conv_kernel": [c[2] for c in convs],
+            "conv_bias": vp + "feature_extractor.conv_layers.0.conv.bias" in shapes,
+            "hidden_size": hidden,
+            "num_hidden_layers": _count(names, vp + "encoder.layers."),
+            "num_attention_heads": need(vp + "encoder.layers.0.attention.gru_rel_pos_const")[1],
+            "intermediate_size": need(vp + "encoder.layers.0.feed_forward.intermediate_dense.weight")[0],
+            "num_conv_pos_embeddings": pos_v[2],
+            "num_conv_pos_embedding_groups": hidden // pos_v[1] if pos_v[1] else 0,
+            "num_buckets": need(vp + "encoder.layers.0.attention.rel_attn_embed.weight")[0]},
+        "adapter": {
+            "whisper_sub_mid": need("audio_encoder.subsample.conv_layers.0.weight")[0],
+            "wavlm_sub_mid": need("wavlm_encoder.subsample.conv_layers.0.weight")[0],
+            "sub_out": need("audio_encoder.subsample.conv_layers.1.weight")[0] // 2,
+            "adapter_down": need("audio_encoder.adapter.down_layer.weight")[0],
+            "branch_dim": need("audio_encoder.projector.weight")[0]},
+        "llama": {
+            "dim": dim, "vocab_size": vocab, "n_layers": _count(names, lp + "layers."),
+            "ffn_dim": need(lp + "layers.0.feed_forward.w1.weight")[0],
+            "lora_r": need(lp + "layers.0.attention.wq_lora_A")[1],
+            "prompt_hidden": need(lp + "scale_fc_1.weight")[0]},
+    }
+
+
+def derive_config(shapes, hparams=None, preset="wavllm-7b"):
+    """config.json dict: sizes from `shapes` ({name: shape}), the rest from `hparams` (a
+    dict in config.json's layout, HF-only keys allowed) or else from the preset."""
+    if preset not in PRESETS:
+        raise ConvertError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    cfg = copy.deepcopy(PRESETS[preset])
+    from_shapes = _shape_config(shapes)
+    for section, values in (hparams or {}).items():
+        if section not in cfg or section in ("format_version", "model_type"):
+            raise ConvertError(f"hparams: unknown section {section!r}")
+        if not isinstance(cfg[section], dict):
+            cfg[section] = values
+            continue
+        if not isinstance(values, dict):
+            raise ConvertError(f"hparams: section {section!r} must be an object")
+        for key, value in values.items():
+            hf_only = _HF_ONLY.get(section, {})
+            if key in hf_only:
+                if hf_only[key] is not None and value != hf_only[key]:
+                    raise ConvertError(f"hparams: {section}.{key} = {value!r} is not supported "
+                                       f"(wavllm implements {hf_only[key]!r})")
+                continue
+            if key not in cfg[section]:
+                raise ConvertError(f"hparams: unknown key {section}.{key}")
+            shaped = from_shapes.get(section, {})
+            if key in shaped and shaped[key] != value:
+                raise ConvertError(f"hparams: {section}.{key} = {value!r}, but the checkpoint's "
+                                   f"tensor shapes say {shaped[key]!r}")
+            cfg[section][key] = value
+    for section, values in from_shapes.items():
+        cfg[section].update(values)
+    _check(cfg)
+    return cfg
+
+
+def _check(cfg):
+    """The cross-field rules the loader would otherwise reject later, with the field named."""
+    w, v, l = cfg["whisper"], cfg["wavlm"], cfg["llama"]
+    if len(v["conv_stride"]) != len(v["conv_dim"]):
+        raise ConvertError(f"wavlm.conv_stride has {len(v['conv_stride'])} entries but the "
+                           f"checkpoint has {len(v['conv_dim'])} feature-extractor convs")
+    for label, size, heads in (("whisper.d_model", w["d_model"], w["encoder_attention_heads"]),
+                               ("wavlm.hidden_size", v["hidden_size"], v["num_attention_heads"]),
+                               ("llama.dim", l["dim"], l["n_heads"])):
+        if heads <= 0 or size % heads:
+            raise ConvertError(f"{label} = {size} is not divisible by its {heads} attention heads")
+    if (l["dim"] // l["n_heads"]) % 2:
+        raise ConvertError("llama.dim / llama.n_heads must be even (rotary pairs)")
+
+
+def _state_dict(checkpoint_path):
+    ckpt = load_checkpoint(checkpoint_path)
+    if not isinstance(ckpt, dict) or "model" not in ckpt:
+        keys = ", ".join(map(repr, list(ckpt)[:8])) if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise ConvertError(f"{checkpoint_path}: no 'model' state dict in the checkpoint (found {keys})")
+    model = ckpt["model"]
+    if not isinstance(model, dict):
+        raise ConvertError(f"{checkpoint_path}: 'model' is a {type(model).__name__}, not a state dict")
+    tensors = {}
+    for key, value in model.items():
+        if not isinstance(key, str) or not isinstance(value, Tensor):
+            raise ConvertError(f"{checkpoint_path}: model entry {key!r} is not a tensor")
+        name = _CHECKPOINT_INFIX.sub(r"\1", key)
+        if name in tensors:
+            raise ConvertError(f"{checkpoint_path}: {key} and another tensor both map to {name}")
+        tensors[name] = value
+    return tensors
+
+
+def _copy_tokenizer(path, out_dir, vocab_size):
+    try:
+        import sentencepiece
+    except ImportError:
+        sentencepiece = None
+    if not os.path.isfile(path):
+        raise ConvertError(f"{path}: tokenizer file not found")
+    if sentencepiece is not None:
+        try:
+            pieces = sentencepiece.SentencePieceProcessor(model_file=path).get_piece_size()
+        except (RuntimeError, OSError) as e:
+            raise ConvertError(f"{path}: not a sentencepiece model ({e})") from None
+        if pieces > vocab_size:
+            raise ConvertError(f"{path}: {pieces} pieces do not fit the model's vocabulary of {vocab_size}")
+    shutil.copyfile(path, os.path.join(out_dir, "tokenizer.model"))
+
+
+def convert(checkpoint, out_dir, dtype="float32", shard_size="2GB", preset="wavllm-7b",
+            hparams=None, tokenizer=None, log=print):
+    """Library entry point of the command line; raises ConvertError/CheckpointError."""
+    if dtype not in _DTYPES:
+        raise ConvertError(f"unknown --dtype {dtype!r} (expected float32, float16 or bfloat16)")
+    st_dtype = _DTYPES[dtype]
+    try:
+        shard_bytes = parse_size(shard_size)
+    except SafetensorsError as e:
+        raise ConvertError(f"--shard-size: {e}") from None
+    if isinstance(hparams, str):
+        try:
+            with open(hparams) as f:
+                hparams = json.load(f)
+        except (OSError, ValueError) as e:
+            raise ConvertError(f"{hparams}: cannot read hparams JSON ({e})") from None
+        if not isinstance(hparams, dict):
+            raise ConvertError("hparams JSON must be an object")
+
+    tensors = _state_dict(checkpoint)
+    cfg = derive_config({n: list(t.shape) for n, t in tensors.items()}, hparams, preset)
+
+    os.makedirs(out_dir, exist_ok=True)
+    # A previous conversion's shards or index would shadow the new files for the loader.
+    for f in os.listdir(out_dir):
+        if re.fullmatch(r"model(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?", f):
+            os.remove(os.path.join(out_dir, f))
+
+    def out_dtype(t):
+        return st_dtype if t.dtype in ("F64", "F32", "F16", "BF16") else t.dtype
+
+    entries = [(n, out_dtype(t), list(t.shape)) for n, t in tensors.items()]
+    meta = {"format": "pt", "converted_from": os.path.basename(checkpoint)}
+    files = write_sharded(out_dir, entries,
+                          lambda n: to_dtype(tensors[n].numpy(), tensors[n].dtype, out_dtype(tensors[n])),
+                          shard_bytes, meta)
+    with open(os.path.join(out_dir, "config.json"), "w") as f:
+        json.dump(cfg, f, indent=1)
+        f.write("\n")
+    if tokenizer:
+        _copy_tokenizer(tokenizer, out_dir, cfg["llama"]["vocab_size"])
+    else:
+        log("note: no --tokenizer given; copy the model's tokenizer.model into "
+            f"{out_dir} before using it")
+    log(f"wrote {len(tensors)} tensors ({dtype}) to {out_dir}: {', '.join(files)}, config.json")
+    return cfg
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # bad usage is bad input: exit 1 like every other input error
+        self.print_usage(sys.stderr)
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        sys.exit(1)
+
+
+def main(argv=None):
+    p = _Parser(prog="python3 -m wavllm.convert",
+                description="Convert a WavLLM fairseq checkpoint into a wavllm model directory.")
+    p.add_argument("checkpoint", help="the fairseq training checkpoint (.pt)")
+    p.add_argument("out_dir", help="model directory to write")
+    p.add_argument("--dtype", default="float32", help="float32 (default), float16 or bfloat16")
+    p.add_argument("--shard-size", default="2GB", help="maximum tensor bytes per file (default 2GB)")
+    g = p.add_mutually_exclusive_group()
+    g.add_argument("--preset", default="wavllm-7b",
+                   help="hyperparameters shapes do not tell (default wavllm-7b)")
+    g.add_argument("--hparams", help="JSON with those hyperparameters instead of a preset")
+    p.add_argument("--tokenizer", help="sentencepiece tokenizer.model to copy into OUT_DIR")
+    a = p.parse_args(argv)
+    try:
+        convert(a.checkpoint, a.out_dir, a.dtype, a.shard_size, a.preset, a.hparams, a.tokenizer)
+    except (ConvertError, CheckpointError, SafetensorsError) as e:
+        print(f"wavllm.convert: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:
+        print(f"wavllm.convert: error: {e.filename or ''}: {e.strerror}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""wavllm.convert: fairseq checkpoint -> model directory, without executing pickled code."""
+import importlib
+import io
+import json
+import os
+import pickle
+import subprocess
+import sys
+import types
+import zipfile
+
+import numpy as np
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+FIX = os.path.join(ROOT, "tests", "fixtures")
+CKPT = os.path.join(FIX, "tiny_checkpoint.pt")
+HPARAMS = os.path.join(FIX, "tiny", "hparams.json")
+
+
+def _load_tools():
+    # The converter's modules straight from the source tree, without running
+    # wavllm/__init__.py (which may load the compiled binding, irrelevant here).
+    if "wavllm_src" not in sys.modules:
+        pkg = types.ModuleType("wavllm_src")
+        pkg.__path__ = [os.path.join(ROOT, "python", "wavllm")]
+        sys.modules["wavllm_src"] = pkg
+    return (importlib.import_module("wavllm_src.convert"),
+            importlib.import_module("wavllm_src._unpickle"),
+            importlib.import_module("wavllm_src.safetensors_io"))
+
+
+convert, unpickle, stio = _load_tools()
+REFERENCE = stio.read_file(os.path.join(FIX, "tiny", "model.safetensors"))
+
+
+def run_cli(*args):
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+    return subprocess.run([sys.executable, "-m", "wavllm.convert", *args], env=env,
+                          capture_output=True, text=True, timeout=120)
+
+
+def assert_clean_failure(proc, *needles):
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert "error:" in proc.stderr
+    for n in needles:
+        assert n in proc.stderr, proc.stderr
+
+
+def torch_zip(path, pkl, storages=None, name="archive"):
+    """A checkpoint laid out like torch.save's zip: <name>/data.pkl and <name>/data/<key>."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
+        z.writestr(f"{name}/data.pkl", pkl)
+        for key, raw in (storages or {}).items():
+            z.writestr(f"{name}/data/{key}", raw)
+        z.writestr(f"{name}/version", "3\n")
+    return path
+
+
+def test_float32_is_bit_identical_and_config_matches_demo(tmp_path):
+    out = tmp_path / "model"
+    proc = run_cli(CKPT, str(out), "--hparams", HPARAMS,
+                   "--tokenizer", os.path.join(FIX, "tiny", "tokenizer.model"))
+    assert proc.returncode == 0, proc.stderr
+    got = stio.read_model_dir(str(out))
+    assert sorted(got) == sorted(REFERENCE)  # infix stripped, nothing dropped or added
+    for name, ref in REFERENCE.items():
+        assert got[name].dtype == ref.dtype and got[name].shape == ref.shape, name
+        assert got[name].tobytes() == ref.tobytes(), name
+    with open(out / "config.json") as f, open(os.path.join(ROOT, "models", "demo", "config.json")) as g:
+        assert json.load(f) == json.load(g)
+    assert (out / "tokenizer.model").read_bytes() == \
+        open(os.path.join(FIX, "tiny", "tokenizer.model"), "rb").read()
+    _, meta, _ = stio.read_header(str(out / "model.safetensors"))
+    assert meta["format"] == "pt"
+    with open(out / "model.safetensors", "rb") as f:
+        assert int.from_bytes(f.read(8), "little") % 8 == 0  # header padded to 8 bytes
+
+
+@pytest.mark.parametrize("dtype,tag,rel", [("float16", "F16", 2.0 ** -11), ("bfloat16", "BF16", 2.0 ** -8)])
+def test_half_precision_outputs_are_close(tmp_path, dtype, tag, rel):
+    cfg = convert.convert(CKPT, str(tmp_path), dtype=dtype, hparams=HPARAMS, log=lambda *_: None)
+    assert cfg["llama"]["dim"] == 64
+    header, _, _ = stio.read_header(str(tmp_path / "model.safetensors"))
+    assert {h["dtype"] for h in header.values()} == {tag}
+    got = stio.read_model_dir(str(tmp_path), dtype="F32")
+    for name, ref in REFERENCE.items():
+        # Round to nearest: at most half a unit in the last place (subnormals: absolute).
+        assert np.all(np.abs(got[name] - ref) <= rel * np.abs(ref) + 1e-7), name
+
+
+def test_bf16_rounding_matches_torch():
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(0)
+    x = np.concatenate([rng.standard_normal(10000).astype(np.float32) * 1e3,
+                        np.array([0.0, -0.0, np.inf, -np.inf, 3.3895314e38, 1e-40,
+                                  1.00390625, 1.01171875], dtype=np.float32)])  # ties both ways
+    ref = torch.from_numpy(x).to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    assert np.array_equal(stio.f32_to_bf16(x), ref)
+    nan = stio.f32_to_bf16(np.array([np.nan], dtype=np.float32))
+    assert np.isnan(stio.bf16_to_f32(nan))[0]
+
+
+def test_reads_what_torch_save_writes(tmp_path):
+    torch = pytest.importorskip("torch")
+    base = torch.arange(24, dtype=torch.float32).reshape(4, 6)
+    sd = {
+        "f32": base.clone(),
+        "f16": base.half(),
+        "bf16": (base / 7).to(torch.bfloat16),
+        "i64": torch.tensor([1, -2, 3]),
+        "transposed": base.t(),                 # strided view
+        "slice": base[1:3, 2:5],                # offset into a shared storage
+        "param": torch.nn.Parameter(torch.ones(3)),
+        "scalar": torch.tensor(2.5),
+    }
+    path = tmp_path / "t.pt"
+    torch.save({"model": sd, "optimizer": {"state": {}}}, path)
+    ckpt = unpickle.load_checkpoint(str(path))
+    for name, t in sd.items():
+        lazy = ckpt["model"][name]
+        assert list(lazy.shape) == list(t.shape), name
+        if t.dtype == torch.bfloat16:
+            ref = t.float().numpy()
+            got = stio.bf16_to_f32(lazy.numpy())
+        else:
+            ref, got = t.detach().numpy(), lazy.numpy()
+        assert got.dtype == ref.dtype and np.array_equal(got, ref), name
+
+
+class _Evil:
+    def __init__(self, func, arg):
+        self.func, self.arg = func, arg
+
+    def __reduce__(self):
+        return (self.func, (self.arg,))
+
+
+@pytest.mark.parametrize("func,shown", [(os.system, "system"), (eval, "builtins.eval"),
+                                        (subprocess.Popen, "subprocess.Popen")])
+def test_malicious_pickle_is_refused_and_not_executed(tmp_path, func, shown):
+    marker = tmp_path / "pwned"
+    command = f"open({str(marker)!r}, 'w')" if func is eval else \
+        (["touch", str(marker)] if func is subprocess.Popen else f"touch {marker}")
+    pkl = pickle.dumps({"model": {"x": _Evil(func, command)}}, protocol=2)
+    ckpt = torch_zip(tmp_path / "evil.pt", pkl)
+    proc = run_cli(str(ckpt), str(tmp_path / "out"), "--hparams", HPARAMS)
+    assert_clean_failure(proc, shown, "not allowed")
+    assert not marker.exists()
+    with pytest.raises(unpickle.UnsafePickleError, match=shown):
+        unpickle.load_checkpoint(str(ckpt))
+    assert not marker.exists()
+
+
+def test_inert_classes_load_but_their_calls_are_refused(tmp_path):
+    # NEWOBJ + BUILD of an unknown class (how omegaconf's DictConfig pickles) is inert data.
+    pkl = (b"\x80\x02}q\x00X\x03\x00\x00\x00cfgq\x01cevil.mod\nThing\nq\x02)\x81q\x03}q\x04"
+           b"X\x01\x00\x00\x00aK\x01sbs.")
+    ckpt = unpickle.unpickle(pkl, archive=None)
+    assert isinstance(ckpt["cfg"], unpickle.Inert)
+    assert ckpt["cfg"].qualname == "evil.mod.Thing" and ckpt["cfg"].state == {"a": 1}
+    # INST (protocol 0) of the same class with arguments is a call: refused.
+    with pytest.raises(unpickle.UnsafePickleError, match="evil.mod.Thing"):
+        unpickle.unpickle(b"(S'x'\nievil.mod\nThing\n.", archive=None)
+
+
+def _fixture_parts():
+    with zipfile.ZipFile(CKPT) as z:
+        return {i.filename: z.read(i.filename) for i in z.infolist()}
+
+
+def test_truncated_zip(tmp_path):
+    raw = open(CKPT, "rb").read()
+    bad = tmp_path / "trunc.pt"
+    bad.write_bytes(raw[: len(raw) // 2])
+    assert_clean_failure(run_cli(str(bad), str(tmp_path / "o")), "trunc.pt", "not a torch zip")
+
+
+def test_corrupt_storage_bytes(tmp_path):
+    # Flip a byte of a stored storage payload: the zip's CRC catches it when it is read.
+    raw = bytearray(open(CKPT, "rb").read())
+    i = raw.find(_fixture_parts()["tiny_checkpoint/data/1"])
+    raw[i] ^= 0xFF
+    bad = tmp_path / "crc.pt"
+    bad.write_bytes(bytes(raw))
+    assert_clean_failure(run_cli(str(bad), str(tmp_path / "o"), "--hparams", HPARAMS),
+                         "crc.pt", "data/1")
+
+
+def test_corrupt_pickle(tmp_path):
+    parts = _fixture_parts()
+    pkl = parts.pop("tiny_checkpoint/data.pkl")
+    storages = {k.rsplit("/", 1)[1]: v for k, v in parts.items() if "/data/" in k}
+    bad = torch_zip(tmp_path / "pkl.pt", pkl[: len(pkl) // 3], storages, name="tiny_checkpoint")
+    assert_clean_failure(run_cli(str(bad), str(tmp_path / "o")), "corrupt pickle")
+
+
+def test_storage_view_past_the_end_is_refused(tmp_path):
+    # A shape that claims more elements than its storage holds must not read out of bounds.
+    parts = _fixture_parts()
+    pkl = parts.pop("tiny_checkpoint/data.pkl")
+    storages = {k.rsplit("/", 1)[1]: v for k, v in parts.items() if "/data/" in k}
+    pkl = pkl.replace(b"K\x00K@K@K\x03\x87", b"K\x00KAK@K\x03\x87", 1)
+    assert b"KAK@" in pkl
+    bad = torch_zip(tmp_path / "view.pt", pkl, storages, name="tiny_checkpoint")
+    with pytest.raises(unpickle.CheckpointError, match="reads past"):
+        unpickle.load_checkpoint(str(bad))
+
+
+def test_missing_model_key(tmp_path):
+    bad = torch_zip(tmp_path / "nomodel.pt", pickle.dumps({"args": None, "cfg": {}}, protocol=2))
+    assert_clean_failure(run_cli(str(bad), str(tmp_path / "o")), "no 'model' state dict",
+                         "'args'")
+
+
+def test_bad_options(tmp_path):
+    assert_clean_failure(run_cli(CKPT, str(tmp_path / "o"), "--dtype", "int8"), "--dtype", "int8")
+    assert_clean_failure(run_cli(CKPT, str(tmp_path / "o"), "--shard-size", "lots"), "--shard-size")
+    assert_clean_failure(run_cli(str(tmp_path / "absent.pt"), str(tmp_path / "o")), "no such file")
+    assert_clean_failure(run_cli(CKPT, str(tmp_path / "o"), "--preset", "wavllm-70b"), "wavllm-70b")
+
+
+def test_hparams_contradicting_shapes(tmp_path):
+    hp = json.load(open(HPARAMS))
+    hp["llama"]["lora_r"] = 8
+    path = tmp_path / "hp.json"
+    path.write_text(json.dumps(hp))
+    assert_clean_failure(run_cli(CKPT, str(tmp_path / "o"), "--hparams", str(path)),
+                         "llama.lora_r", "shapes say 4")
+    hp["llama"]["lora_r"] = 4
+    hp["wavlm"]["do_stable_layer_norm"] = True
+    path.write_text(json.dumps(hp))
+    assert_clean_failure(run_cli(CKPT, str(tmp_path / "o"), "--hparams", str(path)),
+                         "do_stable_layer_norm")
+
+
+def test_preset_fills_what_shapes_do_not_tell(tmp_path):
+    # The tiny model's shapes with the released preset: shape values win, heads etc. do not
+    # divide the tiny sizes, and the converter says which field is wrong.
+    with pytest.raises(convert.ConvertError, match="whisper.d_model = 64 is not divisible by its 20"):
+        convert.convert(CKPT, str(tmp_path), log=lambda *_: None)
+
+
+def test_sharding_index_maps_every_tensor(tmp_path):
+    out = tmp_path / "sharded"
+    stale = out / "model.safetensors"
+    out.mkdir()
+    stale.write_bytes(b"stale")  # a previous single-file conversion must not shadow the shards
+    proc = run_cli(CKPT, str(out), "--hparams", HPARAMS, "--shard-size", "300KB")
+    assert proc.returncode == 0, proc.stderr
+    assert not stale.exists()
+    index = json.load(open(out / "model.safetensors.index.json"))
+    shards = sorted(set(index["weight_map"].values()))
+    assert len(shards) > 3 and shards[0] == f"model-00001-of-{len(shards):05d}.safetensors"
+    assert sorted(index["weight_map"]) == sorted(REFERENCE)
+    total = 0
+    for shard in shards:
+        header, _, _ = stio.read_header(str(out / shard))
+        assert {n for n, f in index["weight_map"].items() if f == shard} == set(header)
+        sizes = [h["data_offsets"][1] - h["data_offsets"][0] for h in header.values()]
+        assert sum(sizes) <= 300_000 or len(sizes) == 1
+        total += sum(sizes)
+    assert index["metadata"]["total_size"] == total
+    got = stio.read_model_dir(str(out))
+    assert all(got[n].tobytes() == REFERENCE[n].tobytes() for n in REFERENCE)
