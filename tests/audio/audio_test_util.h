@@ -1,0 +1,62 @@
+#pragma once
+// Helpers for the audio suite: a scratch directory and a libsndfile writer for generated inputs.
+#include <gtest/gtest.h>
+#include <sndfile.h>
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+namespace wavllm::test {
+
+// A scratch directory per test, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    path_ = std::filesystem::temp_directory_path() /
+            ("wavllm_audio_" + std::to_string(::getpid()) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// Writes interleaved float samples in `format` (SF_FORMAT_* container | subtype).
+inline void write_audio(const std::string& path, int format, const std::vector<float>& interleaved, int sample_rate,
+                        int channels) {
+  SF_INFO info{};
+  info.samplerate = sample_rate;
+  info.channels = channels;
+  info.format = format;
+  SNDFILE* f = sf_open(path.c_str(), SFM_WRITE, &info);
+  ASSERT_NE(f, nullptr) << path << ": " << sf_strerror(nullptr);
+  sf_count_t frames = static_cast<sf_count_t>(interleaved.size() / channels);
+  EXPECT_EQ(sf_writef_float(f, interleaved.data(), frames), frames);
+  sf_close(f);
+}
+
+inline void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+}
+
+inline std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// `seconds` of a sine at `hz` and amplitude `amp`, mono.
+inline std::vector<float> sine(double hz, int sample_rate, double seconds, double amp = 0.5) {
+  std::vector<float> s(static_cast<size_t>(std::llround(seconds * sample_rate)));
+  for (size_t i = 0; i < s.size(); ++i) s[i] = static_cast<float>(amp * std::sin(2.0 * M_PI * hz * i / sample_rate));
+  return s;
+}
+
+}  // namespace wavllm::test

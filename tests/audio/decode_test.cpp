@@ -1,0 +1,261 @@
+// Decoding every container libsndfile offers, and the bad-input table: each broken input is a
+// wavllm::Error whose message names the file and the problem.
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <limits>
+
+#include "audio_test_util.h"
+#include "test_util.h"
+#include "wavllm/audio/audio.h"
+#include "wavllm/core/error.h"
+
+namespace wa = wavllm::audio;
+using wavllm::test::fixture;
+using wavllm::test::TempDir;
+using wavllm::test::write_audio;
+using wavllm::test::write_bytes;
+
+namespace {
+
+// Expects `fn` to throw a wavllm::Error whose message names the input (`label`) and contains
+// `needle` (or `alternative`, when not empty).
+template <class Fn>
+void expect_error(Fn fn, const std::string& label, const std::string& needle, const std::string& alternative = "") {
+  try {
+    fn();
+    ADD_FAILURE() << label << ": no error, expected one mentioning '" << needle << "'";
+  } catch (const wavllm::Error& e) {
+    std::string msg = e.what();
+    EXPECT_TRUE(msg.find(needle) != std::string::npos ||
+                (!alternative.empty() && msg.find(alternative) != std::string::npos))
+        << "message: " << msg;
+    EXPECT_NE(msg.find(label), std::string::npos) << "message does not name the input: " << msg;
+  }
+}
+
+void put_u32(std::string& s, uint32_t v) {
+  for (int i = 0; i < 4; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+void put_u16(std::string& s, uint16_t v) {
+  for (int i = 0; i < 2; ++i) s.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+// A canonical 44-byte WAV header; `data_bytes` is what the header declares.
+std::string wav_header(uint16_t format_tag, int channels, uint32_t rate, int bits, uint32_t data_bytes) {
+  std::string h = "RIFF";
+  put_u32(h, 36 + data_bytes);
+  h += "WAVEfmt ";
+  put_u32(h, 16);
+  put_u16(h, format_tag);
+  put_u16(h, static_cast<uint16_t>(channels));
+  put_u32(h, rate);
+  put_u32(h, rate * channels * bits / 8);
+  put_u16(h, static_cast<uint16_t>(channels * bits / 8));
+  put_u16(h, static_cast<uint16_t>(bits));
+  h += "data";
+  put_u32(h, data_bytes);
+  return h;
+}
+
+std::string wav16(int channels, uint32_t rate, size_t frames) {
+  return wav_header(1, channels, rate, 16, static_cast<uint32_t>(frames * channels * 2)) +
+         std::string(frames * channels * 2, '\x01');
+}
+
+std::vector<float> test_tone(int rate, double seconds) { return wavllm::test::sine(1000.0, rate, seconds, 0.5); }
+
+}  // namespace
+
+TEST(audio, DecodesEveryWavSampleFormatAndFlac) {
+  TempDir dir;
+  const std::vector<float> tone = test_tone(16000, 0.25);
+  struct Case {
+    const char* name;
+    int format;
+    float tolerance;  // quantisation step of the format
+  } cases[] = {
+      {"u8.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_U8, 1.0f / 128},
+      {"s16.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_16, 1.0f / 32768},
+      {"s24.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_24, 1.0f / 8388608},
+      {"s32.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_32, 1e-7f},
+      {"f32.wav", SF_FORMAT_WAV | SF_FORMAT_FLOAT, 0.0f},
+      {"f64.wav", SF_FORMAT_WAV | SF_FORMAT_DOUBLE, 0.0f},
+      {"s16.flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 1.0f / 32768},
+      {"s24.flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_24, 1.0f / 8388608},
+      {"s16.aiff", SF_FORMAT_AIFF | SF_FORMAT_PCM_16, 1.0f / 32768},
+  };
+  for (const Case& c : cases) {
+    write_audio(dir.file(c.name), c.format, tone, 16000, 1);
+    wa::Buffer b = wa::decode_file(dir.file(c.name));
+    EXPECT_EQ(b.sample_rate, 16000) << c.name;
+    EXPECT_EQ(b.channels, 1) << c.name;
+    ASSERT_EQ(b.frames(), tone.size()) << c.name;
+    EXPECT_LE(wavllm::test::max_abs_diff(b.interleaved, tone), c.tolerance) << c.name;
+  }
+}
+
+TEST(audio, DecodesLossyFormats) {
+  TempDir dir;
+  const std::vector<float> tone = test_tone(16000, 1.0);
+  struct Case {
+    const char* name;
+    int format;
+  } cases[] = {{"a.ogg", SF_FORMAT_OGG | SF_FORMAT_VORBIS}, {"a.mp3", SF_FORMAT_MPEG | SF_FORMAT_MPEG_LAYER_III}};
+  for (const Case& c : cases) {
+    SF_INFO check{0, 16000, 1, c.format, 0, 0};
+    if (!sf_format_check(&check)) {
+      ADD_FAILURE() << c.name << ": this libsndfile cannot write the format";
+      continue;
+    }
+    write_audio(dir.file(c.name), c.format, tone, 16000, 1);
+    std::vector<float> got = wa::load_mono_16k(dir.file(c.name));
+    // Encoder delay and padding change the length a little; the tone's level survives.
+    EXPECT_NEAR(static_cast<double>(got.size()), 16000.0, 2000.0) << c.name;
+    double e = 0;
+    for (size_t i = got.size() / 4; i < got.size() * 3 / 4; ++i) e += double(got[i]) * got[i];
+    EXPECT_NEAR(std::sqrt(e / (got.size() / 2)), 0.5 / std::sqrt(2.0), 0.02) << c.name;
+  }
+}
+
+TEST(audio, DecodeMemoryEqualsDecodeFile) {
+  for (const char* f : {"audio/stereo44k.wav", "audio/phone8k.flac"}) {
+    std::string bytes = wavllm::test::read_bytes(fixture(f));
+    wa::Buffer a = wa::decode_file(fixture(f));
+    wa::Buffer b = wa::decode_memory(bytes.data(), bytes.size(), f);
+    EXPECT_EQ(a.sample_rate, b.sample_rate);
+    EXPECT_EQ(a.channels, b.channels);
+    EXPECT_EQ(a.interleaved, b.interleaved) << f;
+  }
+  wa::Buffer st = wa::decode_file(fixture("audio/stereo44k.wav"));
+  EXPECT_EQ(st.channels, 2);
+  EXPECT_EQ(st.sample_rate, 44100);
+  EXPECT_EQ(st.frames(), 175850u);
+}
+
+TEST(audio, LoadMono16kOfA16kFileIsTheSamples) {
+  std::vector<float> s = wa::load_mono_16k(fixture("audio/plants.wav"));
+  ASSERT_EQ(s.size(), 54355u);
+  wa::Buffer b = wa::decode_file(fixture("audio/plants.wav"));
+  EXPECT_EQ(s, b.interleaved);
+  for (float v : s) ASSERT_LE(std::fabs(v), 1.0f);
+}
+
+// ---- The bad-input table ----
+
+TEST(audio, BadInputMissingFile) {
+  expect_error([] { wa::load_mono_16k("/nonexistent/dir/a.wav"); }, "/nonexistent/dir/a.wav", "no such file");
+}
+
+TEST(audio, BadInputDirectory) {
+  TempDir dir;
+  expect_error([&] { wa::load_mono_16k(dir.file("")); }, dir.file(""), "directory");
+}
+
+TEST(audio, BadInputZeroLength) {
+  TempDir dir;
+  write_bytes(dir.file("empty.wav"), "");
+  expect_error([&] { wa::load_mono_16k(dir.file("empty.wav")); }, "empty.wav", "empty");
+  expect_error([] { wa::decode_memory("", 0, "mem"); }, "mem", "empty");
+}
+
+TEST(audio, BadInputHeaderOnly) {
+  TempDir dir;
+  write_bytes(dir.file("hdr.wav"), wav_header(1, 1, 16000, 16, 32000));
+  expect_error([&] { wa::load_mono_16k(dir.file("hdr.wav")); }, "hdr.wav", "truncated");
+  // A well-formed header that declares no data at all.
+  write_bytes(dir.file("nodata.wav"), wav_header(1, 1, 16000, 16, 0));
+  expect_error([&] { wa::load_mono_16k(dir.file("nodata.wav")); }, "nodata.wav", "no samples");
+}
+
+TEST(audio, BadInputTruncated) {
+  TempDir dir;
+  const std::vector<float> tone = test_tone(16000, 2.0);
+  struct Case {
+    const char* name;
+    int format;
+  } cases[] = {{"t.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_16},
+               {"t.flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_16},
+               {"t.ogg", SF_FORMAT_OGG | SF_FORMAT_VORBIS}};
+  for (const Case& c : cases) {
+    write_audio(dir.file(c.name), c.format, tone, 16000, 1);
+    std::string bytes = wavllm::test::read_bytes(dir.file(c.name));
+    std::string cut = std::string("cut_") + c.name;
+    write_bytes(dir.file(cut), bytes.substr(0, bytes.size() / 2));
+    // A cut Ogg may already fail to open ("malformed"): also a clear refusal.
+    expect_error([&] { wa::load_mono_16k(dir.file(cut)); }, cut, "truncated", "malformed");
+    for (size_t keep : {bytes.size() / 2, bytes.size() * 3 / 4, bytes.size() - 100}) {
+      std::string part = bytes.substr(0, keep);
+      expect_error([&] { wa::decode_memory(part.data(), part.size(), cut); }, cut, "truncated", "malformed");
+    }
+  }
+}
+
+TEST(audio, BadInputNotAudio) {
+  TempDir dir;
+  write_bytes(dir.file("notes.wav"), "this is a text file, not audio at all\n" + std::string(4000, 'x'));
+  expect_error([&] { wa::load_mono_16k(dir.file("notes.wav")); }, "notes.wav", "cannot be read as audio");
+  std::string junk(1000, '\0');
+  for (size_t i = 0; i < junk.size(); ++i) junk[i] = static_cast<char>(i * 7919 % 251);
+  expect_error([&] { wa::decode_memory(junk.data(), junk.size(), "junk"); }, "junk", "cannot be read as audio");
+}
+
+TEST(audio, BadInputUnsupportedFormat) {
+  TempDir dir;
+  // A RIFF/WAVE file whose codec tag no decoder knows.
+  std::string bytes = wav_header(0x7777, 1, 16000, 16, 3200) + std::string(3200, '\x01');
+  write_bytes(dir.file("codec.wav"), bytes);
+  expect_error([&] { wa::load_mono_16k(dir.file("codec.wav")); }, "codec.wav", "cannot be read as audio");
+}
+
+TEST(audio, BadInputNanAndInfSamples) {
+  TempDir dir;
+  for (float bad : {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity()}) {
+    std::vector<float> s = test_tone(16000, 0.5);
+    s[1234] = bad;
+    write_audio(dir.file("bad.wav"), SF_FORMAT_WAV | SF_FORMAT_FLOAT, s, 16000, 1);
+    expect_error([&] { wa::load_mono_16k(dir.file("bad.wav")); }, "bad.wav", "sample 1234 is");
+    // Also when the file needs resampling: caught before the filter smears it.
+    write_audio(dir.file("bad8k.wav"), SF_FORMAT_WAV | SF_FORMAT_FLOAT, s, 8000, 1);
+    expect_error([&] { wa::load_mono_16k(dir.file("bad8k.wav")); }, "bad8k.wav", std::isnan(bad) ? "NaN" : "infinite");
+  }
+  std::vector<float> empty;
+  expect_error([&] { wa::check_samples(empty.data(), 0, "arr"); }, "arr", "no samples");
+}
+
+TEST(audio, BadInputAbsurdSampleRate) {
+  TempDir dir;
+  for (uint32_t rate : {1u, 999u, 5000000u, 2000000000u}) {
+    std::string name = "rate" + std::to_string(rate) + ".wav";
+    write_bytes(dir.file(name), wav16(1, rate, 4000));
+    expect_error([&] { wa::load_mono_16k(dir.file(name)); }, name, "sample rate");
+  }
+}
+
+TEST(audio, BadInputTooManyChannels) {
+  TempDir dir;
+  write_bytes(dir.file("ch33.wav"), wav16(33, 16000, 1000));
+  expect_error([&] { wa::load_mono_16k(dir.file("ch33.wav")); }, "ch33.wav", "33 channels");
+  write_bytes(dir.file("ch32.wav"), wav16(32, 16000, 1000));
+  EXPECT_EQ(wa::load_mono_16k(dir.file("ch32.wav")).size(), 1000u);  // the limit itself is fine
+}
+
+TEST(audio, BadInputLongerThanTheLimit) {
+  TempDir dir;
+  // A 4 GiB WAV (sparse: no disk, no data) declares 37 hours: refused from the header, before
+  // a sample is read, with the default 2 h limit.
+  const uint32_t data_bytes = 0xFFFFFF00u;
+  write_bytes(dir.file("huge.wav"), wav_header(1, 1, 16000, 16, data_bytes));
+  std::filesystem::resize_file(dir.file("huge.wav"), 44 + uint64_t(data_bytes));
+  expect_error([&] { wa::decode_file(dir.file("huge.wav")); }, "huge.wav", "limit");
+
+  // A lower limit; Ogg does not declare its length, so its limit is enforced while reading.
+  wa::DecodeOptions opt;
+  opt.max_seconds = 1.0;
+  const std::vector<float> tone = test_tone(16000, 1.5);
+  for (const char* name : {"long.wav", "long.ogg"}) {
+    int format = std::strstr(name, ".ogg") ? SF_FORMAT_OGG | SF_FORMAT_VORBIS : SF_FORMAT_WAV | SF_FORMAT_PCM_16;
+    write_audio(dir.file(name), format, tone, 16000, 1);
+    expect_error([&] { wa::load_mono_16k(dir.file(name), opt); }, name, "limit");
+  }
+}
