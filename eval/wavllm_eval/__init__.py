@@ -1,0 +1,1 @@
+"""wavllm evaluation tools: task scorers (metrics) and helpers shared by the eval scripts."""
