@@ -26,7 +26,7 @@ import sys
 from ._unpickle import CheckpointError, Tensor, load_checkpoint
 from .safetensors_io import SafetensorsError, parse_size, to_dtype, write_sharded
 
-__all__ = ["ConvertError", "PRESETS", "convert", "derive_config", "main"]
+__all__ = ["ConvertError", "PRESETS", "checkpoint_name", "convert", "derive_config", "main"]
 
 
 class ConvertError(Exception):
@@ -73,7 +73,12 @@ _HF_ONLY = {
               "return_attention_mask": None, "padding_value": None},
 }
 
-_CHECKPOINT_INFIX = re.compile(r"(^|\.)_checkpoint_wrapped_module\.")
+# Wrapper modules that training leaves in parameter names: activation checkpointing (the
+# released checkpoint) and FSDP (WavLLM wraps feed-forward blocks in it when enable_fsdp).
+_WRAPPER_INFIX = re.compile(r"(^|\.)_(?:checkpoint|fsdp)_wrapped_module\.")
+# torch >= 2.1 saves weight norm as a parametrization; the model format uses weight_g/weight_v.
+_WEIGHT_NORM = {".parametrizations.weight.original0": ".weight_g",
+                ".parametrizations.weight.original1": ".weight_v"}
 _DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
 
 
@@ -181,6 +186,16 @@ def _check(cfg):
         raise ConvertError("llama.dim / llama.n_heads must be even (rotary pairs)")
 
 
+def checkpoint_name(key):
+    """The model-format name of a state-dict key (wrapper infixes and weight-norm
+    parametrization names normalised)."""
+    name = _WRAPPER_INFIX.sub(r"\1", key)
+    for suffix, plain in _WEIGHT_NORM.items():
+        if name.endswith(suffix):
+            return name[: -len(suffix)] + plain
+    return name
+
+
 def _state_dict(checkpoint_path):
     ckpt = load_checkpoint(checkpoint_path)
     if not isinstance(ckpt, dict) or "model" not in ckpt:
@@ -193,7 +208,7 @@ def _state_dict(checkpoint_path):
     for key, value in model.items():
         if not isinstance(key, str) or not isinstance(value, Tensor):
             raise ConvertError(f"{checkpoint_path}: model entry {key!r} is not a tensor")
-        name = _CHECKPOINT_INFIX.sub(r"\1", key)
+        name = checkpoint_name(key)
         if name in tensors:
             raise ConvertError(f"{checkpoint_path}: {key} and another tensor both map to {name}")
         tensors[name] = value

@@ -264,3 +264,28 @@ def test_sharding_index_maps_every_tensor(tmp_path):
     assert index["metadata"]["total_size"] == total
     got = stio.read_model_dir(str(out))
     assert all(got[n].tobytes() == REFERENCE[n].tobytes() for n in REFERENCE)
+
+
+def test_checkpoint_names_are_normalised():
+    n = convert.checkpoint_name
+    assert n("gpt_model.model_llama.layers.0._checkpoint_wrapped_module.attention.wq.weight") == \
+        "gpt_model.model_llama.layers.0.attention.wq.weight"
+    assert n("gpt_model.model_llama.layers.3.feed_forward._fsdp_wrapped_module.w1.weight") == \
+        "gpt_model.model_llama.layers.3.feed_forward.w1.weight"
+    p = "wavlm_encoder.model.encoder.pos_conv_embed.conv."
+    assert n(p + "parametrizations.weight.original0") == p + "weight_g"
+    assert n(p + "parametrizations.weight.original1") == p + "weight_v"
+    assert n("audio_proj.weight") == "audio_proj.weight"
+
+
+def test_safetensors_reader_rejects_bad_files(tmp_path):
+    good = open(os.path.join(FIX, "tiny", "model.safetensors"), "rb").read()
+    cases = {"short": good[:5], "header_past_end": (10**9).to_bytes(8, "little") + good[8:100],
+             "truncated_data": good[:-100], "not_json": good[:8] + b"\xff" * (len(good) - 8)}
+    for name, raw in cases.items():
+        path = tmp_path / f"{name}.safetensors"
+        path.write_bytes(raw)
+        with pytest.raises(stio.SafetensorsError, match=name + ".safetensors"):
+            stio.read_file(str(path))
+    with pytest.raises(stio.SafetensorsError, match="no model.safetensors"):
+        stio.read_model_dir(str(tmp_path))
