@@ -23,6 +23,8 @@ def main(argv=None):
     p.add_argument("instruction")
     p.add_argument("--max-new-tokens", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--dump", metavar="STAGES.safetensors",
+                   help="also write every stage in the layout of tests/fixtures/stages/")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -33,6 +35,8 @@ def main(argv=None):
         print(f"reference: error: {e}", file=sys.stderr)
         return 1
     r = ref.run(samples, a.instruction, max_new_tokens=a.max_new_tokens)
+    if a.dump:
+        r.save_stages(a.dump, {"audio": a.audio, "prompt": a.instruction, "text": r.text})
     json.dump({"text": r.text, "token_ids": r.generated_ids, "audio_frames": int(r.audio_embeds.shape[0]),
                "timings_s": r.timings}, sys.stdout, indent=1, ensure_ascii=False)
     print()

@@ -110,6 +110,32 @@ class Result:
     text: str = None
     timings: dict = field(default_factory=dict)
 
+    def stage_arrays(self):
+        """{name: np.ndarray} in the layout of tests/fixtures/stages/*.safetensors, so an
+        engine stage can be compared on any audio and model exactly as with the fixtures."""
+        out = {}
+        for i, (enc, n) in enumerate(zip(self.whisper_parts, self.whisper_valid_lens)):
+            out[f"whisper.part{i}.encoder_out"] = enc
+            out[f"whisper.part{i}.valid_len"] = np.array([n], dtype=np.int64)
+        for layer, h in enumerate(self.wavlm_hidden):
+            out[f"wavlm.hidden.{layer}"] = h
+        out.update({"wavlm.weighted": self.wavlm_weighted, "whisper_branch": self.whisper_branch,
+                    "wavlm_branch": self.wavlm_branch, "audio_embeds": self.audio_embeds,
+                    "prompt_scale": self.prompt_scale, "step_logits": self.step_logits})
+        out = {k: v.detach().cpu().numpy() if torch.is_tensor(v) else v for k, v in out.items()}
+        for key, ids in (("prompt.left_ids", self.left_ids), ("prompt.right_ids", self.right_ids),
+                         ("prompt.orig_ids", self.orig_ids), ("decoded_tokens", self.decoded_tokens),
+                         ("generated_ids", self.generated_ids)):
+            out[key] = np.array(ids, dtype=np.int64)
+        return out
+
+    def save_stages(self, path, metadata=None):
+        """Writes stage_arrays() as one safetensors file."""
+        arrays = self.stage_arrays()
+        tags = {np.dtype(np.float32): "F32", np.dtype(np.int64): "I64"}
+        entries = [(k, tags[v.dtype], list(v.shape)) for k, v in sorted(arrays.items())]
+        stio.write_file(path, entries, arrays.__getitem__, metadata)
+
 
 class Reference:
     """The reference model: a config dict (config.json) and float32 weights by checkpoint name."""

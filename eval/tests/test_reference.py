@@ -100,8 +100,11 @@ def test_stages(ref, name):
     assert set(ref.timings) >= {"whisper_encoder", "wavlm_encoder", "decode"}
 
 
-@pytest.mark.skipif(not HAVE_SP, reason="needs python3-sentencepiece")
-def test_run_reports_text_and_stage_timings(ref):
+@pytest.fixture(scope="module")
+def short_run(ref):
+    """Reference.run on the short_er case, with the stages its on_stage hook reported."""
+    if not HAVE_SP:
+        pytest.skip("needs python3-sentencepiece")
     case = CASES["short_er"]
     seen = []
     ref.on_stage = lambda stage, seconds: seen.append(stage)
@@ -109,7 +112,27 @@ def test_run_reports_text_and_stage_timings(ref):
         r = ref.run(waveform(case)[1], case["prompt"], max_new_tokens=len(case["generated_ids"]))
     finally:
         ref.on_stage = None
+    return r, seen
+
+
+def test_run_reports_text_and_stage_timings(short_run):
+    r, seen = short_run
+    case = CASES["short_er"]
     assert r.generated_ids == case["generated_ids"]
     assert r.text == case["text"]
     assert seen[0] == "log_mel" and seen[-1] == "decode" and set(seen) == set(r.timings)
     assert all(t >= 0 for t in r.timings.values())
+
+
+def test_stage_dump_has_the_fixture_layout(short_run, tmp_path):
+    r, _ = short_run
+    path = str(tmp_path / "stages.safetensors")
+    r.save_stages(path, {"prompt": "p"})
+    got = stio.read_file(path)
+    want = stio.read_file(os.path.join(FIX, "stages", "short_er.safetensors"))
+    assert sorted(got) == sorted(want)
+    for k in want:
+        assert got[k].dtype == want[k].dtype and got[k].shape == want[k].shape, k
+    assert np.array_equal(got["decoded_tokens"], want["decoded_tokens"])
+    assert_close(got["audio_embeds"], want["audio_embeds"], "dumped audio_embeds")
+    assert stio.read_header(path)[1] == {"prompt": "p"}
