@@ -18,6 +18,11 @@ class Tokenizer {
   // Ids outside [0, vocab_size) are an Error; control ids (bos/eos/unk) decode to nothing.
   std::string decode(const std::vector<int64_t>& ids) const;
   int vocab_size() const;
+  // Special ids of the model (LLaMA-2: bos 1, eos 2, unk 0, no pad: -1).
+  int64_t bos_id() const;
+  int64_t eos_id() const;
+  int64_t unk_id() const;
+  int64_t pad_id() const;
   // The piece of one id ("▁the", "<0x0A>"); an Error when out of range.
   std::string id_to_piece(int64_t id) const;
   // The byte of a byte-fallback piece "<0xNN>", or -1 for any other id.

@@ -1,0 +1,291 @@
+#include "wavllm/decoder/generate.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <set>
+
+#include "wavllm/core/error.h"
+#include "wavllm/decoder/text_stream.h"
+
+namespace wavllm::decoder {
+
+void GenerateOptions::validate() const {
+  auto bad = [](const std::string& what) { throw Error("generation option " + what); };
+  if (max_new_tokens < 0) bad("max_new_tokens: must be >= 0 (0: no limit)");
+  if (max_steps < 1) bad("max_steps: must be >= 1");
+  if (!(temperature >= 0) || !std::isfinite(temperature)) bad("temperature: must be a finite value >= 0");
+  if (!(top_p > 0 && top_p <= 1)) bad("top_p: must be in (0, 1]");
+  if (top_k < 0) bad("top_k: must be >= 0 (0: no cut)");
+  if (num_beams < 1) bad("num_beams: must be >= 1");
+  if (num_beams > 1 && temperature > 0) bad("num_beams: beam search needs temperature 0 (no sampling)");
+  if (!std::isfinite(length_penalty)) bad("length_penalty: must be finite");
+  if (!(repetition_penalty > 0) || !std::isfinite(repetition_penalty))
+    bad("repetition_penalty: must be a finite value > 0");
+  if (no_repeat_ngram_size < 0) bad("no_repeat_ngram_size: must be >= 0");
+  for (const auto& s : stop)
+    if (s.empty()) bad("stop: stop strings must not be empty");
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+
+// The reference generator's fixed rules for one request.
+struct Rules {
+  std::vector<int64_t> forced;  // right[1:], chosen at steps 0 .. F-1
+  int64_t eos_step = 0;         // from this step on only EOS may be chosen (max_len in fairseq)
+  int64_t last_step = 0;        // max_new_tokens: the step that chooses the last allowed token
+  int64_t eos = 2, unk = 0, pad = -1;
+  int64_t free_start() const { return static_cast<int64_t>(forced.size()); }
+};
+
+void keep_only(float* p, int64_t n, int64_t id) {
+  const float v = p[id];
+  std::fill(p, p + n, kNegInf);
+  p[id] = v;
+}
+
+// Masked log-probabilities of one step, as fairseq computes them: the model's log_softmax (after
+// the repetition penalty and temperature), then -inf for what may not be chosen, without
+// renormalising (a forced token keeps its own log-probability, which counts in the score).
+at::Tensor step_logprobs(const at::Tensor& logits, int64_t step, const Rules& r, const std::vector<int64_t>& generated,
+                         const GenerateOptions& opt) {
+  at::Tensor x = logits.clone();
+  const int64_t V = x.numel();
+  float* p = x.data_ptr<float>();
+  if (opt.repetition_penalty != 1)
+    for (int64_t id : std::set<int64_t>(generated.begin(), generated.end()))
+      p[id] = p[id] < 0 ? static_cast<float>(p[id] * opt.repetition_penalty)
+                        : static_cast<float>(p[id] / opt.repetition_penalty);
+  x = at::log_softmax(opt.temperature > 0 ? x / opt.temperature : x, -1).contiguous();
+  p = x.data_ptr<float>();
+  if (step >= r.eos_step) {
+    keep_only(p, V, r.eos);
+  } else if (step < r.free_start()) {
+    keep_only(p, V, r.forced[step]);
+  } else {
+    p[r.unk] = kNegInf;
+    if (r.pad >= 0) p[r.pad] = kNegInf;
+    if (step == r.free_start()) p[r.eos] = kNegInf;  // at least one token after the prompt
+    const size_t n = static_cast<size_t>(opt.no_repeat_ngram_size);
+    if (n > 0 && generated.size() + 1 >= n) {
+      // Ban every token that would complete an n-gram already present.
+      const size_t tail = generated.size() - (n - 1);
+      for (size_t i = 0; i + n <= generated.size(); ++i)
+        if (std::equal(generated.begin() + i, generated.begin() + i + n - 1, generated.begin() + tail))
+          p[generated[i + n - 1]] = kNegInf;
+    }
+  }
+  return x;
+}
+
+// Nucleus / top-k sampling from masked log-probabilities, with the request's generator.
+int64_t sample(const at::Tensor& logprobs, const GenerateOptions& opt, at::Generator& gen) {
+  at::Tensor probs = logprobs.exp();
+  probs.div_(probs.sum());
+  if (opt.top_k > 0 && opt.top_k < probs.numel()) {
+    const auto kth = std::get<0>(probs.topk(opt.top_k)).min();
+    probs.masked_fill_(probs < kth, 0);
+  }
+  if (opt.top_p < 1) {
+    probs.div_(probs.sum());
+    const auto sorted = probs.sort(-1, /*descending=*/true);
+    const auto& sp = std::get<0>(sorted);
+    // Keep a token while the mass before it is below top_p: the token crossing top_p stays.
+    const auto drop = (sp.cumsum(-1) - sp) >= opt.top_p;
+    probs.index_put_({std::get<1>(sorted).masked_select(drop)}, 0);
+  }
+  return at::multinomial(probs, 1, false, gen).item<int64_t>();
+}
+
+struct Hypothesis {
+  std::vector<int64_t> tokens;     // decoded after BOS
+  std::vector<int64_t> generated;  // after the forced prefix
+  std::vector<int64_t> rows;       // row of each step's logits (beam search step_logits)
+  double logprob = 0;
+};
+
+double normalised(double logprob, size_t length, double length_penalty) {
+  return logprob / std::pow(static_cast<double>(length), length_penalty);
+}
+
+class Decoding {
+ public:
+  Decoding(const Llama& llm, const Tokenizer& tok, const at::Tensor& audio, const PromptIds& prompt,
+           const at::Tensor& lora_scale, const GenerateOptions& opt)
+      : llm_(llm), tok_(tok), audio_(audio), prompt_(prompt), scale_(lora_scale), opt_(opt) {
+    const auto& cfg = llm.config();
+    if (audio.dim() != 2 || audio.size(0) < 1 || audio.size(1) != cfg.dim)
+      throw Error("decoder: audio embeddings must be [T >= 1, " + std::to_string(cfg.dim) + "], got " +
+                  std::string(c10::str(audio.sizes())));
+    if (prompt.left.empty() || prompt.right.empty())
+      throw Error("decoder: the prompt's left and right token ids must not be empty");
+    rules_.forced.assign(prompt.right.begin() + 1, prompt.right.end());
+    rules_.eos = tok.eos_id();
+    rules_.unk = tok.unk_id();
+    rules_.pad = tok.pad_id();
+    const int64_t F = rules_.free_start();
+    prompt_len_ = static_cast<int64_t>(prompt.left.size()) + audio.size(0) + 1;
+    const int64_t table = cfg.max_positions();
+    // Step s >= 1 feeds one token at position prompt_len + s - 1.
+    if (prompt_len_ + F > table)
+      throw Error("decoder: context too long: " + std::to_string(prompt.left.size()) + " prompt tokens + " +
+                  std::to_string(audio.size(0)) + " audio frames + BOS + " + std::to_string(F) +
+                  " instruction tokens need " + std::to_string(prompt_len_ + F) +
+                  " positions; the rotary table has " + std::to_string(table) + " (2 x llama.max_seq_len)");
+    rules_.eos_step = std::min<int64_t>(opt.max_steps, table - prompt_len_);
+    rules_.last_step = rules_.eos_step;
+    if (opt.max_new_tokens > 0) rules_.last_step = std::min<int64_t>(rules_.last_step, F + opt.max_new_tokens - 1);
+  }
+
+  GenerateResult run(const TextCallback& on_text) {
+    GenerateResult res;
+    const auto t0 = Clock::now();
+    cache_.emplace(llm_.new_cache(opt_.num_beams, prompt_len_ + rules_.last_step));
+    const auto prefill = at::cat({llm_.embed(prompt_.left), audio_.to(llm_.device(), llm_.dtype()),
+                                  llm_.embed({tok_.bos_id()})});
+    at::Tensor logits = llm_.forward(prefill, *cache_, scale_).cpu();
+    res.prefill_seconds = seconds_since(t0);
+    const auto t1 = Clock::now();
+    TextStream stream(tok_, opt_.stop);
+    const Hypothesis best = opt_.num_beams > 1 ? beam(logits) : single(logits, stream, on_text);
+    res.decoded_tokens = best.tokens;
+    res.generated_ids = best.generated;
+    res.score = normalised(best.logprob, best.tokens.size(), opt_.length_penalty);
+    std::string rest;
+    res.text = stream.finish(best.generated, rest);
+    if (on_text && !rest.empty()) on_text(rest);
+    if (opt_.return_step_logits) {
+      std::vector<at::Tensor> rows;
+      for (size_t s = 0; s < best.rows.size(); ++s) rows.push_back(step_rows_[s][best.rows[s]]);
+      res.step_logits = at::stack(rows);
+    }
+    res.decode_seconds = seconds_since(t1);
+    return res;
+  }
+
+ private:
+  at::Tensor next_logits(const std::vector<int64_t>& tokens) {
+    return llm_.forward(llm_.embed(tokens).unsqueeze(1), *cache_, scale_).cpu();
+  }
+
+  // Greedy or sampling: one hypothesis, text streamed as it grows.
+  Hypothesis single(at::Tensor logits, TextStream& stream, const TextCallback& on_text) {
+    const bool follow_text = on_text || !opt_.stop.empty();
+    std::optional<at::Generator> gen;
+    if (opt_.temperature > 0)
+      gen = at::make_generator<at::CPUGeneratorImpl>(opt_.seed ? *opt_.seed : std::random_device{}());
+    Hypothesis h;
+    for (int64_t step = 0;; ++step) {
+      if (opt_.return_step_logits) {
+        step_rows_.push_back(logits);
+        h.rows.push_back(0);
+      }
+      const auto lp = step_logprobs(logits[0], step, rules_, h.generated, opt_);
+      const bool free = step >= rules_.free_start() && step < rules_.eos_step;
+      const int64_t token = gen && free ? sample(lp, opt_, *gen) : lp.argmax().item<int64_t>();
+      h.logprob += lp[token].item<double>();
+      h.tokens.push_back(token);
+      if (token == rules_.eos) break;
+      if (step >= rules_.free_start()) {
+        h.generated.push_back(token);
+        if (follow_text) {
+          const std::string piece = stream.push(h.generated);
+          if (on_text && !piece.empty()) on_text(piece);
+          if (stream.stopped()) break;
+        }
+      }
+      if (step >= rules_.last_step) break;
+      logits = next_logits({token});
+    }
+    return h;
+  }
+
+  // fairseq's beam search: 2k candidates per step from all live hypotheses by total log-prob; an
+  // EOS among the k best finishes a hypothesis (score normalised by its length); the k best others
+  // go on. Ends with k finished hypotheses or at the step limit.
+  Hypothesis beam(at::Tensor logits) {
+    const int64_t k = opt_.num_beams;
+    std::vector<Hypothesis> live(1), done;
+    std::vector<double> done_scores;
+    for (int64_t step = 0;; ++step) {
+      if (opt_.return_step_logits) step_rows_.push_back(logits);
+      const int64_t b = static_cast<int64_t>(live.size());
+      std::vector<at::Tensor> totals;
+      for (int64_t i = 0; i < b; ++i)
+        totals.push_back(step_logprobs(logits[i], step, rules_, live[i].generated, opt_).add_(live[i].logprob));
+      const auto flat = at::stack(totals).view(-1);
+      const int64_t V = logits.size(1);
+      const auto top = flat.topk(std::min<int64_t>(2 * k, flat.numel()));
+      const auto vals = std::get<0>(top).contiguous(), idx = std::get<1>(top).contiguous();
+      const bool final_step = step >= rules_.last_step;
+      std::vector<Hypothesis> next;
+      std::vector<int64_t> parents;
+      for (int64_t r = 0; r < vals.numel(); ++r) {
+        const float total = vals.data_ptr<float>()[r];
+        if (total == kNegInf) break;
+        const int64_t row = idx.data_ptr<int64_t>()[r] / V, token = idx.data_ptr<int64_t>()[r] % V;
+        const bool ends = token == rules_.eos || final_step;
+        if (ends ? (r >= k || static_cast<int64_t>(done.size()) >= k) : static_cast<int64_t>(next.size()) >= k)
+          continue;
+        Hypothesis h = live[row];
+        h.tokens.push_back(token);
+        if (step >= rules_.free_start() && token != rules_.eos) h.generated.push_back(token);
+        h.rows.push_back(row);
+        h.logprob = total;
+        if (ends) {
+          done_scores.push_back(normalised(total, h.tokens.size(), opt_.length_penalty));
+          done.push_back(std::move(h));
+        } else {
+          next.push_back(std::move(h));
+          parents.push_back(row);
+        }
+      }
+      if (static_cast<int64_t>(done.size()) >= k || final_step || next.empty()) break;
+      std::vector<int64_t> src(k, 0);
+      std::copy(parents.begin(), parents.end(), src.begin());
+      cache_->reorder(at::tensor(src, at::kLong));
+      std::vector<int64_t> tokens;
+      for (const auto& h : next) tokens.push_back(h.tokens.back());
+      live = std::move(next);
+      logits = next_logits(tokens);
+    }
+    if (done.empty()) throw Error("decoder: beam search ended without a hypothesis");
+    const size_t best = std::max_element(done_scores.begin(), done_scores.end()) - done_scores.begin();
+    return done[best];
+  }
+
+  const Llama& llm_;
+  const Tokenizer& tok_;
+  const at::Tensor& audio_;
+  const PromptIds& prompt_;
+  const at::Tensor& scale_;
+  const GenerateOptions& opt_;
+  Rules rules_;
+  int64_t prompt_len_ = 0;
+  std::optional<KVCache> cache_;
+  std::vector<at::Tensor> step_rows_;  // logits [rows, vocab] of every step, when asked
+};
+
+}  // namespace
+
+GenerateResult generate(const Llama& llm, const Tokenizer& tok, const at::Tensor& audio_embeds,
+                        const PromptIds& prompt, const at::Tensor& lora_scale, const GenerateOptions& opt,
+                        const TextCallback& on_text) {
+  opt.validate();
+  if (tok.vocab_size() != llm.config().vocab_size)
+    throw Error("tokenizer " + tok.path() + ": " + std::to_string(tok.vocab_size()) +
+                " pieces, but the decoder has a vocabulary of " + std::to_string(llm.config().vocab_size));
+  c10::InferenceMode guard;
+  return Decoding(llm, tok, audio_embeds, prompt, lora_scale, opt).run(on_text);
+}
+
+}  // namespace wavllm::decoder
