@@ -23,6 +23,7 @@ def main(argv=None):
     p.add_argument("instruction")
     p.add_argument("--max-new-tokens", type=int, default=None)
     p.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    p.add_argument("--device", default="cpu", help="torch device (cpu, cuda, cuda:1...)")
     p.add_argument("--dump", metavar="STAGES.safetensors",
                    help="also write every stage in the layout of tests/fixtures/stages/")
     a = p.parse_args(argv)
@@ -30,7 +31,7 @@ def main(argv=None):
         torch.set_num_threads(a.threads)
     try:
         samples = np.load(a.audio).astype(np.float32) if a.audio.endswith(".npy") else read_wav16k(a.audio)
-        ref = Reference.load(a.model_dir)
+        ref = Reference.load(a.model_dir, device=a.device)
     except (OSError, ValueError, EOFError) as e:
         print(f"reference: error: {e}", file=sys.stderr)
         return 1

@@ -17,7 +17,9 @@ one function per stage so a failing engine stage can be compared in isolation:
     result = ref.run(samples, instruction)            # all of the above, with timings
 
 Every stage's wall time is added to `ref.timings[stage]`, and `ref.on_stage(stage, seconds)`
-(a settable callback) is called after each one. Everything runs in float32 at batch size 1.
+(a settable callback) is called after each one. Everything runs in float32 at batch size 1,
+on the device given to `Reference.load` (CPU by default; on CUDA each stage timing ends with
+a synchronisation, so it covers the stage's kernels).
 """
 import importlib.util
 import json
@@ -140,9 +142,10 @@ class Result:
 class Reference:
     """The reference model: a config dict (config.json) and float32 weights by checkpoint name."""
 
-    def __init__(self, config, weights, tokenizer=None):
+    def __init__(self, config, weights, tokenizer=None, device="cpu"):
         self.cfg = config
-        self.W = weights
+        self.device = torch.device(device)
+        self.W = {k: v.to(self.device) for k, v in weights.items()}
         self.sp = tokenizer
         self.timings = {}
         self.on_stage = None
@@ -150,12 +153,12 @@ class Reference:
         hd = lc["dim"] // lc["n_heads"]
         freqs = 1.0 / (lc["rope_theta"] ** (torch.arange(0, hd, 2)[: hd // 2].float() / hd))
         angles = torch.outer(torch.arange(2 * lc["max_seq_len"]).float(), freqs)
-        self.rope = torch.polar(torch.ones_like(angles), angles)  # complex64 [positions, hd/2]
+        self.rope = torch.polar(torch.ones_like(angles), angles).to(self.device)  # [positions, hd/2]
 
     @classmethod
-    def load(cls, model_dir, tokenizer=True):
-        """Loads config.json, model*.safetensors and (if sentencepiece is installed and
-        tokenizer=True) tokenizer.model from a model directory."""
+    def load(cls, model_dir, tokenizer=True, device="cpu"):
+        """Loads config.json, model*.safetensors and (with tokenizer=True, which needs the
+        sentencepiece module) tokenizer.model from a model directory onto `device`."""
         with open(os.path.join(model_dir, "config.json")) as f:
             cfg = json.load(f)
         arrays = stio.read_model_dir(model_dir, dtype="F32")
@@ -164,12 +167,14 @@ class Reference:
         if tokenizer:
             import sentencepiece
             sp = sentencepiece.SentencePieceProcessor(model_file=os.path.join(model_dir, "tokenizer.model"))
-        return cls(cfg, weights, sp)
+        return cls(cfg, weights, sp, device)
 
     def _timed(self, stage, fn, *args, **kwargs):
         t0 = time.perf_counter()
         with torch.inference_mode():
             out = fn(*args, **kwargs)
+        if self.device.type == "cuda":
+            torch.cuda.synchronize(self.device)
         dt = time.perf_counter() - t0
         self.timings[stage] = self.timings.get(stage, 0.0) + dt
         if self.on_stage is not None:
@@ -189,7 +194,7 @@ class Reference:
     def _whisper_encoder(self, mels, frames):
         c, W, p = self.cfg["whisper"], self.W, "audio_encoder.model."
         heads, eps = c["encoder_attention_heads"], c["layer_norm_eps"]
-        x = torch.as_tensor(np.asarray(mels, dtype=np.float32))
+        x = torch.as_tensor(np.asarray(mels, dtype=np.float32), device=self.device)
         x = F.gelu(F.conv1d(x, W[p + "conv1.weight"], W[p + "conv1.bias"], padding=1))
         x = F.gelu(F.conv1d(x, W[p + "conv2.weight"], W[p + "conv2.bias"], stride=2, padding=1))
         x = x.transpose(1, 2) + W[p + "embed_positions.weight"][: x.shape[2]]
@@ -233,7 +238,7 @@ class Reference:
         half = c["num_buckets"] // 2
         exact = half // 2
         # The bucket depends only on the offset key - query: compute it for the 2T - 1 offsets.
-        rel = torch.arange(-(t - 1), t)
+        rel = torch.arange(-(t - 1), t, device=self.device)
         bucket = (rel > 0).long() * half
         dist = rel.abs()
         large = exact + (torch.log(dist.float() / exact) / math.log(c["max_bucket_distance"] / exact)
@@ -242,13 +247,14 @@ class Reference:
         bucket = bucket + torch.where(dist < exact, dist, large)
         emb = self.W["wavlm_encoder.model.encoder.layers.0.attention.rel_attn_embed.weight"]
         per_offset = emb[bucket].t()  # [heads, 2T - 1]
-        index = torch.arange(t)[None, :] - torch.arange(t)[:, None] + (t - 1)
+        pos = torch.arange(t, device=self.device)
+        index = pos[None, :] - pos[:, None] + (t - 1)
         return per_offset[:, index]
 
     def _wavlm(self, samples):
         c, W, p = self.cfg["wavlm"], self.W, "wavlm_encoder.model."
         eps, heads, h_dim = c["layer_norm_eps"], c["num_attention_heads"], c["hidden_size"]
-        x = torch.as_tensor(np.asarray(samples, dtype=np.float32)).view(1, 1, -1)
+        x = torch.as_tensor(np.asarray(samples, dtype=np.float32), device=self.device).view(1, 1, -1)
         for i, stride in enumerate(c["conv_stride"]):
             lp = f"{p}feature_extractor.conv_layers.{i}."
             x = F.conv1d(x, W[lp + "conv.weight"], W.get(lp + "conv.bias"), stride=stride)
@@ -365,7 +371,8 @@ class Reference:
             cache["k"], cache["v"] = k, v
         mask = None
         if t > 1:
-            mask = torch.triu(torch.full((t, k.shape[0]), float("-inf")), diagonal=k.shape[0] - t + 1)
+            mask = torch.triu(torch.full((t, k.shape[0]), float("-inf"), device=x.device),
+                              diagonal=k.shape[0] - t + 1)
         a = attention((q / math.sqrt(hd)).reshape(t, d), k.reshape(-1, d), v.reshape(-1, d), heads, mask=mask)
         x = x + proj("wo", a)
         h = self._rms(x, W[p + "ffn_norm.weight"])
@@ -378,7 +385,7 @@ class Reference:
         norm), scale_fc_2(GELU(scale_fc_1(h))), attention pooling over tokens, relu, clamp 3."""
         def run():
             W, p = self.W, "gpt_model.model_llama."
-            h = W[p + "tok_embeddings.weight"][torch.as_tensor(orig_ids)]
+            h = W[p + "tok_embeddings.weight"][torch.as_tensor(orig_ids, device=self.device)]
             for i in range(self.cfg["llama"]["n_layers"]):
                 h = self._layer(i, h, 0, None, None)
             u = linear(F.gelu(linear(h, W[p + "scale_fc_1.weight"], W[p + "scale_fc_1.bias"])),
@@ -404,7 +411,7 @@ class Reference:
         emb = W["gpt_model.model_llama.tok_embeddings.weight"]
         max_steps = self.cfg["generation"]["max_steps"]
         caches = [{} for _ in range(lc["n_layers"])]
-        x = torch.cat([emb[torch.as_tensor(left)], audio_embeds, emb[tok["bos"]][None]])
+        x = torch.cat([emb[torch.as_tensor(left, device=self.device)], audio_embeds, emb[tok["bos"]][None]])
         pos, forced = 0, list(right[1:])
         logits_all, decoded, generated = [], [], []
         for step in range(max_steps):
