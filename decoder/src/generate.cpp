@@ -42,7 +42,7 @@ double seconds_since(Clock::time_point t) { return std::chrono::duration<double>
 struct Rules {
   std::vector<int64_t> forced;  // right[1:], chosen at steps 0 .. F-1
   int64_t eos_step = 0;         // from this step on only EOS may be chosen (max_len in fairseq)
-  int64_t last_step = 0;        // max_new_tokens: the step that chooses the last allowed token
+  int64_t last_step = 0;        // the step that chooses the last token (max_new_tokens, rotary table)
   int64_t eos = 2, unk = 0, pad = -1;
   int64_t free_start() const { return static_cast<int64_t>(forced.size()); }
 };
@@ -141,8 +141,10 @@ class Decoding {
                   std::to_string(audio.size(0)) + " audio frames + BOS + " + std::to_string(F) +
                   " instruction tokens need " + std::to_string(prompt_len_ + F) +
                   " positions; the rotary table has " + std::to_string(table) + " (2 x llama.max_seq_len)");
-    rules_.eos_step = std::min<int64_t>(opt.max_steps, table - prompt_len_);
-    rules_.last_step = rules_.eos_step;
+    rules_.eos_step = opt.max_steps;
+    // The last step that may run: its token is chosen but never fed, so the table bounds it like
+    // max_new_tokens does (generation ends there without an EOS).
+    rules_.last_step = std::min<int64_t>(opt.max_steps, table - prompt_len_);
     if (opt.max_new_tokens > 0) rules_.last_step = std::min<int64_t>(rules_.last_step, F + opt.max_new_tokens - 1);
   }
 

@@ -1,0 +1,228 @@
+// Decoding strategies and controls on the demo model: sampling, beam search, repetition controls,
+// step limits, stop strings, streaming, and errors.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <set>
+
+#include "decoder_fixtures.h"
+#include "wavllm/core/error.h"
+
+namespace {
+
+using namespace wavllm;
+using namespace wavllm::test;
+using decoder::GenerateOptions;
+
+const StageInputs& museum() {  // its greedy output repeats tokens (284, 94, 284, 94)
+  static const StageInputs s = stage_inputs("museum_sqa");
+  return s;
+}
+
+size_t forced_count(const StageInputs& s) { return s.prompt.right.size() - 1; }
+
+// The score a result reports, recomputed from its step logits.
+double score_from_logits(const decoder::GenerateResult& r, double length_penalty) {
+  const at::Tensor lp = at::log_softmax(r.step_logits, -1);
+  double sum = 0;
+  for (size_t s = 0; s < r.decoded_tokens.size(); ++s) sum += lp[s][r.decoded_tokens[s]].item<double>();
+  return sum / std::pow(static_cast<double>(r.decoded_tokens.size()), length_penalty);
+}
+
+TEST(Sampling, SameSeedSameOutputOtherSeedOtherOutput) {
+  GenerateOptions opt;
+  opt.max_new_tokens = 12;
+  opt.temperature = 1.0;
+  opt.seed = 1234;
+  const auto a = demo_generate(museum(), opt);
+  const auto b = demo_generate(museum(), opt);
+  EXPECT_EQ(a.generated_ids, b.generated_ids);
+  EXPECT_EQ(a.generated_ids.size(), 12u);
+  opt.seed = 99;
+  EXPECT_NE(demo_generate(museum(), opt).generated_ids, a.generated_ids);
+}
+
+TEST(Sampling, TopKOneAndTinyTopPAreGreedy) {
+  GenerateOptions greedy;
+  greedy.max_new_tokens = 10;
+  const auto ref = demo_generate(museum(), greedy);
+  GenerateOptions opt = greedy;
+  opt.temperature = 1.5;
+  opt.seed = 7;
+  opt.top_k = 1;
+  EXPECT_EQ(demo_generate(museum(), opt).decoded_tokens, ref.decoded_tokens);
+  opt.top_k = 0;
+  opt.top_p = 1e-6;
+  EXPECT_EQ(demo_generate(museum(), opt).decoded_tokens, ref.decoded_tokens);
+}
+
+TEST(Sampling, ForcedPrefixIsKept) {
+  GenerateOptions opt;
+  opt.max_new_tokens = 5;
+  opt.temperature = 2.0;
+  opt.seed = 3;
+  const auto r = demo_generate(museum(), opt);
+  const std::vector<int64_t> forced(museum().prompt.right.begin() + 1, museum().prompt.right.end());
+  ASSERT_GE(r.decoded_tokens.size(), forced.size());
+  EXPECT_EQ(std::vector<int64_t>(r.decoded_tokens.begin(), r.decoded_tokens.begin() + forced.size()), forced);
+  for (auto id : r.generated_ids) EXPECT_NE(id, 0);  // pad/unk never chosen
+}
+
+TEST(BeamSearch, ScoresAtLeastGreedyAndReportsItsScore) {
+  for (const auto& name : stage_cases()) {
+    const auto s = stage_inputs(name);
+    GenerateOptions opt;
+    opt.max_new_tokens = 10;
+    opt.return_step_logits = true;
+    const auto greedy = demo_generate(s, opt);
+    opt.num_beams = 4;
+    const auto beam = demo_generate(s, opt);
+    EXPECT_NEAR(greedy.score, score_from_logits(greedy, 1.0), 1e-4) << name;
+    EXPECT_NEAR(beam.score, score_from_logits(beam, 1.0), 1e-4) << name;
+    EXPECT_GE(beam.score, greedy.score - 1e-6) << name;
+    EXPECT_EQ(beam.text, demo().tok.decode(beam.generated_ids)) << name;
+    const size_t f = forced_count(s);
+    EXPECT_EQ(std::vector<int64_t>(beam.decoded_tokens.begin(), beam.decoded_tokens.begin() + f),
+              std::vector<int64_t>(s.prompt.right.begin() + 1, s.prompt.right.end()))
+        << name;
+    // The step logits along the best hypothesis agree with greedy's while the tokens agree.
+    for (size_t step = 0; step < beam.decoded_tokens.size() && beam.decoded_tokens[step] == greedy.decoded_tokens[step];
+         ++step)
+      EXPECT_LE(max_abs_diff(beam.step_logits[step + 1 < beam.decoded_tokens.size() ? step + 1 : step],
+                             greedy.step_logits[step + 1 < greedy.decoded_tokens.size() ? step + 1 : step]),
+                1e-4)
+          << name << " step " << step;
+  }
+}
+
+TEST(BeamSearch, EndsWithEosAtTheStepLimit) {
+  GenerateOptions opt;
+  opt.num_beams = 3;
+  opt.max_steps = static_cast<int>(forced_count(museum())) + 4;
+  const auto r = demo_generate(museum(), opt);
+  ASSERT_FALSE(r.decoded_tokens.empty());
+  EXPECT_EQ(r.decoded_tokens.back(), 2);
+  EXPECT_LE(r.decoded_tokens.size(), static_cast<size_t>(opt.max_steps) + 1);
+}
+
+TEST(StepLimit, OnlyEosAtMaxSteps) {
+  GenerateOptions opt;
+  opt.max_steps = static_cast<int>(forced_count(museum())) + 3;
+  opt.return_step_logits = true;
+  const auto r = demo_generate(museum(), opt);
+  // Three free tokens, then the reference's forced EOS at step max_steps (its logits included).
+  EXPECT_EQ(r.generated_ids.size(), 3u);
+  ASSERT_EQ(r.decoded_tokens.size(), static_cast<size_t>(opt.max_steps) + 1);
+  EXPECT_EQ(r.decoded_tokens.back(), 2);
+  EXPECT_EQ(r.step_logits.size(0), opt.max_steps + 1);
+}
+
+TEST(RepetitionControls, NoRepeatNgramAndPenalty) {
+  GenerateOptions opt;
+  opt.max_new_tokens = 10;
+  const auto plain = demo_generate(museum(), opt).generated_ids;
+  ASSERT_LT(std::set<int64_t>(plain.begin(), plain.end()).size(), plain.size()) << "the case must repeat";
+
+  opt.no_repeat_ngram_size = 1;
+  const auto unique = demo_generate(museum(), opt).generated_ids;
+  EXPECT_EQ(unique.size(), 10u);
+  EXPECT_EQ(std::set<int64_t>(unique.begin(), unique.end()).size(), unique.size());
+
+  opt.no_repeat_ngram_size = 2;
+  const auto bigrams = demo_generate(museum(), opt).generated_ids;
+  std::set<std::pair<int64_t, int64_t>> seen;
+  for (size_t i = 0; i + 1 < bigrams.size(); ++i) EXPECT_TRUE(seen.insert({bigrams[i], bigrams[i + 1]}).second);
+
+  opt.no_repeat_ngram_size = 0;
+  opt.repetition_penalty = 50;
+  const auto penalised = demo_generate(museum(), opt).generated_ids;
+  EXPECT_NE(penalised, plain);
+  EXPECT_EQ(std::set<int64_t>(penalised.begin(), penalised.end()).size(), penalised.size());
+}
+
+TEST(StopStrings, CutTextAndEndGeneration) {
+  GenerateOptions opt;
+  opt.max_new_tokens = 10;
+  const auto full = demo_generate(museum(), opt);
+  const std::string stop = full.text.substr(4, 2);
+  ASSERT_EQ(stop.size(), 2u);
+  opt.stop = {stop, "never appears"};
+  std::string streamed;
+  const auto r = demo_generate(museum(), opt, [&](const std::string& piece) { streamed += piece; });
+  EXPECT_EQ(r.text, full.text.substr(0, full.text.find(stop)));
+  EXPECT_EQ(streamed, r.text);
+  EXPECT_LT(r.generated_ids.size(), full.generated_ids.size());
+}
+
+TEST(Streaming, PiecesAreValidUtf8AndAddUpToTheText) {
+  // The plants case's output holds byte-fallback pieces that are not valid UTF-8 (U+FFFD in the text).
+  for (const auto& name : stage_cases()) {
+    GenerateOptions opt;
+    opt.max_new_tokens = 10;
+    std::string streamed;
+    int calls = 0;
+    const auto r = demo_generate(stage_inputs(name), opt, [&](const std::string& piece) {
+      EXPECT_FALSE(piece.empty());
+      // Whole characters only: a piece never starts with a continuation byte or ends inside a character.
+      EXPECT_NE(static_cast<unsigned char>(piece.front()) >> 6, 0x2u) << name;
+      streamed += piece;
+      ++calls;
+    });
+    EXPECT_EQ(streamed, r.text) << name;
+    EXPECT_GT(calls, 1) << name;
+  }
+}
+
+TEST(Errors, ContextLongerThanTheRotaryTable) {
+  const auto& cfg = demo().cfg.llama;
+  const auto& s = museum();
+  const int64_t room = cfg.max_positions() - static_cast<int64_t>(s.prompt.left.size() + s.prompt.right.size());
+  const at::Tensor too_long = at::zeros({room + 1, cfg.dim});
+  try {
+    decoder::generate(demo().llm, demo().tok, too_long, s.prompt, demo_scale(s.prompt), GenerateOptions{});
+    FAIL() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("context too long"), std::string::npos) << e.what();
+  }
+  // One position less fits: the forced prefix and one free token.
+  GenerateOptions opt;
+  opt.max_new_tokens = 1;
+  const auto r = decoder::generate(demo().llm, demo().tok, at::zeros({room, cfg.dim}), s.prompt, demo_scale(s.prompt), opt);
+  EXPECT_EQ(r.generated_ids.size(), 1u);
+  EXPECT_THROW(demo().llm.new_cache(1, cfg.max_positions() + 1), Error);
+  EXPECT_THROW(demo().llm.prompt_hidden(std::vector<int64_t>(cfg.max_positions() + 1, 5)), Error);
+}
+
+TEST(Errors, BadInputsAndOptions) {
+  const auto& s = museum();
+  const at::Tensor scale = demo_scale(s.prompt);
+  auto expect_error = [&](GenerateOptions opt, const std::string& word) {
+    try {
+      decoder::generate(demo().llm, demo().tok, s.audio_embeds, s.prompt, scale, opt);
+      ADD_FAILURE() << "no error for " << word;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find(word), std::string::npos) << e.what();
+    }
+  };
+  GenerateOptions o;
+  o.temperature = -1;
+  expect_error(o, "temperature");
+  o = {};
+  o.top_p = 0;
+  expect_error(o, "top_p");
+  o = {};
+  o.num_beams = 2;
+  o.temperature = 0.5;
+  expect_error(o, "num_beams");
+  o = {};
+  o.stop = {""};
+  expect_error(o, "stop");
+  o = {};
+  o.repetition_penalty = 0;
+  expect_error(o, "repetition_penalty");
+  EXPECT_THROW(decoder::generate(demo().llm, demo().tok, s.audio_embeds.narrow(1, 0, 10), s.prompt, scale, {}), Error);
+  EXPECT_THROW(decoder::generate(demo().llm, demo().tok, s.audio_embeds, s.prompt, scale.narrow(0, 0, 3), {}), Error);
+  EXPECT_THROW(demo().llm.embed({5, 512}), Error);
+}
+
+}  // namespace
