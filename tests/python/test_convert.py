@@ -289,3 +289,18 @@ def test_safetensors_reader_rejects_bad_files(tmp_path):
             stio.read_file(str(path))
     with pytest.raises(stio.SafetensorsError, match="no model.safetensors"):
         stio.read_model_dir(str(tmp_path))
+
+
+def test_big_endian_checkpoint(tmp_path):
+    # torch >= 2.1 records the writer's byte order; a big-endian machine's storages are
+    # byte-swapped. Every fixture storage is float32: swap each 4-byte word.
+    parts = _fixture_parts()
+    pkl = parts.pop("tiny_checkpoint/data.pkl")
+    storages = {k.rsplit("/", 1)[1]: np.frombuffer(v, "<f4").astype(">f4").tobytes()
+                for k, v in parts.items() if "/data/" in k}
+    path = torch_zip(tmp_path / "be.pt", pkl, storages, name="archive")
+    with zipfile.ZipFile(path, "a") as z:
+        z.writestr("archive/byteorder", "big")
+    convert.convert(str(path), str(tmp_path / "out"), hparams=HPARAMS, log=lambda *_: None)
+    got = stio.read_model_dir(str(tmp_path / "out"))
+    assert all(got[n].tobytes() == REFERENCE[n].tobytes() for n in REFERENCE)
