@@ -135,6 +135,25 @@ def test_parse_options():
                                        "C": "Change his working time"}
 
 
+@pytest.mark.parametrize("prompt,options", [
+    # Gaokao prompts separate options with ';', with nothing, or mix both.
+    ("What are the speakers talking about? A. A class B. A trip C. A city",
+     {"A": "A class", "B": "A trip", "C": "A city"}),
+    ("Where is John's father? A. At work B. At home; C. At schoo1.",
+     {"A": "At work", "B": "At home", "C": "At schoo1"}),
+    ("How much? A. $70, B. $60, C. $50", {"A": "$70", "B": "$60", "C": "$50"}),
+    ("No options here.", {}),
+])
+def test_parse_option_separators(prompt, options):
+    assert m.parse_options(prompt) == options
+
+
+def test_extract_option_by_text_when_options_start_with_articles():
+    options = m.parse_options("What are the speakers talking about? A. A class B. A trip C. A city")
+    assert m.extract_option("A trip.", options) == "B"
+    assert m.extract_option("They are talking about a city.", options) == "C"
+
+
 @pytest.mark.parametrize("text,letter", [
     ("The answer is B", "B"),
     ("B. Do as he always does", "B"),

@@ -257,9 +257,29 @@ def extract_emotion(text, labels=EMOTION_WORDS):
 
 
 def parse_options(prompt):
-    """{'A': 'Start to take exercise', ...} from an SQA prompt "... A. xxx; B. yyy; C. zzz."."""
-    found = re.findall(r"(?:^|[\s;?])([A-Z])\.\s+(.+?)(?=;\s*[A-Z]\.\s|\.?\s*$)", prompt)
-    return {letter: text.strip().rstrip(".") for letter, text in found}
+    """{'A': 'Start to take exercise', ...} from an SQA prompt "... A. xxx; B. yyy; C. zzz.".
+
+    Options are the longest run of markers "A. ", "B. ", "C. "... in letter order (separated by
+    ';', ',' or nothing, as the Gaokao prompts vary); each text runs to the next marker."""
+    marks = [(m.group(1), m.start(1), m.end()) for m in
+             re.finditer(r"(?<![A-Za-z0-9])([A-Z])\.\s+", prompt)]
+    best = []
+    for i, (letter, _, _) in enumerate(marks):
+        if letter != "A":
+            continue
+        chain = [marks[i]]
+        for m in marks[i + 1:]:
+            if ord(m[0]) == ord(chain[-1][0]) + 1:
+                chain.append(m)
+        if len(chain) >= len(best):  # the last, longest chain: the options end the prompt
+            best = chain
+    if len(best) < 2:
+        return {}
+    options = {}
+    for k, (letter, _, end) in enumerate(best):
+        stop = best[k + 1][1] if k + 1 < len(best) else len(prompt)
+        options[letter] = prompt[end:stop].strip().rstrip(";,").strip().rstrip(".").strip()
+    return options
 
 
 def extract_option(text, options=None):
