@@ -1,0 +1,333 @@
+#!/usr/bin/python3
+"""Runs the engine (through the Python binding) over a reference test manifest and scores it.
+
+    PYTHONPATH=build/python /usr/bin/python3 eval/run_task.py \
+        --manifest ../shared/data/wavllm_test_data/asr.tsv --model models/wavllm --out results/asr
+
+The manifest is the reference's TSV: a header, columns found by name (id, audio, prompt,
+tgt_text; n_frames and with_speech are read but not needed). An audio path is joined to
+--audio-root (default: the manifest's folder) as the reference does; when that file does not
+exist its leading folders are dropped one by one, so the reference manifests
+("SpeechT5/WavLLM/.../test_data/audio/asr.flac") work against a flat copy of the audio.
+
+The task decides the score (eval/wavllm_eval/metrics.py): asr -> WER (normalized, and the
+reference's plain whitespace WER) and CER; st -> corpus BLEU (sacreBLEU defaults); sv, er,
+sqa -> accuracy of the extracted answer; free -> no score (outputs and speed only). --task auto
+(default) recognises the task from the prompts (SPEC section 7).
+
+Writes <out>/items.jsonl (one line per item, as it is produced), <out>/report.json and
+<out>/report.md (score, counts, speed: real-time factor and decode tokens/s). Items whose audio
+is missing stop the run before any work, unless --score-available (then only the present ones
+are run and scored, and the report says how many were missing). A failing item is recorded with
+its error and scored as an empty answer; --resume keeps the finished items of an earlier run.
+"""
+import argparse
+import json
+import os
+import re
+import sys
+import time
+
+EVAL = os.path.dirname(os.path.abspath(__file__))
+if EVAL not in sys.path:
+    sys.path.insert(0, EVAL)
+
+import wavllm  # noqa: E402
+from wavllm_eval import metrics  # noqa: E402
+
+TASKS = ("asr", "st", "sv", "er", "sqa", "free")
+REQUIRED_COLUMNS = ("id", "audio", "prompt", "tgt_text")
+
+
+class ManifestError(Exception):
+    """A manifest that cannot be read, or a run that cannot start (message says why)."""
+
+
+# ---------------------------------------------------------------- manifest
+
+def read_manifest(path):
+    """[{column: value}] of a reference TSV (header line, tab-separated, no quoting)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = [line.rstrip("\r\n") for line in f]
+    except OSError as e:
+        raise ManifestError(f"{path}: {e.strerror}") from None
+    lines = [line for line in lines if line.strip()]
+    if not lines:
+        raise ManifestError(f"{path}: empty manifest (a header line is needed)")
+    header = lines[0].split("\t")
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise ManifestError(f"{path}: no column {', '.join(missing)} in the header {header}")
+    rows, seen = [], set()
+    for n, line in enumerate(lines[1:], start=2):
+        fields = line.split("\t")
+        if len(fields) != len(header):
+            raise ManifestError(f"{path}:{n}: {len(fields)} fields, the header has {len(header)}")
+        row = dict(zip(header, fields))
+        if row["id"] in seen:
+            raise ManifestError(f"{path}:{n}: duplicate id {row['id']!r}")
+        seen.add(row["id"])
+        rows.append(row)
+    return rows
+
+
+def resolve_audio(root, rel):
+    """root/rel, else root/<rel without its first k folders> for the smallest k that exists;
+    None when no candidate exists."""
+    if os.path.isabs(rel):
+        return rel if os.path.isfile(rel) else None
+    parts = rel.replace("\\", "/").split("/")
+    for k in range(len(parts)):
+        cand = os.path.join(root, *parts[k:])
+        if os.path.isfile(cand):
+            return cand
+    return None
+
+
+# ---------------------------------------------------------------- tasks and scoring
+
+def infer_task(rows):
+    """The task every prompt of the manifest asks for (SPEC section 7), 'free' otherwise."""
+    def task_of(prompt):
+        if prompt == wavllm.transcribe_instruction():
+            return "asr"
+        if re.fullmatch(r"Translate the audio clip into [A-Z][a-z]+\.", prompt):
+            return "st"
+        if prompt == wavllm.speaker_verification_instruction():
+            return "sv"
+        if prompt == wavllm.emotion_instruction():
+            return "er"
+        if len(metrics.parse_options(prompt)) >= 2:
+            return "sqa"
+        return "free"
+    tasks = {task_of(r["prompt"]) for r in rows}
+    return tasks.pop() if len(tasks) == 1 else "free"
+
+
+def gold_label(task, target):
+    if task == "sv":
+        return metrics.extract_yes_no(target) or target.strip().lower()
+    if task == "er":
+        return metrics.extract_emotion(target) or target.strip().lower()
+    return target.strip().upper()  # sqa: the option letter
+
+
+def predicted_label(task, hypothesis, prompt):
+    if task == "sv":
+        return metrics.extract_yes_no(hypothesis)
+    if task == "er":
+        return metrics.extract_emotion(hypothesis)
+    return metrics.extract_option(hypothesis, metrics.parse_options(prompt))
+
+
+def score(task, items):
+    """{'metric', 'value', 'details'} over the items (failed items count with an empty answer);
+    also adds each item's 'predicted' label for the accuracy tasks."""
+    refs = [it["reference"] for it in items]
+    hyps = [it["hypothesis"] for it in items]
+    if task == "asr":
+        norm = metrics.wer(refs, hyps, normalize=True)
+        return {"metric": "WER (normalized)", "value": 100 * norm.rate,
+                "details": {"wer_normalized": str(norm),
+                            "wer_plain": str(metrics.wer(refs, hyps)),
+                            "cer_normalized": str(metrics.cer(refs, hyps, normalize=True))}}
+    if task == "st":
+        bleu = metrics.corpus_bleu(hyps, refs)
+        return {"metric": "BLEU", "value": bleu.score, "details": {"bleu": str(bleu)}}
+    if task in ("sv", "er", "sqa"):
+        gold = [gold_label(task, r) for r in refs]
+        pred = [predicted_label(task, it["hypothesis"], it["prompt"]) for it in items]
+        for it, p in zip(items, pred):
+            it["predicted"] = p
+        details = {"correct": sum(p == g for p, g in zip(pred, gold)),
+                   "no_answer_found": sum(p is None for p in pred)}
+        if task == "er":
+            details["confusion"] = metrics.format_confusion(metrics.confusion_table(gold, pred))
+        return {"metric": "accuracy", "value": 100 * metrics.accuracy(pred, gold), "details": details}
+    return {"metric": None, "value": None, "details": {}}
+
+
+# ---------------------------------------------------------------- running
+
+def load_model(args):
+    return wavllm.Model(args.model, device=args.device, dtype=args.dtype, threads=args.threads)
+
+
+def generate_options(args):
+    opts = {"max_new_tokens": args.max_new_tokens, "temperature": args.temperature,
+            "top_p": args.top_p, "seed": args.seed, "num_beams": args.num_beams}
+    return {k: v for k, v in opts.items() if v is not None}
+
+
+def run_item(model, row, audio_path, options):
+    item = {"id": row["id"], "audio": audio_path, "prompt": row["prompt"],
+            "reference": row["tgt_text"], "hypothesis": "", "error": None}
+    start = time.perf_counter()
+    try:
+        r = model.generate(audio_path, row["prompt"], **options)
+    except wavllm.Error as e:  # a bad file or prompt: recorded, the run goes on
+        item.update(error=str(e), seconds=time.perf_counter() - start)
+        return item
+    item.update(hypothesis=r.text, tokens=len(r.token_ids), seconds=time.perf_counter() - start,
+                audio_seconds=r.audio_seconds, real_time_factor=r.real_time_factor,
+                timings=r.timings)
+    return item
+
+
+def write_items(path, items):
+    with open(path, "w", encoding="utf-8") as out:
+        for item in items:
+            out.write(json.dumps(item, ensure_ascii=False) + "\n")
+
+
+def read_done(path):
+    """Items of an earlier run that finished without error, by id."""
+    done = {}
+    if os.path.exists(path):
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                try:
+                    item = json.loads(line)
+                except ValueError:  # a line cut by an interrupted run
+                    continue
+                if item.get("error") is None:
+                    done[item["id"]] = item
+    return done
+
+
+def speed(items):
+    ok = [it for it in items if it.get("error") is None]
+    audio = sum(it["audio_seconds"] for it in ok)
+    wall = sum(it["seconds"] for it in ok)
+    tokens = sum(it["tokens"] for it in ok)
+    decode = sum(it["timings"]["decode"] for it in ok)
+    stages = {}
+    for it in ok:
+        for k, v in it["timings"].items():
+            stages[k] = stages.get(k, 0.0) + v
+    return {"audio_seconds": audio, "wall_seconds": wall,
+            "real_time_factor": wall / audio if audio else None,
+            "generated_tokens": tokens,
+            "decode_tokens_per_second": tokens / decode if decode else None,
+            "stage_seconds": stages}
+
+
+def run(args, rows, task, audio_paths, log=print):
+    """Runs every row with an audio path; returns the report dict (items written as they go)."""
+    model = load_model(args)
+    if task == "auto":
+        task = infer_task(rows)
+    os.makedirs(args.out, exist_ok=True)
+    items_path = os.path.join(args.out, "items.jsonl")
+    done = read_done(items_path) if args.resume else {}
+    options = generate_options(args)
+    items = []
+    todo = [r for r in rows if audio_paths.get(r["id"])]
+    with open(items_path, "w", encoding="utf-8") as out:
+        for n, row in enumerate(todo, start=1):
+            item = done.get(row["id"]) or run_item(model, row, audio_paths[row["id"]], options)
+            out.write(json.dumps(item, ensure_ascii=False) + "\n")
+            out.flush()
+            items.append(item)
+            status = f"ERROR {item['error']}" if item["error"] else repr(item["hypothesis"][:60])
+            log(f"[{n}/{len(todo)}] {row['id']}: {status}")
+    result = score(task, items)
+    write_items(items_path, items)  # again, with the labels the scorer extracted
+    return {
+        "manifest": os.path.abspath(args.manifest), "model": os.path.abspath(args.model),
+        "device": model.device, "dtype": model.dtype, "task": task,
+        "generation": options, "score": result,
+        "counts": {"manifest": len(rows), "missing_audio": len(rows) - len(todo), "run": len(items),
+                   "failed": sum(it["error"] is not None for it in items)},
+        "speed": speed(items),
+        "date": time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime()),
+    }
+
+
+def markdown(report):
+    s, c, v = report["score"], report["counts"], report["speed"]
+    value = "n/a (free task: no reference scorer)" if s["value"] is None else f"{s['value']:.2f}"
+    lines = [f"# {os.path.basename(report['manifest'])}: {report['task']}", "",
+             f"- model: `{report['model']}` ({report['device']}, {report['dtype']}), {report['date']}",
+             f"- generation options: {report['generation'] or 'model defaults'}",
+             f"- **{s['metric'] or 'score'}: {value}**"]
+    lines += [f"  - {k}: {d}" for k, d in s["details"].items() if k != "confusion"]
+    if "confusion" in s["details"]:
+        lines += ["", "```", s["details"]["confusion"], "```", ""]
+    lines += [f"- items: {c['manifest']} in the manifest, {c['run']} run, {c['failed']} failed, "
+              f"{c['missing_audio']} with missing audio"]
+    if v["real_time_factor"] is not None:
+        tps = v["decode_tokens_per_second"]
+        lines += [f"- speed: real-time factor {v['real_time_factor']:.3f} "
+                  f"({v['wall_seconds']:.1f} s for {v['audio_seconds']:.1f} s of audio), "
+                  f"{v['generated_tokens']} tokens, decode "
+                  + (f"{tps:.1f} tokens/s" if tps else "n/a"),
+                  "", "| stage | seconds |", "|---|---|"]
+        lines += [f"| {k} | {t:.3f} |" for k, t in v["stage_seconds"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report, out):
+    with open(os.path.join(out, "report.json"), "w", encoding="utf-8") as f:
+        json.dump(report, f, indent=1, ensure_ascii=False)
+    with open(os.path.join(out, "report.md"), "w", encoding="utf-8") as f:
+        f.write(markdown(report))
+
+
+def check_audio(rows, root, score_available, log=print):
+    """{id: path or None}; raises ManifestError when audio is missing and not score_available."""
+    paths = {r["id"]: resolve_audio(root, r["audio"]) for r in rows}
+    missing = [r for r in rows if paths[r["id"]] is None]
+    if missing:
+        first = ", ".join(r["audio"] for r in missing[:3])
+        msg = (f"{len(missing)} of {len(rows)} audio files are missing under {root} "
+               f"(first: {first})")
+        if not score_available:
+            raise ManifestError(msg + "; pass --score-available to run and score the others")
+        log(msg + ": scoring the available ones only")
+    return paths
+
+
+def add_arguments(p):
+    """The options run() reads, shared with gaokao.py."""
+    p.add_argument("--manifest", required=True, help="reference TSV manifest")
+    p.add_argument("--model", required=True, help="model directory")
+    p.add_argument("--out", required=True, help="output folder (items.jsonl, report.json, report.md)")
+    p.add_argument("--limit", type=int, help="run the first N items only")
+    p.add_argument("--score-available", action="store_true",
+                   help="run and score the items whose audio exists when some are missing")
+    p.add_argument("--resume", action="store_true", help="keep the finished items of an earlier run in --out")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--dtype", default="float32")
+    p.add_argument("--threads", type=int, help="intra-op threads (default: every core)")
+    p.add_argument("--max-new-tokens", type=int)
+    p.add_argument("--temperature", type=float, help="default: the model's config (greedy)")
+    p.add_argument("--top-p", type=float)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--num-beams", type=int)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_arguments(p)
+    p.add_argument("--audio-root", help="folder the audio paths are relative to (default: the manifest's)")
+    p.add_argument("--task", choices=("auto",) + TASKS, default="auto")
+    args = p.parse_args(argv)
+    try:
+        rows = read_manifest(args.manifest)
+        if args.limit is not None:
+            rows = rows[:args.limit]
+        root = args.audio_root or os.path.dirname(os.path.abspath(args.manifest))
+        paths = check_audio(rows, root, args.score_available)
+        report = run(args, rows, args.task, paths)
+    except (ManifestError, wavllm.Error) as e:
+        print(f"run_task: {e}", file=sys.stderr)
+        return 2
+    write_report(report, args.out)
+    print(markdown(report))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

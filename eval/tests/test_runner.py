@@ -1,0 +1,141 @@
+"""eval/run_task.py and eval/gaokao.py on small manifests over the fixture audio and the demo model
+(whose greedy outputs are known: tests/fixtures/cases.json)."""
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+import gaokao
+import run_task
+from wavllm_eval import metrics
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+CASES = json.loads((FIXTURES / "cases.json").read_text())
+DEMO = str(ROOT / "models" / "demo")
+SHARED_GAOKAO = ROOT.parent / "shared" / "data" / "wavllm_test_data" / "gaokao.tsv"
+
+
+def write_tsv(path, header, rows):
+    path.write_text("\t".join(header) + "\n" + "\n".join("\t".join(r) for r in rows) + "\n")
+    return str(path)
+
+
+def read_items(out):
+    return [json.loads(line) for line in (out / "items.jsonl").read_text().splitlines()]
+
+
+def test_read_manifest_by_column_name(tmp_path):
+    # en2de.tsv's column order: tgt_text before prompt.
+    tsv = write_tsv(tmp_path / "m.tsv", ["id", "audio", "n_frames", "tgt_text", "prompt", "with_speech"],
+                    [["0", "a.wav", "5", "Hallo.", "Translate the audio clip into German.", "True"]])
+    (row,) = run_task.read_manifest(tsv)
+    assert row["prompt"] == "Translate the audio clip into German." and row["tgt_text"] == "Hallo."
+    with pytest.raises(run_task.ManifestError, match="no column prompt"):
+        run_task.read_manifest(write_tsv(tmp_path / "bad.tsv", ["id", "audio", "tgt_text"], [["0", "a", "b"]]))
+    with pytest.raises(run_task.ManifestError, match=r"bad2.tsv:3: duplicate id '0'"):
+        run_task.read_manifest(write_tsv(tmp_path / "bad2.tsv", ["id", "audio", "prompt", "tgt_text"],
+                                         [["0", "a", "p", "t"], ["0", "b", "p", "t"]]))
+
+
+def test_resolve_audio_drops_leading_folders(tmp_path):
+    (tmp_path / "audio").mkdir()
+    (tmp_path / "audio" / "asr.flac").write_bytes(b"")
+    ref_path = "SpeechT5/WavLLM/fairseq/examples/wavllm/test_data/audio/asr.flac"
+    assert run_task.resolve_audio(str(tmp_path), ref_path) == str(tmp_path / "audio" / "asr.flac")
+    assert run_task.resolve_audio(str(tmp_path), "audio/none.flac") is None
+
+
+def test_run_task_scores_and_reports(tmp_path):
+    cases = ["plants_asr", "museum_sqa", "short_er"]
+    header = ["id", "audio", "n_frames", "prompt", "tgt_text", "with_speech"]
+    # Each reference is the fixture's known output, so the expected score is known exactly.
+    rows = [[c, CASES[c]["audio"], str(CASES[c]["samples_16k"]), CASES[c]["prompt"], CASES[c]["text"], "True"]
+            for c in cases]
+    asr = write_tsv(tmp_path / "mixed.tsv", header, rows)
+    out = tmp_path / "out"
+    rc = run_task.main(["--manifest", asr, "--audio-root", str(FIXTURES / "audio"), "--model", DEMO,
+                        "--out", str(out), "--max-new-tokens", "10", "--task", "asr", "--threads", "1"])
+    assert rc == 0
+    items = read_items(out)
+    assert [it["id"] for it in items] == cases
+    for it in items:
+        assert it["error"] is None and it["hypothesis"] == CASES[it["id"]]["text"]
+        assert it["tokens"] == len(CASES[it["id"]]["generated_ids"])
+    report = json.loads((out / "report.json").read_text())
+    assert report["task"] == "asr" and report["score"]["value"] == 0.0  # hypotheses == references
+    assert report["counts"] == {"manifest": 3, "missing_audio": 0, "run": 3, "failed": 0}
+    audio_s = sum(CASES[c]["samples_16k"] for c in cases) / 16000
+    assert report["speed"]["audio_seconds"] == pytest.approx(audio_s)
+    assert report["speed"]["generated_tokens"] == 30
+    assert report["speed"]["real_time_factor"] > 0 and report["speed"]["decode_tokens_per_second"] > 0
+    md = (out / "report.md").read_text()
+    assert "WER (normalized): 0.00" in md and "real-time factor" in md
+
+    # --resume keeps finished items: an edited one is scored as it stands, not run again.
+    edited = [dict(it, hypothesis="x") if it["id"] == "short_er" else it for it in items]
+    (out / "items.jsonl").write_text("".join(json.dumps(it) + "\n" for it in edited))
+    assert run_task.main(["--manifest", asr, "--audio-root", str(FIXTURES / "audio"), "--model", DEMO,
+                          "--out", str(out), "--task", "asr", "--resume"]) == 0
+    assert [it["hypothesis"] for it in read_items(out)] == [it["hypothesis"] for it in edited]
+    report = json.loads((out / "report.json").read_text())
+    expected = metrics.wer([CASES[c]["text"] for c in cases], [it["hypothesis"] for it in edited], normalize=True)
+    assert report["score"]["value"] == pytest.approx(100 * expected.rate) and expected.rate > 0
+
+
+def test_run_task_sqa_accuracy_failures_and_missing_audio(tmp_path, capsys):
+    sqa = CASES["museum_sqa"]
+    header = ["id", "audio", "n_frames", "prompt", "tgt_text", "with_speech"]
+    rows = [["ok", sqa["audio"], "1", sqa["prompt"], "A", "True"],
+            ["bad", "missing.wav", "1", sqa["prompt"], "B", "True"]]
+    tsv = write_tsv(tmp_path / "sqa.tsv", header, rows)
+    args = ["--manifest", tsv, "--audio-root", str(FIXTURES / "audio"), "--model", DEMO,
+            "--out", str(tmp_path / "out"), "--max-new-tokens", "10", "--threads", "1"]
+    assert run_task.main(args) == 2
+    assert "1 of 2 audio files are missing" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()  # nothing ran
+
+    # A corrupt file is recorded as a failed item and scored as no answer.
+    shutil.copy(FIXTURES / "audio" / sqa["audio"], tmp_path / sqa["audio"])
+    (tmp_path / "missing.wav").write_bytes(b"RIFF not really a wav")
+    assert run_task.main(args[:3] + [str(tmp_path)] + args[4:]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["task"] == "sqa"  # recognised from the options in the prompt
+    assert report["counts"] == {"manifest": 2, "missing_audio": 0, "run": 2, "failed": 1}
+    ok, bad = read_items(tmp_path / "out")
+    assert "missing.wav" in bad["error"]
+    expected = metrics.extract_option(ok["hypothesis"], metrics.parse_options(sqa["prompt"]))
+    assert ok["predicted"] == expected
+    assert report["score"]["value"] == pytest.approx(50.0 if expected == "A" else 0.0)
+
+
+def test_gaokao_missing_audio_and_score_available(tmp_path, capsys):
+    prompt = CASES["museum_sqa"]["prompt"]
+    header = ["id", "audio", "n_frames", "prompt", "tgt_text", "with_speech"]
+    rows = [[f"short_conv_{i}", f"gaokao_audio/short_conv_{i}.wav", "111111", prompt, "ABC"[i], "True"]
+            for i in range(3)]
+    tsv = write_tsv(tmp_path / "gaokao.tsv", header, rows)
+    audio = tmp_path / "dl" / "gaokao_audio"
+    audio.mkdir(parents=True)
+    for i, name in enumerate(["short.wav", "plants.wav"]):
+        shutil.copy(FIXTURES / "audio" / name, audio / f"short_conv_{i}.wav")
+    args = ["--manifest", tsv, "--audio-dir", str(tmp_path / "dl"), "--model", DEMO,
+            "--out", str(tmp_path / "out"), "--max-new-tokens", "5", "--threads", "1"]
+    assert gaokao.main(args) == 2
+    assert "1 of 3 audio files are missing" in capsys.readouterr().err
+    assert gaokao.main(args + ["--score-available"]) == 0
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["counts"]["run"] == 2 and report["counts"]["missing_audio"] == 1
+    assert "2 questions with audio" in report["score"]["details"]["subset"]
+    assert report["score"]["metric"] == "accuracy"
+
+
+@pytest.mark.skipif(not SHARED_GAOKAO.exists(), reason="needs ../shared/data (the reference test data)")
+def test_gaokao_real_manifest_without_audio(tmp_path, capsys):
+    rc = gaokao.main(["--manifest", str(SHARED_GAOKAO), "--audio-dir", str(tmp_path), "--model", DEMO,
+                      "--out", str(tmp_path / "out")])
+    assert rc == 2
+    assert "2000 of 2000 audio files are missing" in capsys.readouterr().err
+    assert not os.path.exists(tmp_path / "out")
