@@ -272,7 +272,7 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python interpreter: o
     dispatch[pickle.NEWOBJ[0]] = load_newobj
 
     def load_newobj_ex(self):
-        kwargs = self.stack.pop()
+        self.stack.pop()  # keyword arguments: a stand-in records only positional ones
         args = self.stack.pop()
         cls = self.stack.pop()
         self.append(self._new(cls, args))

@@ -215,7 +215,9 @@ def _state_dict(checkpoint_path):
     return tensors
 
 
-def _copy_tokenizer(path, out_dir, vocab_size):
+def _check_tokenizer(path, vocab_size):
+    """Fails before anything is written if the tokenizer is missing or does not fit. The
+    piece count is checked when the sentencepiece module is installed."""
     try:
         import sentencepiece
     except ImportError:
@@ -229,7 +231,6 @@ def _copy_tokenizer(path, out_dir, vocab_size):
             raise ConvertError(f"{path}: not a sentencepiece model ({e})") from None
         if pieces > vocab_size:
             raise ConvertError(f"{path}: {pieces} pieces do not fit the model's vocabulary of {vocab_size}")
-    shutil.copyfile(path, os.path.join(out_dir, "tokenizer.model"))
 
 
 def convert(checkpoint, out_dir, dtype="float32", shard_size="2GB", preset="wavllm-7b",
@@ -253,6 +254,8 @@ def convert(checkpoint, out_dir, dtype="float32", shard_size="2GB", preset="wavl
 
     tensors = _state_dict(checkpoint)
     cfg = derive_config({n: list(t.shape) for n, t in tensors.items()}, hparams, preset)
+    if tokenizer:
+        _check_tokenizer(tokenizer, cfg["llama"]["vocab_size"])
 
     os.makedirs(out_dir, exist_ok=True)
     # A previous conversion's shards or index would shadow the new files for the loader.
@@ -272,7 +275,7 @@ def convert(checkpoint, out_dir, dtype="float32", shard_size="2GB", preset="wavl
         json.dump(cfg, f, indent=1)
         f.write("\n")
     if tokenizer:
-        _copy_tokenizer(tokenizer, out_dir, cfg["llama"]["vocab_size"])
+        shutil.copyfile(tokenizer, os.path.join(out_dir, "tokenizer.model"))
     else:
         log("note: no --tokenizer given; copy the model's tokenizer.model into "
             f"{out_dir} before using it")

@@ -304,3 +304,15 @@ def test_big_endian_checkpoint(tmp_path):
     convert.convert(str(path), str(tmp_path / "out"), hparams=HPARAMS, log=lambda *_: None)
     got = stio.read_model_dir(str(tmp_path / "out"))
     assert all(got[n].tobytes() == REFERENCE[n].tobytes() for n in REFERENCE)
+
+
+def test_bad_tokenizer_fails_before_writing(tmp_path):
+    pytest.importorskip("sentencepiece")
+    bogus = tmp_path / "tokenizer.model"
+    bogus.write_bytes(b"not a sentencepiece model")
+    out = tmp_path / "out"
+    proc = run_cli(CKPT, str(out), "--hparams", HPARAMS, "--tokenizer", str(bogus))
+    assert_clean_failure(proc, "not a sentencepiece model")
+    assert not out.exists()
+    assert_clean_failure(run_cli(CKPT, str(out), "--hparams", HPARAMS, "--tokenizer",
+                                 str(tmp_path / "absent.model")), "tokenizer file not found")
