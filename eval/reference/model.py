@@ -255,6 +255,8 @@ class Reference:
         c, W, p = self.cfg["wavlm"], self.W, "wavlm_encoder.model."
         eps, heads, h_dim = c["layer_norm_eps"], c["num_attention_heads"], c["hidden_size"]
         x = torch.as_tensor(np.asarray(samples, dtype=np.float32), device=self.device).view(1, 1, -1)
+        if c.get("do_normalize", False):  # HF feature extractor: zero mean, unit variance
+            x = (x - x.mean()) / torch.sqrt(x.var(unbiased=False) + 1e-7)
         for i, stride in enumerate(c["conv_stride"]):
             lp = f"{p}feature_extractor.conv_layers.{i}."
             x = F.conv1d(x, W[lp + "conv.weight"], W.get(lp + "conv.bias"), stride=stride)

@@ -136,3 +136,16 @@ def test_stage_dump_has_the_fixture_layout(short_run, tmp_path):
     assert np.array_equal(got["decoded_tokens"], want["decoded_tokens"])
     assert_close(got["audio_embeds"], want["audio_embeds"], "dumped audio_embeds")
     assert stio.read_header(path)[1] == {"prompt": "p"}
+
+
+def test_wavlm_do_normalize_normalises_the_input(ref):
+    wav = read_wav16k(os.path.join(FIX, "audio", "short.wav"))
+    normalised = (wav - wav.mean()) / np.sqrt(wav.var() + 1e-7)
+    expected = ref.wavlm_hidden_states(normalised)[-1]
+    ref.cfg["wavlm"]["do_normalize"] = True
+    try:
+        got = ref.wavlm_hidden_states(wav)[-1]
+    finally:
+        ref.cfg["wavlm"]["do_normalize"] = False
+    assert_close(got, expected, "normalised WavLM output")
+    assert not torch.allclose(got, ref.wavlm_hidden_states(wav)[-1])
