@@ -270,7 +270,7 @@ def convert(checkpoint, out_dir, dtype="float32", shard_size="2GB", preset="wavl
     meta = {"format": "pt", "converted_from": os.path.basename(checkpoint)}
     files = write_sharded(out_dir, entries,
                           lambda n: to_dtype(tensors[n].numpy(), tensors[n].dtype, out_dtype(tensors[n])),
-                          shard_bytes, meta)
+                          shard_bytes, meta, log)
     with open(os.path.join(out_dir, "config.json"), "w") as f:
         json.dump(cfg, f, indent=1)
         f.write("\n")

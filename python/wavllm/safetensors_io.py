@@ -107,7 +107,8 @@ def write_file(path, entries, produce, metadata=None):
                 if arr.dtype.newbyteorder("<") != DTYPES[dtype] or list(arr.shape) != list(shape):
                     raise SafetensorsError(f"{name}: produced {arr.dtype}{list(arr.shape)}, "
                                            f"header says {dtype}{list(shape)}")
-                f.write(arr.astype(DTYPES[dtype], copy=False).tobytes())
+                if arr.size:  # through the buffer protocol: no extra copy of a multi-GB tensor
+                    f.write(memoryview(np.ascontiguousarray(arr.astype(DTYPES[dtype], copy=False))).cast("B"))
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):
@@ -116,10 +117,11 @@ def write_file(path, entries, produce, metadata=None):
     return len(header) + total
 
 
-def write_sharded(out_dir, entries, produce, shard_bytes, metadata=None):
+def write_sharded(out_dir, entries, produce, shard_bytes, metadata=None, log=None):
     """Writes model.safetensors, or model-0000i-of-0000N.safetensors shards of at most
     `shard_bytes` of tensor data each (a larger tensor gets a shard of its own) plus
-    model.safetensors.index.json. Returns the list of files written."""
+    model.safetensors.index.json. Returns the list of files written; `log(message)`, when
+    given, hears about each file as it starts."""
     shards, size = [[]], 0
     for e in entries:
         n = DTYPES[e[1]].itemsize * int(np.prod(e[2], dtype=np.int64))
@@ -134,6 +136,8 @@ def write_sharded(out_dir, entries, produce, shard_bytes, metadata=None):
         names = [f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors" for i in range(len(shards))]
     weight_map, total = {}, 0
     for name, shard in zip(names, shards):
+        if log:
+            log(f"writing {name} ({len(shard)} tensors)")
         write_file(os.path.join(out_dir, name), shard, produce, metadata)
         for e in shard:
             weight_map[e[0]] = name

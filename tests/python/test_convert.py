@@ -316,3 +316,16 @@ def test_bad_tokenizer_fails_before_writing(tmp_path):
     assert not out.exists()
     assert_clean_failure(run_cli(CKPT, str(out), "--hparams", HPARAMS, "--tokenizer",
                                  str(tmp_path / "absent.model")), "tokenizer file not found")
+
+
+def test_writer_handles_scalars_and_empty_tensors(tmp_path):
+    arrays = {"scalar": np.array(2.5, np.float32), "empty": np.zeros((0, 3), np.float32),
+              "ids": np.array([[1, 2]], np.int64)}
+    entries = [("scalar", "F32", []), ("empty", "F32", [0, 3]), ("ids", "I64", [1, 2])]
+    path = str(tmp_path / "x.safetensors")
+    stio.write_file(path, entries, arrays.__getitem__)
+    got = stio.read_file(path)
+    for k, v in arrays.items():
+        assert got[k].shape == v.shape and got[k].dtype == v.dtype and np.array_equal(got[k], v), k
+    with pytest.raises(stio.SafetensorsError, match="ids"):
+        stio.write_file(path, [("ids", "I64", [2, 1])], arrays.__getitem__)
