@@ -11,6 +11,7 @@
 
 #include <ATen/ATen.h>
 
+#include <chrono>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -154,7 +155,9 @@ class PyModel {
       opt.stop = stop.cast<std::vector<std::string>>();
     opt.return_step_logits = return_step_logits;
     if (!on_text.is_none() && !PyCallable_Check(on_text.ptr())) throw py::type_error("on_text must be callable or None");
+    const auto load_start = std::chrono::steady_clock::now();
     std::vector<float> samples = audio_samples(audio);
+    const std::chrono::duration<double> load_seconds = std::chrono::steady_clock::now() - load_start;
 
     // Runs on the generating thread once per text piece: it takes the GIL back to call the user's
     // function and to let Ctrl-C stop a long generation (the Python exception propagates out).
@@ -168,6 +171,9 @@ class PyModel {
       py::gil_scoped_release nogil;
       r = model_->generate(samples, instruction, opt, callback);
     }
+    // The caller's stage: decoding the file (zero for an array), part of the real-time factor.
+    r.timings.audio = py::isinstance<py::array>(audio) ? 0.0 : load_seconds.count();
+    r.real_time_factor = r.timings.total() / r.audio_seconds;
     return py::cast(std::move(r));
   }
 
