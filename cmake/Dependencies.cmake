@@ -13,7 +13,7 @@ macro(wavllm_require_pkg prefix module debian_pkg)
 endmacro()
 
 wavllm_require_pkg(SNDFILE sndfile libsndfile1-dev)
-wavllm_require_pkg(FFTW3F fftw3f libfftw3-dev)
+wavllm_require_pkg(FFTW3 fftw3 libfftw3-dev)  # double precision: the log-mel matches float64 numpy
 wavllm_require_pkg(SOXR soxr libsoxr-dev)
 wavllm_require_pkg(SENTENCEPIECE sentencepiece libsentencepiece-dev)
 

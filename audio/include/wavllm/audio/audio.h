@@ -76,7 +76,7 @@ class LogMelExtractor {
  private:
   struct Plan;
   int n_mels_;
-  std::vector<float> window_;
+  std::vector<double> window_;
   // Sparse Slaney filterbank: filter m covers FFT bins [first_[m], first_[m] + weights_[m].size()).
   std::vector<int> first_;
   std::vector<std::vector<double>> weights_;
