@@ -43,7 +43,7 @@ std::string array_shape(const py::array& a) {
 
 // The samples of a float32 numpy array, validated; ValueError names what is wrong.
 std::vector<float> samples_from_array(const py::array& a) {
-  if (!a.dtype().is(py::dtype::of<float>()))
+  if (!py::isinstance<py::array_t<float>>(a))  // native-endian float32 (a '>f4' array is not)
     throw py::value_error("audio samples must be a float32 array (got " + std::string(py::str(a.dtype())) +
                           "); convert with samples.astype(numpy.float32)");
   if (a.ndim() != 1)

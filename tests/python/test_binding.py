@@ -127,6 +127,7 @@ def test_task_helpers(model):
 
 @pytest.mark.parametrize("bad, message", [
     (np.zeros(1600, dtype=np.float64), "float32"),
+    (np.zeros(1600, dtype=">f4"), "float32"),  # float32 of the other byte order
     (np.zeros((2, 1600), dtype=np.float32), "1-D"),
     (np.zeros(3200, dtype=np.float32)[::2], "contiguous"),
     (np.zeros(0, dtype=np.float32), "empty"),
