@@ -54,6 +54,12 @@ sf_count_t mem_tell(void* user) { return static_cast<MemoryStream*>(user)->pos; 
   throw Error("audio '" + label + "': " + why);
 }
 
+std::string seconds_text(double s) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1f s", s);
+  return buf;
+}
+
 std::string format_name(int format) {
   SF_FORMAT_INFO info{};
   info.format = format & SF_FORMAT_TYPEMASK;
@@ -95,17 +101,18 @@ Buffer read_all(SNDFILE* f, const SF_INFO& info, const std::string& label, const
   // Formats that cannot tell their length (Ogg, some MP3) report SF_COUNT_MAX.
   const bool known_length = info.frames >= 0 && info.frames != SF_COUNT_MAX;
   if (known_length && info.frames > limit_frames)
-    fail(label, "is " + std::to_string(static_cast<double>(info.frames) / info.samplerate) + " s long, over the " +
-                    std::to_string(opt.max_seconds) + " s limit");
+    fail(label, "is " + seconds_text(static_cast<double>(info.frames) / info.samplerate) + " long, over the " +
+                    seconds_text(opt.max_seconds) + " limit");
   if (known_length && info.frames == 0)
-    fail(label, log_says_truncated(f, known_length) ? "is truncated: the header declares audio data the file does not hold"
-                                      : "contains no samples (empty audio)");
+    fail(label, log_says_truncated(f, known_length)
+                    ? "is truncated: the header declares audio data the file does not hold"
+                    : "contains no samples (empty audio)");
 
   Buffer b;
   b.sample_rate = info.samplerate;
   b.channels = info.channels;
   const size_t ch = static_cast<size_t>(info.channels);
-  if (known_length) b.interleaved.reserve(std::min(static_cast<size_t>(info.frames) * ch, kMaxReserveSamples));
+  if (known_length) b.interleaved.reserve(std::min(static_cast<size_t>(info.frames), kMaxReserveSamples / ch) * ch);
   std::vector<float> block(static_cast<size_t>(kBlockFrames) * ch);
   sf_count_t total = 0;
   for (;;) {
@@ -113,14 +120,16 @@ Buffer read_all(SNDFILE* f, const SF_INFO& info, const std::string& label, const
     if (got <= 0) break;
     total += got;
     if (total > limit_frames)
-      fail(label, "is longer than the " + std::to_string(opt.max_seconds) + " s limit");
+      fail(label, "is longer than the " + seconds_text(opt.max_seconds) + " limit");
     b.interleaved.insert(b.interleaved.end(), block.begin(), block.begin() + got * static_cast<sf_count_t>(ch));
   }
-  if (sf_error(f) != SF_ERR_NO_ERROR) fail(label, std::string("decoding failed (truncated or corrupt?): ") + sf_strerror(f));
+  if (sf_error(f) != SF_ERR_NO_ERROR)
+    fail(label, std::string("decoding failed (truncated or corrupt?): ") + sf_strerror(f));
   if (known_length && total < info.frames)
     fail(label, "is truncated: the header declares " + std::to_string(info.frames) + " frames, only " +
                     std::to_string(total) + " could be decoded");
-  if (log_says_truncated(f, known_length)) fail(label, "is truncated: the file ends before the audio data the header declares");
+  if (log_says_truncated(f, known_length))
+    fail(label, "is truncated: the file ends before the audio data the header declares");
   if (total == 0) fail(label, "contains no samples (empty audio)");
   return b;
 }
