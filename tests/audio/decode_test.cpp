@@ -181,7 +181,8 @@ TEST(audio, BadInputTruncated) {
     int format;
   } cases[] = {{"t.wav", SF_FORMAT_WAV | SF_FORMAT_PCM_16},
                {"t.flac", SF_FORMAT_FLAC | SF_FORMAT_PCM_16},
-               {"t.ogg", SF_FORMAT_OGG | SF_FORMAT_VORBIS}};
+               {"t.ogg", SF_FORMAT_OGG | SF_FORMAT_VORBIS},
+               {"t.mp3", SF_FORMAT_MPEG | SF_FORMAT_MPEG_LAYER_III}};
   for (const Case& c : cases) {
     write_audio(dir.file(c.name), c.format, tone, 16000, 1);
     std::string bytes = wavllm::test::read_bytes(dir.file(c.name));
