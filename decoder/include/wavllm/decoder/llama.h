@@ -30,7 +30,7 @@ class KVCache {
 
 class Llama {
  public:
-  // Holds views of the weights (no copies); the Weights object must outlive the Llama.
+  // Holds references to the weights' tensors (no copies).
   Llama(const LlamaConfig& cfg, const Weights& w);
 
   const LlamaConfig& config() const { return cfg_; }

@@ -1,6 +1,6 @@
 #pragma once
-// SentencePiece tokenizer (the LLaMA-2 model, or the fixtures' tiny one) and the prompt layout
-// of SPEC section 6.
+// SentencePiece BPE tokenizer (the LLaMA-2 tokenizer.model, or the fixtures' tiny one), read and run
+// without libsentencepiece (see decoder/CMakeLists.txt), and the prompt layout of SPEC section 6.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -15,7 +15,8 @@ class Tokenizer {
 
   // Plain encode (no BOS/EOS added; the model's dummy "▁" prefix applies as in the reference).
   std::vector<int64_t> encode(const std::string& text) const;
-  // Ids outside [0, vocab_size) are an Error; control ids (bos/eos/unk) decode to nothing.
+  // As sentencepiece decodes; ids outside [0, vocab_size) are an Error. Control ids (bos, eos)
+  // decode to nothing, unk to " ⁇ ", byte pieces not forming valid UTF-8 to U+FFFD each.
   std::string decode(const std::vector<int64_t>& ids) const;
   int vocab_size() const;
   // Special ids of the model (LLaMA-2: bos 1, eos 2, unk 0, no pad: -1).
@@ -30,6 +31,7 @@ class Tokenizer {
   const std::string& path() const { return path_; }
 
  private:
+  Tokenizer() = default;  // only load() makes one
   struct Impl;
   std::shared_ptr<const Impl> impl_;  // immutable after load: shared by copies and threads
   std::string path_;
