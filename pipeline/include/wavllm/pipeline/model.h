@@ -25,6 +25,7 @@ struct ModelOptions {
 struct StageTimings {
   double audio = 0, frontend = 0, whisper = 0, wavlm = 0, adapters = 0, prompt_adapter = 0, prefill = 0,
          decode = 0;
+  double total() const { return audio + frontend + whisper + wavlm + adapters + prompt_adapter + prefill + decode; }
 };
 
 struct GenerationResult {
@@ -34,7 +35,7 @@ struct GenerationResult {
   at::Tensor step_logits;               // [steps, vocab] when GenerateOptions asked for them
   StageTimings timings;
   double audio_seconds = 0;
-  double real_time_factor = 0;  // processing seconds / audio seconds
+  double real_time_factor = 0;  // timings.total() / audio_seconds (timings.audio is the caller's: decoding the file)
 };
 
 class Model {
@@ -48,6 +49,8 @@ class Model {
 
   const ModelConfig& config() const;
   const std::string& directory() const;
+  // Decoding options filled from config.json's "generation" section (the caller may override).
+  decoder::GenerateOptions default_generate_options() const;
   at::Device device() const;
   at::ScalarType dtype() const;
 

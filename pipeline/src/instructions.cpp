@@ -1,0 +1,57 @@
+#include <algorithm>
+#include <array>
+#include <cctype>
+
+#include "wavllm/core/error.h"
+#include "wavllm/pipeline/model.h"
+
+namespace wavllm {
+
+namespace {
+
+// Target languages accepted by `translate`: names as the reference writes them ("German").
+// A fixed list, so that a typo is an error instead of a silently odd instruction.
+constexpr std::array<const char*, 24> kLanguages = {
+    "Arabic", "Catalan",  "Chinese", "Czech",   "Dutch",     "English", "Estonian", "French",
+    "German", "Hindi",    "Indonesian", "Italian", "Japanese", "Korean", "Latvian", "Mongolian",
+    "Persian", "Polish",  "Portuguese", "Russian", "Slovenian", "Spanish", "Swedish", "Turkish"};
+
+std::string lower(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  return s;
+}
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string::npos) return {};
+  return s.substr(b, s.find_last_not_of(" \t\r\n") - b + 1);
+}
+
+}  // namespace
+
+std::string transcribe_instruction() {
+  return "Based on the attached audio, generate a comprehensive text transcription of the spoken content.";
+}
+
+std::string translate_instruction(const std::string& language) {
+  const std::string want = lower(trim(language));
+  for (const char* name : kLanguages)
+    if (lower(name) == want) return std::string("Translate the audio clip into ") + name + ".";
+  std::string known;
+  for (const char* name : kLanguages) known += (known.empty() ? "" : ", ") + std::string(name);
+  throw Error("unknown target language '" + language + "' (known: " + known + ")");
+}
+
+std::string speaker_verification_instruction() { return "Is there only one speaker in the audio clip?"; }
+
+std::string emotion_instruction() {
+  return "Can you describe the emotional condition of the speaker in the provided audio clip?";
+}
+
+std::string question_instruction(const std::string& question) {
+  const std::string q = trim(question);
+  if (q.empty()) throw Error("the question is empty");
+  return q;
+}
+
+}  // namespace wavllm

@@ -1,0 +1,243 @@
+#include "wavllm/pipeline/model.h"
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <map>
+#include <mutex>
+
+#include "wavllm/adapter/branch.h"
+#include "wavllm/adapter/prompt_adapter.h"
+#include "wavllm/audio/audio.h"
+#include "wavllm/core/error.h"
+#include "wavllm/core/runtime.h"
+#include "wavllm/core/weights.h"
+#include "wavllm/decoder/llama.h"
+#include "wavllm/encoders/encoders.h"
+
+namespace fs = std::filesystem;
+
+namespace wavllm {
+
+namespace {
+
+constexpr double kSampleRate = 16000.0;
+// Distinct instructions whose LoRA scale is kept; a batch of free-form questions must not
+// grow the cache without bound.
+constexpr size_t kScaleCacheEntries = 256;
+
+class Stopwatch {
+ public:
+  // Seconds since the previous call (or construction).
+  double lap() {
+    const auto now = std::chrono::steady_clock::now();
+    const double s = std::chrono::duration<double>(now - last_).count();
+    last_ = now;
+    return s;
+  }
+
+ private:
+  std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
+};
+
+// A clear Error, listing everything absent, before any file is parsed.
+void check_model_dir(const std::string& dir) {
+  if (!fs::is_directory(dir)) throw Error(dir + ": no such model directory");
+  std::vector<std::string> missing;
+  if (!fs::exists(fs::path(dir) / "config.json")) missing.push_back("config.json");
+  bool weights = false;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind("model", 0) == 0 && e.path().extension() == ".safetensors") weights = true;
+  }
+  if (!weights) missing.push_back("model*.safetensors");
+  if (!fs::exists(fs::path(dir) / "tokenizer.model")) missing.push_back("tokenizer.model");
+  if (missing.empty()) return;
+  std::string list;
+  for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+  throw Error(dir + ": not a wavllm model directory (missing " + list + ")");
+}
+
+at::Tensor to_cpu_float(const at::Tensor& t) { return t.to(at::kCPU, at::kFloat).contiguous(); }
+
+}  // namespace
+
+struct Model::Impl {
+  Impl(const std::string& dir, const ModelConfig& c, at::Device device, at::ScalarType dtype)
+      : directory(dir),
+        cfg(c),
+        weights(Weights::load(dir, cfg, device, dtype)),
+        tokenizer(decoder::Tokenizer::load((fs::path(dir) / "tokenizer.model").string())),
+        log_mel(cfg.whisper.num_mel_bins),
+        whisper(cfg.whisper, weights),
+        wavlm(cfg.wavlm, weights),
+        whisper_branch(adapter::Branch::whisper(cfg, weights)),
+        wavlm_branch(adapter::Branch::wavlm(cfg, weights)),
+        fusion(cfg, weights),
+        llama(cfg.llama, weights),
+        prompt_adapter(cfg.llama, weights) {
+    if (tokenizer.vocab_size() != cfg.llama.vocab_size)
+      throw Error(dir + ": tokenizer.model has " + std::to_string(tokenizer.vocab_size()) +
+                  " pieces, config.json says vocab_size " + std::to_string(cfg.llama.vocab_size));
+  }
+
+  void check_samples(const std::vector<float>& samples) const {
+    audio::check_samples(samples.data(), samples.size(), "audio");
+    if (int64_t(samples.size()) < wavlm.min_samples())
+      throw Error("the audio is too short: " + std::to_string(samples.size()) + " samples at 16 kHz, the model needs at least " +
+                  std::to_string(wavlm.min_samples()));
+  }
+
+  // [parts, L, d] in the weights' dtype.
+  at::Tensor whisper_out(const std::vector<float>& samples, StageTimings* t) const {
+    Stopwatch sw;
+    audio::LogMel mel = log_mel.compute(samples.data(), samples.size());
+    const at::Tensor input = at::from_blob(mel.values.data(), {mel.parts, mel.n_mels, audio::kFramesPerPart}, at::kFloat);
+    if (t) t->frontend += sw.lap();
+    at::Tensor out = whisper.forward(input, mel.valid_frames);
+    if (t) t->whisper += sw.lap();
+    return out;
+  }
+
+  std::vector<at::Tensor> wavlm_hidden(const std::vector<float>& samples) const {
+    if (cfg.wavlm.do_normalize) {
+      std::vector<float> normalized = samples;
+      audio::normalize_zero_mean_unit_var(normalized);
+      return wavlm.hidden_states(at::from_blob(normalized.data(), {int64_t(normalized.size())}, at::kFloat));
+    }
+    // The encoder only reads its input (and copies it to its device/dtype).
+    return wavlm.hidden_states(at::from_blob(const_cast<float*>(samples.data()), {int64_t(samples.size())}, at::kFloat));
+  }
+
+  at::Tensor embeddings(const std::vector<float>& samples, StageTimings* t) const {
+    check_samples(samples);
+    const at::Tensor w_out = whisper_out(samples, t);
+    Stopwatch sw;
+    const at::Tensor v_out = wavlm.weighted_sum(wavlm_hidden(samples));
+    if (t) t->wavlm += sw.lap();
+    at::Tensor fused = fusion.forward(whisper_branch.forward(w_out), wavlm_branch.forward(v_out));
+    if (t) t->adapters += sw.lap();
+    return fused;
+  }
+
+  decoder::PromptIds prompt(const std::string& instruction) const {
+    return decoder::build_prompt(tokenizer, cfg.system_prompt, instruction, cfg.tokens.bos);
+  }
+
+  // [dim] in the weights' dtype on their device.
+  at::Tensor scale(const std::string& instruction) const {
+    {
+      std::lock_guard<std::mutex> lock(scale_mu);
+      auto it = scale_cache.find(instruction);
+      if (it != scale_cache.end()) return it->second;
+    }
+    // Computed outside the lock: two threads may both compute a new instruction's scale,
+    // which is cheaper than serialising every request behind one.
+    at::Tensor s = prompt_adapter.scale(llama.prompt_hidden(prompt(instruction).orig));
+    std::lock_guard<std::mutex> lock(scale_mu);
+    if (scale_cache.size() >= kScaleCacheEntries) scale_cache.clear();
+    scale_cache.emplace(instruction, s);
+    return s;
+  }
+
+  std::string directory;
+  ModelConfig cfg;
+  Weights weights;  // before every stage: they hold views of its tensors
+  decoder::Tokenizer tokenizer;
+  audio::LogMelExtractor log_mel;
+  encoders::WhisperEncoder whisper;
+  encoders::WavLMEncoder wavlm;
+  adapter::Branch whisper_branch, wavlm_branch;
+  adapter::Fusion fusion;
+  decoder::Llama llama;
+  adapter::PromptAdapter prompt_adapter;
+
+  mutable std::mutex scale_mu;
+  mutable std::map<std::string, at::Tensor> scale_cache;
+};
+
+std::shared_ptr<Model> Model::load(const std::string& model_dir, const ModelOptions& opt) {
+  const at::Device device = parse_device(opt.device);
+  const at::ScalarType dtype = parse_dtype(opt.dtype);
+  if (opt.threads < 0) throw Error("threads must be >= 0 (0 = all cores), got " + std::to_string(opt.threads));
+  check_model_dir(model_dir);
+  set_threads(opt.threads);
+  InferenceGuard guard;
+  const ModelConfig cfg = ModelConfig::load((fs::path(model_dir) / "config.json").string());
+  return std::shared_ptr<Model>(new Model(std::make_unique<Impl>(model_dir, cfg, device, dtype)));
+}
+
+Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Model::~Model() = default;
+
+const ModelConfig& Model::config() const { return impl_->cfg; }
+const std::string& Model::directory() const { return impl_->directory; }
+at::Device Model::device() const { return impl_->weights.device(); }
+at::ScalarType Model::dtype() const { return impl_->weights.dtype(); }
+
+decoder::GenerateOptions Model::default_generate_options() const {
+  const GenerationConfig& g = impl_->cfg.generation;
+  decoder::GenerateOptions o;
+  o.max_steps = g.max_steps;
+  o.temperature = g.temperature;
+  o.top_p = g.top_p;
+  o.top_k = g.top_k;
+  o.num_beams = g.num_beams;
+  o.length_penalty = g.length_penalty;
+  o.repetition_penalty = g.repetition_penalty;
+  o.no_repeat_ngram_size = g.no_repeat_ngram_size;
+  return o;
+}
+
+std::vector<at::Tensor> Model::whisper_encoder(const std::vector<float>& samples16k) const {
+  InferenceGuard guard;
+  impl_->check_samples(samples16k);
+  const at::Tensor out = impl_->whisper_out(samples16k, nullptr);
+  std::vector<at::Tensor> parts;
+  for (int64_t i = 0; i < out.size(0); ++i) parts.push_back(to_cpu_float(out[i]));
+  return parts;
+}
+
+std::vector<at::Tensor> Model::wavlm_hidden_states(const std::vector<float>& samples16k) const {
+  InferenceGuard guard;
+  impl_->check_samples(samples16k);
+  std::vector<at::Tensor> hidden = impl_->wavlm_hidden(samples16k);
+  for (auto& h : hidden) h = to_cpu_float(h);
+  return hidden;
+}
+
+at::Tensor Model::audio_embeddings(const std::vector<float>& samples16k) const {
+  InferenceGuard guard;
+  return to_cpu_float(impl_->embeddings(samples16k, nullptr));
+}
+
+decoder::PromptIds Model::prompt_ids(const std::string& instruction) const { return impl_->prompt(instruction); }
+
+at::Tensor Model::prompt_scale(const std::string& instruction) const {
+  InferenceGuard guard;
+  return to_cpu_float(impl_->scale(instruction));
+}
+
+GenerationResult Model::generate(const std::vector<float>& samples16k, const std::string& instruction,
+                                 const decoder::GenerateOptions& opt, const decoder::TextCallback& on_text) const {
+  InferenceGuard guard;
+  opt.validate();
+  GenerationResult r;
+  const decoder::PromptIds ids = impl_->prompt(instruction);  // a bad instruction fails before any compute
+  const at::Tensor embeds = impl_->embeddings(samples16k, &r.timings);
+  Stopwatch sw;
+  const at::Tensor scale = impl_->scale(instruction);
+  r.timings.prompt_adapter = sw.lap();
+  decoder::GenerateResult g = decoder::generate(impl_->llama, impl_->tokenizer, embeds, ids, scale, opt, on_text);
+  r.text = std::move(g.text);
+  r.token_ids = std::move(g.generated_ids);
+  r.decoded_tokens = std::move(g.decoded_tokens);
+  r.step_logits = g.step_logits;
+  r.timings.prefill = g.prefill_seconds;
+  r.timings.decode = g.decode_seconds;
+  r.audio_seconds = double(samples16k.size()) / kSampleRate;
+  r.real_time_factor = r.timings.total() / r.audio_seconds;
+  return r;
+}
+
+}  // namespace wavllm
