@@ -1,0 +1,110 @@
+#include "args.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstdlib>
+#include <sstream>
+
+namespace wavllm::cli {
+
+namespace {
+
+const OptionSpec* find_spec(const std::vector<OptionSpec>& specs, const std::string& name) {
+  for (const auto& s : specs)
+    if (s.name == name) return &s;
+  return nullptr;
+}
+
+std::string fmt(double x) {
+  std::ostringstream os;
+  os << x;
+  return os.str();
+}
+
+}  // namespace
+
+Args Args::parse(const std::vector<std::string>& args, const std::vector<OptionSpec>& specs) {
+  Args out;
+  bool options_done = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (options_done || a.size() < 2 || a[0] != '-') {
+      out.positional_.push_back(a);
+      continue;
+    }
+    if (a == "--") {
+      options_done = true;
+      continue;
+    }
+    if (a == "-h" || a == "--help") {
+      out.help_ = true;
+      continue;
+    }
+    if (a.rfind("--", 0) != 0) throw UsageError("unknown option " + a);
+    const size_t eq = a.find('=');
+    const std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
+    const OptionSpec* spec = find_spec(specs, name);
+    if (!spec) throw UsageError("unknown option --" + name);
+    if (spec->metavar.empty()) {
+      if (eq != std::string::npos) throw UsageError("option --" + name + " takes no value");
+      out.values_[name] = "";
+    } else if (eq != std::string::npos) {
+      out.values_[name] = a.substr(eq + 1);
+    } else {
+      if (i + 1 >= args.size()) throw UsageError("option --" + name + " needs a value (" + spec->metavar + ")");
+      out.values_[name] = args[++i];
+    }
+  }
+  return out;
+}
+
+std::optional<std::string> Args::value(const std::string& name) const {
+  auto it = values_.find(name);
+  if (it == values_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::string Args::value_or(const std::string& name, const std::string& fallback) const {
+  return value(name).value_or(fallback);
+}
+
+std::optional<int64_t> Args::integer(const std::string& name, int64_t min, int64_t max) const {
+  const auto v = value(name);
+  if (!v) return std::nullopt;
+  errno = 0;
+  char* end = nullptr;
+  const long long n = std::strtoll(v->c_str(), &end, 10);
+  if (v->empty() || *end != '\0' || errno == ERANGE)
+    throw UsageError("option --" + name + ": '" + *v + "' is not an integer");
+  if (n < min || n > max)
+    throw UsageError("option --" + name + ": " + *v + " is outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+  return int64_t(n);
+}
+
+std::optional<double> Args::number(const std::string& name, double min, double max) const {
+  const auto v = value(name);
+  if (!v) return std::nullopt;
+  errno = 0;
+  char* end = nullptr;
+  const double x = std::strtod(v->c_str(), &end);
+  if (v->empty() || *end != '\0' || errno == ERANGE || !std::isfinite(x))
+    throw UsageError("option --" + name + ": '" + *v + "' is not a number");
+  if (x < min || x > max)
+    throw UsageError("option --" + name + ": " + *v + " is outside [" + fmt(min) + ", " + fmt(max) + "]");
+  return x;
+}
+
+std::string options_help(const std::vector<OptionSpec>& specs) {
+  size_t width = 0;
+  auto left = [](const OptionSpec& s) { return "--" + s.name + (s.metavar.empty() ? "" : " " + s.metavar); };
+  for (const auto& s : specs) width = std::max(width, left(s).size());
+  std::string out;
+  for (const auto& s : specs) {
+    const std::string l = left(s);
+    out += "  " + l + std::string(width - l.size() + 3, ' ') + s.help + "\n";
+  }
+  return out;
+}
+
+}  // namespace wavllm::cli

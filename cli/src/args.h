@@ -1,0 +1,49 @@
+#pragma once
+// The command line of one subcommand: "--name value", "--name=value", flags, positionals
+// ("--" ends the options). Every mistake is a UsageError (exit status 2) whose one-line
+// message names the option. Torch-free and independent of the model, for unit tests.
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "wavllm/core/error.h"
+
+namespace wavllm::cli {
+
+class UsageError : public Error {
+ public:
+  using Error::Error;
+};
+
+struct OptionSpec {
+  std::string name;     // without the dashes: "max-new-tokens"
+  std::string metavar;  // empty: a flag that takes no value
+  std::string help;
+};
+
+class Args {
+ public:
+  // `args` excludes the program and subcommand names. --help / -h is always accepted.
+  static Args parse(const std::vector<std::string>& args, const std::vector<OptionSpec>& specs);
+
+  bool help() const { return help_; }
+  bool flag(const std::string& name) const { return values_.count(name) != 0; }
+  std::optional<std::string> value(const std::string& name) const;
+  std::string value_or(const std::string& name, const std::string& fallback) const;
+  // The value parsed whole as a number within [min, max]; a UsageError names the option.
+  std::optional<int64_t> integer(const std::string& name, int64_t min, int64_t max) const;
+  std::optional<double> number(const std::string& name, double min, double max) const;
+  const std::vector<std::string>& positional() const { return positional_; }
+
+ private:
+  std::map<std::string, std::string> values_;  // flags map to ""
+  std::vector<std::string> positional_;
+  bool help_ = false;
+};
+
+// "  --name VALUE   help" lines, aligned.
+std::string options_help(const std::vector<OptionSpec>& specs);
+
+}  // namespace wavllm::cli

@@ -1,0 +1,201 @@
+// The subcommand table, help texts, make-random-model, convert, and the entry point.
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
+
+#include "commands.h"
+#include "wavllm/core/config.h"
+#include "wavllm/core/random_model.h"
+#include "wavllm/core/runtime.h"
+
+namespace fs = std::filesystem;
+
+namespace wavllm::cli {
+
+namespace {
+
+int run_make_random_model(const Command& self, const Args& a) {
+  if (!a.positional().empty()) throw UsageError("make-random-model takes no positional argument");
+  const auto config = a.value("config");
+  const auto out = a.value("out");
+  if (!config) throw UsageError("make-random-model needs --config CONFIG.json");
+  if (!out) throw UsageError("make-random-model needs --out DIR");
+  RandomModelOptions o;
+  o.seed = uint64_t(a.integer("seed", 0, LLONG_MAX).value_or(0));
+  try {
+    o.dtype = parse_dtype(a.value_or("dtype", "float32"));
+  } catch (const Error& e) {
+    throw UsageError(std::string("option --dtype: ") + e.what());
+  }
+  o.tokenizer = a.value_or("tokenizer", "");
+  write_random_model(ModelConfig::load(*config), *out, o);
+  std::fprintf(stderr, "wavllm: wrote a random-weight model to %s\n", out->c_str());
+  return 0;
+}
+
+// The package directory holding wavllm/convert.py: beside the executable in a build tree
+// (build/bin/wavllm -> build/python), else the one this executable was built with.
+std::string python_dir() {
+  std::error_code ec;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  if (!ec) {
+    const fs::path beside = exe.parent_path().parent_path() / "python";
+    if (fs::exists(beside / "wavllm" / "convert.py")) return beside.string();
+  }
+  return WAVLLM_PYTHON_DIR;
+}
+
+// The converter is Python (it reads the fairseq pickle without executing it); this forwards
+// the arguments untouched, --help included.
+[[noreturn]] void exec_convert(const std::vector<std::string>& args) {
+  const std::string dir = python_dir();
+  const char* old = std::getenv("PYTHONPATH");
+  const std::string path = dir + (old && *old ? ":" + std::string(old) : "");
+  setenv("PYTHONPATH", path.c_str(), 1);
+  std::vector<std::string> argv_s = {"python3", "-m", "wavllm.convert"};
+  argv_s.insert(argv_s.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (auto& s : argv_s) argv.push_back(s.data());
+  argv.push_back(nullptr);
+  execv(WAVLLM_PYTHON_EXECUTABLE, argv.data());
+  throw Error(std::string("convert: cannot run ") + WAVLLM_PYTHON_EXECUTABLE + ": " + std::strerror(errno));
+}
+
+std::string main_help() {
+  std::string s =
+      "usage: wavllm COMMAND [OPTIONS] ...\n\n"
+      "WavLLM speech LLM inference (Whisper + WavLM encoders, LLaMA-2 decoder with prompt-aware LoRA).\n\n"
+      "commands:\n";
+  for (const auto& c : commands()) s += "  " + c.name + std::string(20 - std::min<size_t>(19, c.name.size()), ' ') + c.summary + "\n";
+  s += "  convert             convert a WavLLM fairseq checkpoint (.pt) to a model directory\n\n"
+       "`wavllm COMMAND --help` lists the options of a command. Exit status: 0 success,\n"
+       "2 usage error, 1 failure.\n";
+  return s;
+}
+
+int dispatch(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::fputs(main_help().c_str(), stderr);
+    return 2;
+  }
+  const std::string name = args[0];
+  args.erase(args.begin());
+  if (name == "-h" || name == "--help" || name == "help") {
+    std::fputs(main_help().c_str(), stdout);
+    return 0;
+  }
+  if (name == "convert") exec_convert(args);
+  for (const auto& c : commands()) {
+    if (c.name != name) continue;
+    const Args a = Args::parse(args, c.options);
+    if (a.help()) {
+      std::fputs(command_help(c).c_str(), stdout);
+      return 0;
+    }
+    return c.run(c, a);
+  }
+  throw UsageError("unknown command '" + name + "' (see wavllm --help)");
+}
+
+}  // namespace
+
+std::vector<OptionSpec> model_options() {
+  return {{"model", "DIR", "model directory (config.json, model*.safetensors, tokenizer.model); default $WAVLLM_MODEL"},
+          {"threads", "N", "CPU threads (default 0: all cores)"},
+          {"device", "DEVICE", "cpu, cuda or cuda:N (default cpu)"},
+          {"dtype", "DTYPE", "float32, bfloat16 or float16 (default float32)"}};
+}
+
+std::vector<OptionSpec> generation_options() {
+  return {{"temperature", "T", "sampling temperature; 0 = greedy (default from config.json)"},
+          {"top-p", "P", "nucleus sampling mass in (0, 1]"},
+          {"top-k", "K", "sample among the K best tokens (0 = all)"},
+          {"seed", "N", "sampling seed (default: random)"},
+          {"beams", "N", "beam search with N beams (greedy when 1)"},
+          {"max-new-tokens", "N", "stop after N generated tokens (0 = until EOS or the step limit)"}};
+}
+
+const std::vector<Command>& commands() {
+  static const std::vector<Command> list = [] {
+    auto infer = [](std::vector<OptionSpec> extra) {
+      std::vector<OptionSpec> o = std::move(extra);
+      for (auto& s : model_options()) o.push_back(s);
+      for (auto& s : generation_options()) o.push_back(s);
+      o.push_back({"json", "", "print one JSON object per file: text, token ids, per-stage timings, real-time factor"});
+      return o;
+    };
+    std::vector<OptionSpec> batch_opts = {
+        {"out", "FILE", "JSONL output (appended to; ids already there are skipped)"},
+        {"audio-root", "DIR", "directory the manifest's audio paths are relative to (default .)"},
+        {"shard", "I/N", "run only items I, I+N, I+2N, ... (0 <= I < N)"},
+        {"prompt", "TEXT", "instruction for every item instead of the manifest's prompt column"}};
+    for (auto& s : model_options()) batch_opts.push_back(s);
+    for (auto& s : generation_options()) batch_opts.push_back(s);
+    const char* files_note = "Audio files: anything libsndfile reads (WAV, FLAC, OGG, MP3...), any rate and channels.";
+    return std::vector<Command>{
+        {"transcribe", "[OPTIONS] AUDIO...", "speech recognition", files_note, infer({}), run_inference_command},
+        {"translate", "--to LANGUAGE [OPTIONS] AUDIO...", "speech translation into LANGUAGE", files_note,
+         infer({{"to", "LANGUAGE", "target language, e.g. German"}}), run_inference_command},
+        {"ask", "[OPTIONS] QUESTION AUDIO...", "answer a question about the audio (options may follow it)",
+         "Example: wavllm ask \"What will the man do next? A. Start to take exercise; B. Do as he always does; "
+         "C. Change his working time.\" talk.wav",
+         infer({}), run_inference_command},
+        {"verify-speaker", "[OPTIONS] AUDIO...", "is there only one speaker in the audio?", files_note, infer({}),
+         run_inference_command},
+        {"emotion", "[OPTIONS] AUDIO...", "describe the speaker's emotion", files_note, infer({}), run_inference_command},
+        {"run", "--prompt TEXT [OPTIONS] AUDIO...", "any instruction about the audio", files_note,
+         infer({{"prompt", "TEXT", "the instruction"}}), run_inference_command},
+        {"batch", "--out RESULTS.jsonl [OPTIONS] MANIFEST.tsv", "run a reference TSV manifest, one JSON line per item",
+         "The manifest has a header row; columns by name: id, audio (required), n_frames, prompt, tgt_text, "
+         "with_speech. An item that fails gets a JSON line with \"error\" and the batch goes on (exit status 1 at "
+         "the end). Rerunning with the same --out resumes: ids already there are skipped (delete a line to rerun "
+         "it). Audio paths: AUDIO_ROOT/PATH, else AUDIO_ROOT/FILENAME (the reference manifests' paths).",
+         batch_opts, run_batch},
+        {"make-random-model", "--config CONFIG.json --out DIR [OPTIONS]",
+         "write a model directory with random weights (tests, benchmarks)", "",
+         {{"config", "FILE", "config.json (or a model directory) giving every size"},
+          {"out", "DIR", "new model directory"},
+          {"seed", "N", "random seed (default 0)"},
+          {"dtype", "DTYPE", "float32, bfloat16 or float16 (default float32)"},
+          {"tokenizer", "FILE", "tokenizer.model to copy in (needed to run the model)"}},
+         run_make_random_model},
+    };
+  }();
+  return list;
+}
+
+std::string error_text(const std::exception& e) {
+  std::string msg = e.what();
+  // Ours may list details on further lines; LibTorch's carry a C++ backtrace there.
+  if (!dynamic_cast<const Error*>(&e)) msg = msg.substr(0, msg.find('\n'));
+  return msg;
+}
+
+std::string command_help(const Command& c) {
+  std::string s = "usage: wavllm " + c.name + " " + c.usage + "\n\n" + c.summary + "\n";
+  if (!c.details.empty()) s += "\n" + c.details + "\n";
+  std::vector<OptionSpec> all = c.options;
+  all.push_back({"help", "", "this help"});
+  return s + "\noptions:\n" + options_help(all);
+}
+
+int run_main(int argc, char** argv) {
+  try {
+    return dispatch(argc, argv);
+  } catch (const UsageError& e) {
+    std::fprintf(stderr, "wavllm: error: %s\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "wavllm: error: %s\n", error_text(e).c_str());
+    return 1;
+  }
+}
+
+}  // namespace wavllm::cli

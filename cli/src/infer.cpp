@@ -1,0 +1,323 @@
+// The subcommands that run the model: transcribe, translate, ask, verify-speaker, emotion,
+// run (one or many audio files) and batch (a reference TSV manifest to JSONL).
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <limits>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "commands.h"
+#include "manifest.h"
+#include "wavllm/audio/audio.h"
+#include "wavllm/core/safetensors.h"
+#include "wavllm/pipeline/model.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace wavllm::cli {
+
+namespace {
+
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::shared_ptr<Model> load_model(const Args& a) {
+  std::string dir = a.value_or("model", "");
+  if (dir.empty()) {
+    const char* env = std::getenv("WAVLLM_MODEL");
+    if (env) dir = env;
+  }
+  if (dir.empty()) throw UsageError("no model: pass --model DIR or set WAVLLM_MODEL");
+  ModelOptions mo;
+  mo.device = a.value_or("device", mo.device);
+  mo.dtype = a.value_or("dtype", mo.dtype);
+  mo.threads = int(a.integer("threads", 0, 4096).value_or(0));
+  std::shared_ptr<Model> m = Model::load(dir, mo);
+  // Random-weight models print meaningless text by design; say so once, on stderr, so that
+  // the output itself stays clean. Generated models carry the "wavllm-random" format tag;
+  // the bundled demo (the fixtures' model) is marked by its README.
+  bool random = false;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    if (e.path().extension() != ".safetensors") continue;
+    const auto& meta = st::File::open(e.path().string())->metadata();
+    auto it = meta.find("format");
+    random = random || (it != meta.end() && it->second == "wavllm-random");
+  }
+  std::ifstream readme(fs::path(dir) / "README.md");
+  std::string first_line;
+  if (readme && std::getline(readme, first_line) && first_line.find("RANDOM weights") != std::string::npos)
+    random = true;
+  if (random) std::fprintf(stderr, "wavllm: note: %s has random weights: its output text is meaningless\n", dir.c_str());
+  return m;
+}
+
+// Decoding options given on the command line; parsed (and a UsageError raised) before the
+// model loads, then laid over the model's defaults.
+struct GenerationFlags {
+  std::optional<double> temperature, top_p;
+  std::optional<int64_t> top_k, beams, max_new_tokens, seed;
+
+  explicit GenerationFlags(const Args& a)
+      : temperature(a.number("temperature", 0, 100)),
+        top_p(a.number("top-p", 0, 1)),
+        top_k(a.integer("top-k", 0, std::numeric_limits<int>::max())),
+        beams(a.integer("beams", 1, 64)),
+        max_new_tokens(a.integer("max-new-tokens", 0, std::numeric_limits<int>::max())),
+        seed(a.integer("seed", 0, std::numeric_limits<int64_t>::max())) {
+    apply(decoder::GenerateOptions{});
+  }
+
+  // An invalid combination is a usage mistake too (e.g. beams with sampling).
+  decoder::GenerateOptions apply(decoder::GenerateOptions o) const {
+    o.temperature = temperature.value_or(o.temperature);
+    o.top_p = top_p.value_or(o.top_p);
+    o.top_k = int(top_k.value_or(o.top_k));
+    o.num_beams = int(beams.value_or(o.num_beams));
+    o.max_new_tokens = int(max_new_tokens.value_or(o.max_new_tokens));
+    if (seed) o.seed = uint64_t(*seed);
+    try {
+      o.validate();
+    } catch (const Error& e) {
+      throw UsageError(e.what());
+    }
+    return o;
+  }
+};
+
+json timings_json(const StageTimings& t) {
+  return {{"audio", t.audio},       {"frontend", t.frontend}, {"whisper", t.whisper},
+          {"wavlm", t.wavlm},       {"adapters", t.adapters}, {"prompt_adapter", t.prompt_adapter},
+          {"prefill", t.prefill},   {"decode", t.decode},     {"total", t.total()}};
+}
+
+// Loads one file and generates; the audio decoding time joins the result's timings.
+GenerationResult run_one(const Model& m, const std::string& path, const std::string& instruction,
+                         const decoder::GenerateOptions& opt, const decoder::TextCallback& on_text) {
+  const auto t0 = std::chrono::steady_clock::now();
+  const std::vector<float> samples = audio::load_mono_16k(path);
+  const double audio_time = seconds_since(t0);
+  GenerationResult r = m.generate(samples, instruction, opt, on_text);
+  r.timings.audio = audio_time;
+  r.real_time_factor = r.timings.total() / r.audio_seconds;
+  return r;
+}
+
+json result_json(const GenerationResult& r) {
+  return {{"text", r.text},
+          {"token_ids", r.token_ids},
+          {"audio_seconds", r.audio_seconds},
+          {"real_time_factor", r.real_time_factor},
+          {"timings", timings_json(r.timings)}};
+}
+
+// JSON text that survives invalid UTF-8 in the generated text (random weights produce any bytes).
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+std::string instruction_for(const Command& self, const Args& a, std::vector<std::string>* files) {
+  *files = a.positional();
+  const std::string& n = self.name;
+  try {
+    if (n == "transcribe") return transcribe_instruction();
+    if (n == "verify-speaker") return speaker_verification_instruction();
+    if (n == "emotion") return emotion_instruction();
+    if (n == "translate") {
+      const auto to = a.value("to");
+      if (!to) throw UsageError("translate needs --to LANGUAGE");
+      return translate_instruction(*to);
+    }
+    if (n == "run") {
+      const auto p = a.value("prompt");
+      if (!p || p->find_first_not_of(" \t\r\n") == std::string::npos) throw UsageError("run needs a non-empty --prompt");
+      return *p;
+    }
+    // ask QUESTION FILE...
+    if (files->empty()) throw UsageError("ask needs a question, then the audio files");
+    const std::string q = question_instruction(files->front());
+    files->erase(files->begin());
+    return q;
+  } catch (const UsageError&) {
+    throw;
+  } catch (const Error& e) {
+    throw UsageError(e.what());
+  }
+}
+
+}  // namespace
+
+int run_inference_command(const Command& self, const Args& a) {
+  std::vector<std::string> files;
+  const std::string instruction = instruction_for(self, a, &files);
+  if (files.empty()) throw UsageError(self.name + " needs at least one audio file");
+  const bool as_json = a.flag("json");
+  const GenerationFlags flags(a);
+  const std::shared_ptr<Model> model = load_model(a);
+  const decoder::GenerateOptions opt = flags.apply(model->default_generate_options());
+
+  int status = 0;
+  for (const std::string& path : files) {
+    try {
+      if (as_json) {
+        json j = result_json(run_one(*model, path, instruction, opt, nullptr));
+        j["file"] = path;
+        j["instruction"] = instruction;
+        std::cout << dump(j) << std::endl;
+      } else {
+        if (files.size() > 1) std::cout << "# " << path << "\n";
+        // Streamed as decoded: a long answer shows up while it is being produced.
+        run_one(*model, path, instruction, opt, [](const std::string& piece) { std::cout << piece << std::flush; });
+        std::cout << std::endl;
+      }
+    } catch (const std::exception& e) {
+      std::cout << std::flush;
+      std::fprintf(stderr, "wavllm: error: %s: %s\n", path.c_str(), error_text(e).c_str());
+      status = 1;
+    }
+  }
+  return status;
+}
+
+// ---------------------------------------------------------------------------------------------
+// batch
+
+namespace {
+
+// Ids already answered in `out`. A last line cut short by an interruption is removed, so the
+// next append starts on a fresh line and the item runs again.
+std::set<std::string> completed_ids(const std::string& out) {
+  std::set<std::string> ids;
+  if (!fs::exists(out)) return ids;
+  std::ifstream in(out, std::ios::binary);
+  if (!in) throw Error(out + ": cannot read the existing output to resume");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string text = ss.str();
+  const size_t complete = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
+  if (complete < text.size()) fs::resize_file(out, complete);
+  std::istringstream lines(text.substr(0, complete));
+  std::string line;
+  size_t n = 0;
+  while (std::getline(lines, line)) {
+    ++n;
+    if (line.empty()) continue;
+    const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object() || !j.contains("id") || !j["id"].is_string())
+      throw Error(out + ": line " + std::to_string(n) + " is not a wavllm batch result (JSON with an \"id\"); "
+                  "refusing to append to it");
+    ids.insert(j["id"].get<std::string>());
+  }
+  return ids;
+}
+
+std::string resolve_audio(const std::string& root, const std::string& audio) {
+  const fs::path p(audio);
+  if (p.is_absolute()) return audio;
+  const fs::path joined = fs::path(root) / p;
+  if (fs::exists(joined)) return joined.string();
+  // The reference manifests name files under the authors' checkout
+  // (SpeechT5/WavLLM/.../test_data/audio/asr.flac); the audio root then holds them by name.
+  const fs::path by_name = fs::path(root) / p.filename();
+  if (fs::exists(by_name)) return by_name.string();
+  return joined.string();  // the load error names the path that was expected
+}
+
+class Progress {
+ public:
+  explicit Progress(size_t total) : total_(total), tty_(isatty(STDERR_FILENO) != 0) {}
+  void update(size_t done, size_t errors) {
+    const double elapsed = seconds_since(start_);
+    const bool last = done == total_;
+    // On a terminal, one line redrawn in place; in a log, a line every 10 s and at the end.
+    if (!tty_ && !last && elapsed - last_print_ < 10) return;
+    last_print_ = elapsed;
+    const size_t width = 30, filled = total_ ? done * width / total_ : width;
+    const double eta = done ? elapsed / double(done) * double(total_ - done) : 0;
+    std::fprintf(stderr, "%s[%s%s] %zu/%zu items, %zu errors, %.1f s elapsed, ETA %.0f s%s", tty_ ? "\r" : "",
+                 std::string(filled, '#').c_str(), std::string(width - filled, ' ').c_str(), done, total_, errors,
+                 elapsed, eta, tty_ && !last ? "" : "\n");
+    std::fflush(stderr);
+  }
+
+ private:
+  size_t total_;
+  bool tty_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  double last_print_ = -1e9;
+};
+
+}  // namespace
+
+int run_batch(const Command& self, const Args& a) {
+  if (a.positional().size() != 1) throw UsageError("batch needs exactly one MANIFEST.tsv");
+  const auto out = a.value("out");
+  if (!out) throw UsageError("batch needs --out RESULTS.jsonl");
+  Shard shard;
+  if (auto s = a.value("shard")) {
+    try {
+      shard = parse_shard(*s);
+    } catch (const Error& e) {
+      throw UsageError(std::string("option --shard: ") + e.what());
+    }
+  }
+  const std::string manifest_path = a.positional()[0];
+  const std::string root = a.value_or("audio-root", ".");
+  const auto prompt_override = a.value("prompt");
+  const GenerationFlags flags(a);
+
+  std::ifstream in(manifest_path, std::ios::binary);
+  if (!in) throw Error(manifest_path + ": cannot open the manifest");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::vector<ManifestItem> items = select_shard(parse_manifest(ss.str(), manifest_path), shard);
+  const std::set<std::string> done = completed_ids(*out);
+  std::vector<const ManifestItem*> todo;
+  for (const auto& item : items)
+    if (!done.count(item.id)) todo.push_back(&item);
+  std::fprintf(stderr, "wavllm batch: %zu items in shard %lld/%lld, %zu already in %s, %zu to run\n", items.size(),
+               (long long)shard.index, (long long)shard.count, items.size() - todo.size(), out->c_str(), todo.size());
+  if (todo.empty()) return 0;
+
+  const std::shared_ptr<Model> model = load_model(a);
+  const decoder::GenerateOptions opt = flags.apply(model->default_generate_options());
+  std::ofstream os(*out, std::ios::app | std::ios::binary);
+  if (!os) throw Error(*out + ": cannot open for writing");
+
+  Progress progress(todo.size());
+  size_t errors = 0, n = 0;
+  for (const ManifestItem* item : todo) {
+    const std::string instruction = prompt_override.value_or(item->prompt);
+    const std::string path = resolve_audio(root, item->audio);
+    json j;
+    try {
+      if (!item->with_speech) throw Error("with_speech False (text-only items) is not supported");
+      j = result_json(run_one(*model, path, instruction, opt, nullptr));
+    } catch (const std::exception& e) {
+      j = {{"error", error_text(e)}};
+      ++errors;
+    }
+    j["id"] = item->id;
+    j["audio"] = path;
+    j["prompt"] = instruction;
+    j["tgt_text"] = item->tgt_text;
+    os << dump(j) << '\n' << std::flush;  // one whole line per item: an interruption loses at most one
+    if (!os) throw Error(*out + ": write failed");
+    progress.update(++n, errors);
+  }
+  if (errors) {
+    std::fprintf(stderr, "wavllm: error: %zu of %zu items failed (their lines in %s have an \"error\")\n", errors,
+                 todo.size(), out->c_str());
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace wavllm::cli

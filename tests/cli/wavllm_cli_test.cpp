@@ -1,0 +1,254 @@
+// The `wavllm` command line: exit codes, messages, --json, batch (broken item, resume, shards).
+// Most tests run the subcommands in-process (a process start costs LibTorch's initialisation);
+// a few run the built executable itself.
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <sstream>
+
+#include "commands.h"
+#include "test_util.h"
+
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+const std::string kWavllm = std::string(WAVLLM_BINARY_DIR) + "/bin/wavllm";
+std::string demo_dir() { return std::string(WAVLLM_TEST_FIXTURES) + "/../../models/demo"; }
+std::string audio(const std::string& name) { return wavllm::test::fixture("audio/" + name); }
+
+struct Outcome {
+  int status = -1;
+  std::string out, err;
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+class Cli : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    unsetenv("WAVLLM_MODEL");
+    dir_ = fs::temp_directory_path() /
+           ("wavllm_cli_test_" + std::to_string(getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::create_directories(dir_);
+  }
+  void TearDown() override { fs::remove_all(dir_); }
+
+  // `wavllm ARGS...` in this process.
+  Outcome run(const std::vector<std::string>& args) const {
+    std::vector<std::string> storage = {"wavllm"};
+    storage.insert(storage.end(), args.begin(), args.end());
+    std::vector<char*> argv;
+    for (auto& s : storage) argv.push_back(s.data());
+    argv.push_back(nullptr);
+    Outcome r;
+    ::testing::internal::CaptureStdout();
+    ::testing::internal::CaptureStderr();
+    r.status = wavllm::cli::run_main(int(storage.size()), argv.data());
+    std::fflush(stdout);
+    r.out = ::testing::internal::GetCapturedStdout();
+    r.err = ::testing::internal::GetCapturedStderr();
+    return r;
+  }
+
+  // The built executable; arguments are single-quoted for the shell (none holds a quote).
+  Outcome run_process(const std::vector<std::string>& args) const {
+    std::string cmd = "env -u WAVLLM_MODEL '" + kWavllm + "'";
+    for (const auto& a : args) cmd += " '" + a + "'";
+    const fs::path err = dir_ / "stderr.txt";
+    cmd += " 2>'" + err.string() + "'";
+    Outcome r;
+    FILE* p = popen(cmd.c_str(), "r");
+    if (!p) return r;
+    char buf[4096];
+    size_t n;
+    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
+    const int st = pclose(p);
+    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    r.err = read_file(err);
+    return r;
+  }
+
+  std::vector<json> jsonl(const fs::path& p) const {
+    std::vector<json> v;
+    std::istringstream in(read_file(p));
+    std::string line;
+    while (std::getline(in, line)) v.push_back(json::parse(line));
+    return v;
+  }
+
+  fs::path dir_;
+};
+
+int count_lines(const std::string& s) { return int(std::count(s.begin(), s.end(), '\n')); }
+
+TEST_F(Cli, HelpEverywhere) {
+  Outcome r = run({"--help"});
+  EXPECT_EQ(r.status, 0);
+  for (const char* c : {"transcribe", "translate", "ask", "verify-speaker", "emotion", "run", "batch", "make-random-model", "convert"})
+    EXPECT_NE(r.out.find(c), std::string::npos) << c;
+  for (const char* c : {"transcribe", "translate", "ask", "verify-speaker", "emotion", "run", "batch", "make-random-model"}) {
+    r = run({c, "--help"});
+    EXPECT_EQ(r.status, 0) << c;
+    EXPECT_NE(r.out.find(std::string("usage: wavllm ") + c), std::string::npos) << c;
+  }
+  EXPECT_NE(run({"batch", "--help"}).out.find("--shard I/N"), std::string::npos);
+}
+
+TEST_F(Cli, UsageMistakesExitTwoWithOneLineNamingTheOption) {
+  const std::string m = demo_dir();
+  struct Bad {
+    std::vector<std::string> args;
+    std::string says;
+  };
+  const std::vector<Bad> cases = {
+      {{}, "usage: wavllm"},
+      {{"frobnicate"}, "unknown command 'frobnicate'"},
+      {{"transcribe", "--bogus", "a.wav"}, "unknown option --bogus"},
+      {{"transcribe", "--model"}, "--model needs a value"},
+      {{"transcribe", "--model", m, "--threads", "two", "a.wav"}, "--threads: 'two' is not an integer"},
+      {{"transcribe", "--model", m, "--temperature", "-1", "a.wav"}, "--temperature"},
+      {{"transcribe", "--model", m}, "needs at least one audio file"},
+      {{"transcribe", audio("plants.wav")}, "--model"},
+      {{"translate", "--model", m, audio("plants.wav")}, "--to"},
+      {{"translate", "--model", m, "--to", "Klingon", audio("plants.wav")}, "Klingon"},
+      {{"run", "--model", m, audio("plants.wav")}, "--prompt"},
+      {{"batch", "--model", m, "x.tsv"}, "--out"},
+      {{"batch", "--model", m, "--out", "o.jsonl", "--shard", "2/2", "x.tsv"}, "--shard"},
+  };
+  for (const auto& c : cases) {
+    const Outcome r = run(c.args);
+    std::string joined;
+    for (const auto& a : c.args) joined += a + " ";
+    EXPECT_EQ(r.status, 2) << joined << "\n" << r.err;
+    EXPECT_NE(r.err.find(c.says), std::string::npos) << joined << "\n" << r.err;
+    if (!c.args.empty()) {
+      EXPECT_EQ(count_lines(r.err), 1) << joined << "\n" << r.err;
+      EXPECT_EQ(r.err.rfind("wavllm: error: ", 0), 0u) << r.err;
+    }
+  }
+}
+
+TEST_F(Cli, FailuresExitOneWithOneLine) {
+  Outcome r = run({"transcribe", "--model", demo_dir(), (dir_ / "missing.wav").string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("missing.wav"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("wavllm: error: "), std::string::npos) << r.err;
+  r = run({"batch", "--model", demo_dir(), "--out", (dir_ / "o.jsonl").string(), (dir_ / "none.tsv").string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "wavllm: error: " + (dir_ / "none.tsv").string() + ": cannot open the manifest\n");
+}
+
+TEST_F(Cli, TheExecutableTranscribesAndReportsErrorsWithExitCodes) {
+  // The demo model is the fixtures' model: greedy decoding gives the reference text (cut to
+  // the fixture's 10 tokens).
+  Outcome r = run_process({"transcribe", "--model", demo_dir(), "--max-new-tokens", "10", audio("plants.wav")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  std::ifstream in(wavllm::test::fixture("cases.json"));
+  const json cases = json::parse(in);
+  EXPECT_EQ(r.out, cases["plants_asr"]["text"].get<std::string>() + "\n");
+  EXPECT_NE(r.err.find("random weights"), std::string::npos) << r.err;
+  r = run_process({"transcribe", "--bogus"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_EQ(r.err, "wavllm: error: unknown option --bogus\n");
+  r = run_process({"transcribe", "--model", (dir_ / "none").string(), audio("plants.wav")});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "wavllm: error: " + (dir_ / "none").string() + ": no such model directory\n");
+}
+
+TEST_F(Cli, JsonOutputParses) {
+  const Outcome r = run({"ask", "--model", demo_dir(), "--json", "--max-new-tokens", "10", "--threads", "1",
+                     "Where will the speakers go first? A. The museum; B. A cafe; C. The station.", audio("museum.wav"),
+                     audio("short.wav")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  std::istringstream lines(r.out);
+  std::string line;
+  std::vector<json> objs;
+  while (std::getline(lines, line)) objs.push_back(json::parse(line));
+  ASSERT_EQ(objs.size(), 2u);
+  const json& j = objs[0];
+  EXPECT_EQ(j["file"], audio("museum.wav"));
+  EXPECT_EQ(j["token_ids"], json::parse("[434,109,246,368,142,284,94,284,94,211]"));
+  EXPECT_GT(j["audio_seconds"].get<double>(), 9.0);
+  EXPECT_GT(j["real_time_factor"].get<double>(), 0.0);
+  for (const char* stage : {"audio", "frontend", "whisper", "wavlm", "adapters", "prompt_adapter", "prefill", "decode", "total"})
+    EXPECT_TRUE(j["timings"].contains(stage)) << stage;
+  EXPECT_TRUE(objs[1]["text"].is_string());
+}
+
+TEST_F(Cli, BatchGoesOnAfterABrokenItemResumesAndShards) {
+  fs::copy_file(audio("short.wav"), dir_ / "short.wav");
+  fs::copy_file(audio("plants.wav"), dir_ / "plants.wav");
+  { std::ofstream(dir_ / "broken.wav") << "RIFF not really a wave file"; }
+  const fs::path manifest = dir_ / "m.tsv";
+  {
+    std::ofstream m(manifest);
+    m << "id\taudio\tn_frames\tprompt\ttgt_text\twith_speech\n"
+      << "a\tsub/dir/short.wav\t11246\tCan you describe the emotional condition of the speaker in the provided audio clip?\tsad\tTrue\n"
+      << "b\tbroken.wav\t1\tIs there only one speaker in the audio clip?\tyes\tTrue\n"
+      << "c\tplants.wav\t54355\tBased on the attached audio, generate a comprehensive text transcription of the spoken content.\tx\tTrue\n";
+  }
+  const fs::path out = dir_ / "out.jsonl";
+  auto batch = [&](std::vector<std::string> extra) {
+    std::vector<std::string> a = {"batch", "--model", demo_dir(), "--max-new-tokens", "3", "--audio-root", dir_.string(),
+                                  "--out", out.string(), manifest.string()};
+    a.insert(a.end(), extra.begin(), extra.end());
+    return run(a);
+  };
+  // Shard 1/2 runs item b only: the broken file is reported and the batch exits 1.
+  Outcome r = batch({"--shard", "1/2"});
+  EXPECT_EQ(r.status, 1) << r.err;
+  auto lines = jsonl(out);
+  ASSERT_EQ(lines.size(), 1u);
+  EXPECT_EQ(lines[0]["id"], "b");
+  EXPECT_NE(lines[0]["error"].get<std::string>().find("broken.wav"), std::string::npos);
+
+  // Simulate an interruption in the middle of a line: it is dropped and its item reruns.
+  { std::ofstream(out, std::ios::app) << "{\"id\": \"c\", \"te"; }
+  r = batch({});
+  EXPECT_EQ(r.status, 0) << r.err;  // only a and c ran, both fine
+  lines = jsonl(out);
+  ASSERT_EQ(lines.size(), 3u);
+  std::set<std::string> ids;
+  for (const auto& j : lines) ids.insert(j["id"].get<std::string>());
+  EXPECT_EQ(ids, (std::set<std::string>{"a", "b", "c"}));
+  for (const auto& j : lines) {
+    if (j["id"] == "b") continue;
+    EXPECT_FALSE(j.contains("error")) << j.dump();
+    EXPECT_EQ(j["token_ids"].size(), 3u) << j.dump();
+  }
+  EXPECT_EQ(lines[1]["tgt_text"], "sad");  // a: found by file name under the audio root
+
+  // Everything done: nothing runs, the output is unchanged.
+  const std::string before = read_file(out);
+  r = batch({});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(read_file(out), before);
+  EXPECT_NE(r.err.find("3 already in"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, MakeRandomModelRuns) {
+  const fs::path m = dir_ / "random";
+  Outcome r = run({"make-random-model", "--config", demo_dir() + "/config.json", "--out", m.string(), "--seed", "3",
+               "--tokenizer", demo_dir() + "/tokenizer.model"});
+  ASSERT_EQ(r.status, 0) << r.err;
+  r = run({"emotion", "--model", m.string(), "--max-new-tokens", "2", audio("short.wav")});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("random weights"), std::string::npos) << r.err;
+  r = run({"make-random-model", "--config", demo_dir() + "/config.json", "--out", m.string()});
+  EXPECT_EQ(r.status, 1);  // the directory holds a model already
+}
+
+}  // namespace
