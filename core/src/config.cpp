@@ -1,6 +1,10 @@
 #include "wavllm/core/config.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
+#include <limits>
+#include <type_traits>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -13,14 +17,50 @@ namespace fs = std::filesystem;
 using json = nlohmann::json;
 
 int LlamaConfig::derive_ffn_dim(int dim, int multiple_of) {
-  int hidden = 2 * (4 * dim) / 3;
-  return multiple_of * ((hidden + multiple_of - 1) / multiple_of);
+  const int64_t hidden = 2 * (4 * int64_t(dim)) / 3;
+  const int64_t m = std::max(1, multiple_of);
+  return static_cast<int>(std::min<int64_t>(m * ((hidden + m - 1) / m), std::numeric_limits<int>::max()));
 }
 
 namespace {
 
 // Reads the keys of one JSON section into fields; an unknown key is an error, so a typo in
 // a hand-written config cannot silently fall back to a default.
+// Checked conversions: nlohmann's get<int>() of 1e30 or 2^40 is undefined behaviour or wraps.
+bool convert(const json& v, bool& out) {
+  if (!v.is_boolean()) return false;
+  out = v.get<bool>();
+  return true;
+}
+template <typename T, std::enable_if_t<std::is_integral_v<T>, int> = 0>
+bool convert(const json& v, T& out) {
+  if (v.is_number_unsigned()) {
+    const uint64_t u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(std::numeric_limits<T>::max())) return false;
+    out = static_cast<T>(u);
+    return true;
+  }
+  if (!v.is_number_integer()) return false;
+  const int64_t i = v.get<int64_t>();
+  if (i < static_cast<int64_t>(std::numeric_limits<T>::min()) || i > static_cast<int64_t>(std::numeric_limits<T>::max()))
+    return false;
+  out = static_cast<T>(i);
+  return true;
+}
+bool convert(const json& v, double& out) {
+  if (!v.is_number()) return false;
+  out = v.get<double>();
+  return std::isfinite(out);
+}
+bool convert(const json& v, std::vector<int>& out) {
+  if (!v.is_array()) return false;
+  std::vector<int> r(v.size());
+  for (size_t i = 0; i < v.size(); ++i)
+    if (!convert(v[i], r[i])) return false;
+  out = std::move(r);
+  return true;
+}
+
 class Section {
  public:
   Section(const json& parent, const std::string& name, const std::string& label, bool required)
@@ -36,11 +76,8 @@ class Section {
   Section& get(const char* key, T& out) {
     known_.insert(key);
     if (!obj_ || !obj_->contains(key)) return *this;
-    try {
-      out = obj_->at(key).get<T>();
-    } catch (const json::exception&) {
-      throw Error(label_ + "." + key + " has the wrong type (" + obj_->at(key).dump() + ")");
-    }
+    if (!convert(obj_->at(key), out))
+      throw Error(label_ + "." + key + " has the wrong type or is out of range (" + obj_->at(key).dump() + ")");
     return *this;
   }
   bool has(const char* key) const { return obj_ && obj_->contains(key); }
@@ -56,8 +93,13 @@ class Section {
   std::set<std::string> known_;
 };
 
+// Sizes beyond this are no model but a corrupt or hostile config; the bound also keeps every
+// product of two sizes inside int64.
+constexpr double kMaxSize = 1 << 20;
+
 void positive(const std::string& label, const char* what, double v) {
   if (!(v > 0)) throw Error(label + ": " + what + " must be positive (got " + std::to_string(v) + ")");
+  if (v > kMaxSize) throw Error(label + ": " + what + " = " + std::to_string(v) + " is absurdly large (limit 1048576)");
 }
 
 }  // namespace
@@ -77,9 +119,8 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
                                "llama", "tokens", "generation", "system_prompt"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (!top.count(it.key())) throw Error(label + ": unknown key \"" + it.key() + "\"");
-  if (!j.contains("format_version") || !j["format_version"].is_number_integer())
+  if (!j.contains("format_version") || !convert(j["format_version"], c.format_version))
     throw Error(label + ": missing integer \"format_version\"");
-  c.format_version = j["format_version"].get<int>();
   if (c.format_version != kFormatVersion)
     throw Error(label + ": format_version " + std::to_string(c.format_version) +
                 " is not supported (this build reads " + std::to_string(kFormatVersion) + ")");
@@ -175,6 +216,7 @@ void ModelConfig::validate(const std::string& label) const {
   positive(label, "llama.n_heads", l.n_heads);
   positive(label, "llama.vocab_size", l.vocab_size);
   positive(label, "llama.ffn_dim", l.ffn_dim);
+  positive(label, "llama.multiple_of", l.multiple_of);
   positive(label, "llama.norm_eps", l.norm_eps);
   positive(label, "llama.rope_theta", l.rope_theta);
   positive(label, "llama.max_seq_len", l.max_seq_len);

@@ -104,3 +104,21 @@ TEST(Config, LoadReportsMissingFile) {
     EXPECT_NE(std::string(e.what()).find("config.json"), std::string::npos) << e.what();
   }
 }
+
+// Found by fuzz_config: a number too large for int was converted with undefined behaviour.
+TEST(Config, RejectsOutOfRangeNumbers) {
+  json j = demo_json();
+  auto with = [&](auto edit) {
+    json k = j;
+    edit(k);
+    return k.dump();
+  };
+  expect_error(with([](json& k) { k["wavlm"]["conv_kernel"][0] = 1e30; }), "wavlm.conv_kernel has the wrong type or is out of range");
+  expect_error(with([](json& k) { k["llama"]["dim"] = 1ull << 40; }), "llama.dim has the wrong type or is out of range");
+  expect_error(with([](json& k) { k["llama"]["dim"] = -(1ll << 40); }), "out of range");
+  expect_error(with([](json& k) { k["llama"]["dim"] = 64.5; }), "llama.dim");
+  expect_error(with([](json& k) { k["format_version"] = 1e30; }), "format_version");
+  expect_error(with([](json& k) { k["llama"]["dim"] = 2000000000; }), "absurdly large");
+  expect_error(with([](json& k) { k["tokens"]["bos"] = "1"; }), "tokens.bos");
+  expect_error(with([](json& k) { k["wavlm"]["do_normalize"] = 1; }), "wavlm.do_normalize");
+}
