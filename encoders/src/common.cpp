@@ -14,9 +14,10 @@ at::Tensor take(const Weights& w, const std::string& name, const std::vector<int
   return t;
 }
 
-at::Tensor stable_softmax(const at::Tensor& x) {
-  if (x.scalar_type() == at::kFloat || x.scalar_type() == at::kDouble) return at::softmax(x, -1);
-  return at::softmax(x, -1, at::kFloat).to(x.scalar_type());
+at::Tensor softmax_scores(at::Tensor& scores) {
+  if (scores.scalar_type() == at::kFloat || scores.scalar_type() == at::kDouble)
+    return at::_softmax_out(scores, scores, -1, /*half_to_float=*/false);
+  return at::softmax(scores, -1, at::kFloat).to(scores.scalar_type());
 }
 
 }  // namespace wavllm::encoders::detail

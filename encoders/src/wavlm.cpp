@@ -119,7 +119,8 @@ at::Tensor WavLMEncoder::position_bias(int64_t t) const {
   return per_offset.index_select(0, index.flatten()).view({t, t, -1}).permute({2, 0, 1}).contiguous();
 }
 
-at::Tensor WavLMEncoder::attention(const at::Tensor& x, const Layer& l, const at::Tensor& bias) const {
+at::Tensor WavLMEncoder::attention(const at::Tensor& x, const Layer& l, const at::Tensor& bias,
+                                   at::Tensor& scores) const {
   const int64_t t = x.size(0), heads = cfg_.num_attention_heads, hd = cfg_.hidden_size / heads;
   auto split = [&](const at::Tensor& y) { return y.view({t, heads, hd}).transpose(0, 1); };  // [heads, t, hd]
   // Gate per head and query from the layer input: sigmoid of two sums of 4 projections.
@@ -130,8 +131,8 @@ at::Tensor WavLMEncoder::attention(const at::Tensor& x, const Layer& l, const at
   const at::Tensor q = split(at::linear(x, l.q_w, l.q_b).mul_(1.0 / std::sqrt(double(hd))));
   const at::Tensor k = split(at::linear(x, l.k_w, l.k_b));
   const at::Tensor v = split(at::linear(x, l.v_w, l.v_b));
-  const at::Tensor probs = detail::stable_softmax(at::baddbmm(gate * bias, q, k.transpose(1, 2)));
-  const at::Tensor ctx = at::bmm(probs, v).transpose(0, 1).reshape({t, cfg_.hidden_size});
+  at::mul_out(scores, gate, bias).baddbmm_(q, k.transpose(1, 2));  // gated bias + q k^T
+  const at::Tensor ctx = at::bmm(detail::softmax_scores(scores), v).transpose(0, 1).reshape({t, cfg_.hidden_size});
   return at::linear(ctx, l.o_w, l.o_b);
 }
 
@@ -163,9 +164,10 @@ std::vector<at::Tensor> WavLMEncoder::hidden_states(const at::Tensor& wave) cons
 
   // Layer 0's bias, ungated, serves every layer (each gates it with its own input).
   const at::Tensor bias = position_bias(t);
+  at::Tensor scores = at::empty_like(bias);
   std::vector<at::Tensor> out{x};
   for (const Layer& l : layers_) {
-    x = at::layer_norm(x + attention(x, l, bias), {h}, l.ln1_w, l.ln1_b, eps);
+    x = at::layer_norm(x + attention(x, l, bias, scores), {h}, l.ln1_w, l.ln1_b, eps);
     const at::Tensor ff = at::linear(at::gelu(at::linear(x, l.ff1_w, l.ff1_b)), l.ff2_w, l.ff2_b);
     x = at::layer_norm(x + ff, {h}, l.ln2_w, l.ln2_b, eps);
     out.push_back(x);

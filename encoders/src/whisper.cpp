@@ -49,17 +49,18 @@ WhisperEncoder::WhisperEncoder(const WhisperConfig& cfg, const Weights& w) : cfg
 
 int64_t WhisperEncoder::output_length(int64_t valid_frames) { return (valid_frames - 1) / 2 + 1; }
 
-at::Tensor WhisperEncoder::self_attention(const at::Tensor& x, const Layer& l) const {
+at::Tensor WhisperEncoder::self_attention(const at::Tensor& x, const Layer& l, at::Tensor& scores) const {
   const int64_t b = x.size(0), t = x.size(1), heads = cfg_.encoder_attention_heads;
   const int64_t hd = cfg_.d_model / heads;
-  auto split = [&](const at::Tensor& y) { return y.view({b, t, heads, hd}).transpose(1, 2); };
+  // [b, t, d] -> [b * heads, t, hd]
+  auto split = [&](const at::Tensor& y) { return y.view({b, t, heads, hd}).transpose(1, 2).reshape({b * heads, t, hd}); };
   // The reference scales q after its bias: (x Wq + bq) * hd^-0.5.
   const at::Tensor q = split(at::linear(x, l.q_w, l.q_b).mul_(1.0 / std::sqrt(double(hd))));
   const at::Tensor k = split(at::linear(x, l.k_w));
   const at::Tensor v = split(at::linear(x, l.v_w, l.v_b));
-  const at::Tensor probs = detail::stable_softmax(at::matmul(q, k.transpose(-1, -2)));
-  const at::Tensor ctx = at::matmul(probs, v).transpose(1, 2).reshape({b, t, cfg_.d_model});
-  return at::linear(ctx, l.o_w, l.o_b);
+  at::bmm_out(scores, q, k.transpose(1, 2));
+  const at::Tensor ctx = at::bmm(detail::softmax_scores(scores), v);
+  return at::linear(ctx.view({b, heads, t, hd}).transpose(1, 2).reshape({b, t, cfg_.d_model}), l.o_w, l.o_b);
 }
 
 at::Tensor WhisperEncoder::forward(const at::Tensor& mel, const std::vector<int64_t>& valid_frames) const {
@@ -83,11 +84,13 @@ at::Tensor WhisperEncoder::forward(const at::Tensor& mel, const std::vector<int6
   at::Tensor x = mel.to(conv1_w_.device(), conv1_w_.scalar_type());
   x = at::gelu(at::conv1d(x, conv1_w_, conv1_b_, /*stride=*/1, /*padding=*/1));
   x = at::gelu(at::conv1d(x, conv2_w_, conv2_b_, /*stride=*/2, /*padding=*/1));
-  x = x.transpose(1, 2) + pos_;  // [parts, positions, d]
+  x = x.transpose(1, 2).contiguous().add_(pos_);  // [parts, positions, d]
+  const int64_t parts = x.size(0), positions = x.size(1);
+  at::Tensor scores = at::empty({parts * cfg_.encoder_attention_heads, positions, positions}, x.options());
   for (const Layer& l : layers_) {
-    x = x + self_attention(at::layer_norm(x, {d}, l.ln1_w, l.ln1_b, eps), l);
+    x.add_(self_attention(at::layer_norm(x, {d}, l.ln1_w, l.ln1_b, eps), l, scores));
     const at::Tensor h = at::layer_norm(x, {d}, l.ln2_w, l.ln2_b, eps);
-    x = x + at::linear(at::gelu(at::linear(h, l.fc1_w, l.fc1_b)), l.fc2_w, l.fc2_b);
+    x.add_(at::linear(at::gelu(at::linear(h, l.fc1_w, l.fc1_b)), l.fc2_w, l.fc2_b));
   }
   // The final LayerNorm is per position: normalising only the kept positions gives the same rows.
   return at::layer_norm(x.narrow(1, 0, out_len), {d}, ln_w_, ln_b_, eps).contiguous();

@@ -32,7 +32,8 @@ class WhisperEncoder {
   struct Layer {
     at::Tensor ln1_w, ln1_b, q_w, q_b, k_w, v_w, v_b, o_w, o_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
   };
-  at::Tensor self_attention(const at::Tensor& x, const Layer& l) const;
+  // scores: [parts * heads, positions, positions], one buffer reused by every layer.
+  at::Tensor self_attention(const at::Tensor& x, const Layer& l, at::Tensor& scores) const;
 
   WhisperConfig cfg_;
   at::Tensor conv1_w_, conv1_b_, conv2_w_, conv2_b_, pos_, ln_w_, ln_b_;
@@ -63,7 +64,8 @@ class WavLMEncoder {
     at::Tensor ln1_w, ln1_b, ff1_w, ff1_b, ff2_w, ff2_b, ln2_w, ln2_b;
   };
   at::Tensor position_bias(int64_t frames) const;  // [heads, T, T], ungated
-  at::Tensor attention(const at::Tensor& x, const Layer& l, const at::Tensor& bias) const;
+  // scores: [heads, T, T], one buffer reused by every layer.
+  at::Tensor attention(const at::Tensor& x, const Layer& l, const at::Tensor& bias, at::Tensor& scores) const;
 
   WavLMConfig cfg_;
   int64_t min_samples_ = 0;
