@@ -17,6 +17,7 @@
 #include "commands.h"
 #include "manifest.h"
 #include "wavllm/audio/audio.h"
+#include "wavllm/core/runtime.h"
 #include "wavllm/core/safetensors.h"
 #include "wavllm/pipeline/model.h"
 
@@ -41,6 +42,11 @@ std::shared_ptr<Model> load_model(const Args& a) {
   ModelOptions mo;
   mo.device = a.value_or("device", mo.device);
   mo.dtype = a.value_or("dtype", mo.dtype);
+  try {
+    parse_dtype(mo.dtype);
+  } catch (const Error& e) {
+    throw UsageError(std::string("option --dtype: ") + e.what());
+  }
   mo.threads = int(a.integer("threads", 0, 4096).value_or(0));
   std::shared_ptr<Model> m = Model::load(dir, mo);
   // Random-weight models print meaningless text by design; say so once, on stderr, so that

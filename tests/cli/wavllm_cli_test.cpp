@@ -121,6 +121,7 @@ TEST_F(Cli, UsageMistakesExitTwoWithOneLineNamingTheOption) {
       {{"transcribe", "--model", m, "--threads", "two", "a.wav"}, "--threads: 'two' is not an integer"},
       {{"transcribe", "--model", m, "--temperature", "-1", "a.wav"}, "--temperature"},
       {{"transcribe", "--model", m}, "needs at least one audio file"},
+      {{"transcribe", "--model", m, "--dtype", "float64", audio("plants.wav")}, "--dtype: unknown dtype 'float64'"},
       {{"transcribe", audio("plants.wav")}, "--model"},
       {{"translate", "--model", m, audio("plants.wav")}, "--to"},
       {{"translate", "--model", m, "--to", "Klingon", audio("plants.wav")}, "Klingon"},
