@@ -75,8 +75,7 @@ def run_reference(args, samples):
     import torch
     sys.path.insert(0, EVAL)
     from reference.model import Reference
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads)
     t0 = time.perf_counter()
     ref = Reference.load(args.model)
     load = time.perf_counter() - t0
@@ -153,12 +152,14 @@ def main(argv=None):
     p.add_argument("--prompt", default=DEFAULT_PROMPT)
     p.add_argument("--max-new-tokens", type=int, default=32)
     p.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up run")
-    p.add_argument("--threads", type=int, help="intra-op threads on both sides (default: every core)")
+    p.add_argument("--threads", type=int, help="intra-op threads on both sides (default: every available core)")
     p.add_argument("--side", choices=("both", "engine", "reference"), default="both")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--samples", help=argparse.SUPPRESS)  # child processes: the decoded audio (.npy)
     p.add_argument("--audio-decode-seconds", type=float, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    # Explicit on both sides: Debian's torch starts with one thread, the engine with every core.
+    args.threads = args.threads or len(os.sched_getaffinity(0))
     if args.samples:
         child(args)
         return 0
@@ -176,9 +177,7 @@ def main(argv=None):
         for side in sides:
             cmd = [sys.executable, os.path.abspath(__file__), "--model", args.model, "--prompt", args.prompt,
                    "--max-new-tokens", str(args.max_new_tokens), "--runs", str(args.runs), "--side", side,
-                   "--samples", npy, "--audio-decode-seconds", repr(decode_seconds)]
-            if args.threads:
-                cmd += ["--threads", str(args.threads)]
+                   "--samples", npy, "--audio-decode-seconds", repr(decode_seconds), "--threads", str(args.threads)]
             print(f"running the {side} ...", file=sys.stderr, flush=True)
             proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
             lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
@@ -188,7 +187,7 @@ def main(argv=None):
             results[side] = json.loads(lines[-1][len("RESULT "):])
     out = table(results, samples.size / 16000)
     print(f"model {args.model}, audio {args.audio}, prompt {args.prompt!r}, max_new_tokens "
-          f"{args.max_new_tokens}, threads {args.threads or 'all cores'}\n")
+          f"{args.max_new_tokens}, threads {args.threads}\n")
     print(out)
     if args.json:
         with open(args.json, "w") as f:
