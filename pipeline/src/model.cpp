@@ -215,7 +215,8 @@ decoder::PromptIds Model::prompt_ids(const std::string& instruction) const { ret
 
 at::Tensor Model::prompt_scale(const std::string& instruction) const {
   InferenceGuard guard;
-  return to_cpu_float(impl_->scale(instruction));
+  // A copy: the caller (a numpy array, say) must not be able to write into the cache.
+  return impl_->scale(instruction).to(at::kCPU, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
 }
 
 GenerationResult Model::generate(const std::vector<float>& samples16k, const std::string& instruction,

@@ -88,8 +88,14 @@ TEST_P(EndToEnd, PromptIdsAndScaleMatchTheReference) {
   EXPECT_EQ(ids.orig, ids_of(*f, "prompt.orig_ids"));
   const at::Tensor ref = load_tensor(*f, "prompt_scale");
   WAVLLM_EXPECT_CLOSE_REL(model().prompt_scale(prompt), ref, c.name + " prompt_scale");
-  // Second call: from the cache, same values.
-  EXPECT_TRUE(at::equal(model().prompt_scale(prompt), model().prompt_scale(prompt)));
+  // Second call: from the cache, same values, and writing into a result leaves the cache alone.
+  at::Tensor first = model().prompt_scale(prompt);
+  const at::Tensor copy = first.clone();
+  {
+    c10::InferenceMode guard;  // results are inference tensors (a numpy view writes them the same way)
+    first.fill_(7);
+  }
+  EXPECT_TRUE(at::equal(model().prompt_scale(prompt), copy));
 }
 
 INSTANTIATE_TEST_SUITE_P(Cases, EndToEnd,
