@@ -143,9 +143,9 @@ const std::vector<Command>& commands() {
         {"transcribe", "[OPTIONS] AUDIO...", "speech recognition", files_note, infer({}), run_inference_command},
         {"translate", "--to LANGUAGE [OPTIONS] AUDIO...", "speech translation into LANGUAGE", files_note,
          infer({{"to", "LANGUAGE", "target language, e.g. German"}}), run_inference_command},
-        {"ask", "[OPTIONS] QUESTION AUDIO...", "answer a question about the audio (options may follow it)",
-         "Example: wavllm ask \"What will the man do next? A. Start to take exercise; B. Do as he always does; "
-         "C. Change his working time.\" talk.wav",
+        {"ask", "[OPTIONS] QUESTION AUDIO...", "answer a question (with its answer options) about the audio",
+         "Example: wavllm ask \"What will the man do next? A. Start to take exercise; B. Do as he\n"
+         "always does; C. Change his working time.\" talk.wav",
          infer({}), run_inference_command},
         {"verify-speaker", "[OPTIONS] AUDIO...", "is there only one speaker in the audio?", files_note, infer({}),
          run_inference_command},
@@ -153,10 +153,11 @@ const std::vector<Command>& commands() {
         {"run", "--prompt TEXT [OPTIONS] AUDIO...", "any instruction about the audio", files_note,
          infer({{"prompt", "TEXT", "the instruction"}}), run_inference_command},
         {"batch", "--out RESULTS.jsonl [OPTIONS] MANIFEST.tsv", "run a reference TSV manifest, one JSON line per item",
-         "The manifest has a header row; columns by name: id, audio (required), n_frames, prompt, tgt_text, "
-         "with_speech. An item that fails gets a JSON line with \"error\" and the batch goes on (exit status 1 at "
-         "the end). Rerunning with the same --out resumes: ids already there are skipped (delete a line to rerun "
-         "it). Audio paths: AUDIO_ROOT/PATH, else AUDIO_ROOT/FILENAME (the reference manifests' paths).",
+         "The manifest has a header row; columns by name: id, audio (required), n_frames, prompt,\n"
+         "tgt_text, with_speech. An item that fails gets a JSON line with \"error\" and the batch goes\n"
+         "on (exit status 1 at the end). Rerunning with the same --out resumes: ids already there are\n"
+         "skipped (delete a line to rerun it). Audio paths: AUDIO_ROOT/PATH, else AUDIO_ROOT/FILENAME\n"
+         "(the reference manifests name files under the authors' checkout).",
          batch_opts, run_batch},
         {"make-random-model", "--config CONFIG.json --out DIR [OPTIONS]",
          "write a model directory with random weights (tests, benchmarks)", "",
