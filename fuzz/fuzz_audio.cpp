@@ -1,4 +1,6 @@
 // Audio file bytes (any container libsndfile knows): decoded to 16 kHz mono, or wavllm::Error.
+// The log-mel is left out: its input is an already-validated float array, and one 30-s window
+// under coverage instrumentation takes seconds, which would drown the parser in timeouts.
 #include <cstddef>
 #include <cstdint>
 
@@ -12,7 +14,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     auto buf = wavllm::audio::decode_memory(data, size, "fuzz", opt);
     auto mono = wavllm::audio::to_mono_16k(buf.interleaved.data(), buf.frames(), buf.sample_rate, buf.channels);
     wavllm::audio::check_samples(mono.data(), mono.size(), "fuzz");
-    if (mono.size() <= 16000 * 31) wavllm::audio::whisper_log_mel(mono.data(), mono.size());
   } catch (const wavllm::Error&) {
   }
   return 0;
