@@ -5,7 +5,7 @@ its own process (so peak RSS is its own), one after the other, same thread count
 
     PYTHONPATH=build/python /usr/bin/python3 eval/bench/bench_e2e.py --model DIR \
         [--audio tests/fixtures/audio/museum.wav] [--prompt TEXT] [--max-new-tokens 32] \
-        [--runs 3] [--threads N] [--side both|engine|reference] [--json OUT.json]
+        [--runs 3] [--threads N] [--side both|engine|reference] [--first engine|reference] [--json OUT.json]
 
 Random-weight model directories of any size come from the CLI, e.g.
     build/bin/wavllm make-random-model --config eval/bench/configs/1b.json \
@@ -154,6 +154,9 @@ def main(argv=None):
     p.add_argument("--runs", type=int, default=3, help="timed runs after one warm-up run")
     p.add_argument("--threads", type=int, help="intra-op threads on both sides (default: every available core)")
     p.add_argument("--side", choices=("both", "engine", "reference"), default="both")
+    p.add_argument("--first", choices=("engine", "reference"), default="engine",
+                   help="with --side both: which side runs first (swap to check that a changing "
+                        "machine load does not favour one)")
     p.add_argument("--json", help="write the results here")
     p.add_argument("--samples", help=argparse.SUPPRESS)  # child processes: the decoded audio (.npy)
     p.add_argument("--audio-decode-seconds", type=float, help=argparse.SUPPRESS)
@@ -169,7 +172,8 @@ def main(argv=None):
     t0 = time.perf_counter()
     samples = wavllm.load_audio(args.audio)
     decode_seconds = time.perf_counter() - t0  # the same on both sides: decoded once, here
-    sides = ["engine", "reference"] if args.side == "both" else [args.side]
+    sides = ([args.first, "reference" if args.first == "engine" else "engine"] if args.side == "both"
+             else [args.side])
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         npy = os.path.join(tmp, "samples.npy")
