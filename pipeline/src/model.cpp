@@ -25,6 +25,8 @@ constexpr double kSampleRate = 16000.0;
 // Distinct instructions whose LoRA scale is kept; a batch of free-form questions must not
 // grow the cache without bound.
 constexpr size_t kScaleCacheEntries = 256;
+// The same limit as audio files (audio::DecodeOptions): sample buffers from the binding too.
+constexpr double kMaxAudioSeconds = audio::DecodeOptions{}.max_seconds;
 
 class Stopwatch {
  public:
@@ -81,11 +83,49 @@ struct Model::Impl {
                   " pieces, config.json says vocab_size " + std::to_string(cfg.llama.vocab_size));
   }
 
+  // Refuses audio the model cannot take before any compute: too short for WavLM's receptive
+  // field, longer than the audio limit, or more attention memory than the machine has.
   void check_samples(const std::vector<float>& samples) const {
     audio::check_samples(samples.data(), samples.size(), "audio");
-    if (int64_t(samples.size()) < wavlm.min_samples())
-      throw Error("the audio is too short: " + std::to_string(samples.size()) + " samples at 16 kHz, the model needs at least " +
+    const int64_t n = int64_t(samples.size());
+    if (n < wavlm.min_samples())
+      throw Error("the audio is too short: " + std::to_string(n) + " samples at 16 kHz, the model needs at least " +
                   std::to_string(wavlm.min_samples()));
+    const double seconds = n / kSampleRate;
+    if (seconds > kMaxAudioSeconds)
+      throw Error("the audio is " + std::to_string(int64_t(seconds)) + " s long; the limit is " +
+                  std::to_string(int64_t(kMaxAudioSeconds)) + " s");
+    if (weights.device().is_cpu()) {
+      // WavLM attends over the whole waveform: one [heads, T, T] score buffer dominates.
+      const uint64_t t = uint64_t(wavlm.frames(n));
+      const uint64_t scores = uint64_t(cfg.wavlm.num_attention_heads) * t * t * c10::elementSize(weights.dtype());
+      check_memory_budget(scores, available_memory_bytes(),
+                          "WavLM attention over " + std::to_string(int64_t(seconds)) + " s of audio");
+    }
+  }
+
+  // Audio embeddings of n samples: the shorter of the two subsampled branches (SPEC section 4).
+  int64_t audio_tokens(int64_t n) const {
+    const int64_t parts = (n + int64_t(audio::kPartSamples) - 1) / int64_t(audio::kPartSamples);
+    int64_t longest = 0;
+    for (int64_t p = 0; p < parts; ++p) {
+      const int64_t part_samples = std::min<int64_t>(int64_t(audio::kPartSamples), n - p * int64_t(audio::kPartSamples));
+      longest = std::max(longest, encoders::WhisperEncoder::output_length((part_samples + audio::kHop - 1) / audio::kHop));
+    }
+    auto sub = [](int64_t frames) { return adapter::Conv1dSubsampler::output_length(frames); };
+    return std::min(parts * sub(longest), sub(wavlm.frames(n)));
+  }
+
+  // The decoder's first step holds left + audio + BOS and the forced prefix follows: all of it
+  // must fit the rotary table, checked before the encoders run.
+  void check_context(int64_t samples, const decoder::PromptIds& ids) const {
+    const int64_t needed = int64_t(ids.left.size()) + audio_tokens(samples) + int64_t(ids.right.size());
+    const int64_t table = cfg.llama.max_positions();
+    if (needed > table)
+      throw Error("the request needs " + std::to_string(needed) + " decoder positions (" + std::to_string(audio_tokens(samples)) +
+                  " of them for " + std::to_string(int64_t(samples / kSampleRate)) +
+                  " s of audio); the model's rotary table has " + std::to_string(table) +
+                  ": use shorter audio or a shorter instruction");
   }
 
   // [parts, L, d] in the weights' dtype.
@@ -109,8 +149,8 @@ struct Model::Impl {
     return wavlm.hidden_states(at::from_blob(const_cast<float*>(samples.data()), {int64_t(samples.size())}, at::kFloat));
   }
 
+  // Callers check the samples first.
   at::Tensor embeddings(const std::vector<float>& samples, StageTimings* t) const {
-    check_samples(samples);
     const at::Tensor w_out = whisper_out(samples, t);
     Stopwatch sw;
     const at::Tensor v_out = wavlm.weighted_sum(wavlm_hidden(samples));
@@ -159,6 +199,9 @@ struct Model::Impl {
 std::shared_ptr<Model> Model::load(const std::string& model_dir, const ModelOptions& opt) {
   const at::Device device = parse_device(opt.device);
   const at::ScalarType dtype = parse_dtype(opt.dtype);
+  // LibTorch has no float16 convolutions on CPU; bfloat16 is the half-size CPU type.
+  if (device.is_cpu() && dtype == at::kHalf)
+    throw Error("dtype float16 is not supported on CPU (LibTorch lacks float16 convolutions there): use bfloat16 or float32");
   if (opt.threads < 0) throw Error("threads must be >= 0 (0 = all cores), got " + std::to_string(opt.threads));
   check_model_dir(model_dir);
   set_threads(opt.threads);
@@ -208,7 +251,13 @@ std::vector<at::Tensor> Model::wavlm_hidden_states(const std::vector<float>& sam
 
 at::Tensor Model::audio_embeddings(const std::vector<float>& samples16k) const {
   InferenceGuard guard;
+  impl_->check_samples(samples16k);
   return to_cpu_float(impl_->embeddings(samples16k, nullptr));
+}
+
+int64_t Model::audio_token_count(int64_t samples16k) const {
+  if (samples16k < impl_->wavlm.min_samples()) return 0;
+  return impl_->audio_tokens(samples16k);
 }
 
 decoder::PromptIds Model::prompt_ids(const std::string& instruction) const { return impl_->prompt(instruction); }
@@ -225,6 +274,8 @@ GenerationResult Model::generate(const std::vector<float>& samples16k, const std
   opt.validate();
   GenerationResult r;
   const decoder::PromptIds ids = impl_->prompt(instruction);  // a bad instruction fails before any compute
+  impl_->check_samples(samples16k);
+  impl_->check_context(int64_t(samples16k.size()), ids);
   const at::Tensor embeds = impl_->embeddings(samples16k, &r.timings);
   Stopwatch sw;
   const at::Tensor scale = impl_->scale(instruction);

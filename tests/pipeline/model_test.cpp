@@ -112,6 +112,7 @@ TEST_P(Embeddings, MatchTheReference) {
   auto f = stage(c);
   const at::Tensor emb = model().audio_embeddings(case_audio(c));
   EXPECT_EQ(emb.size(0), cases()[c.name]["audio_frames"].get<int64_t>());
+  EXPECT_EQ(model().audio_token_count(int64_t(case_audio(c).size())), emb.size(0));
   WAVLLM_EXPECT_CLOSE_REL(emb, load_tensor(*f, "audio_embeds"), c.name + " audio_embeds");
 }
 
@@ -172,6 +173,34 @@ TEST(Model, RejectsBadAudio) {
   nan[123] = std::numeric_limits<float>::quiet_NaN();
   EXPECT_NE(error_of([&] { model().generate(nan, transcribe_instruction(), greedy()); }).find("123"), std::string::npos);
   EXPECT_NE(error_of([] { model().whisper_encoder(std::vector<float>(100, 0.f)); }).find("too short"), std::string::npos);
+}
+
+TEST(Model, AudioTokenCountMatchesEveryFixtureCase) {
+  const nlohmann::json all = cases();
+  for (const auto& [name, c] : all.items())
+    EXPECT_EQ(model().audio_token_count(c["samples_16k"].get<int64_t>()), c["audio_frames"].get<int64_t>()) << name;
+  EXPECT_EQ(model().audio_token_count(100), 0);
+}
+
+// Refused before the encoders run: the demo's rotary table has 2048 positions, about 160 s.
+TEST(Model, AudioBeyondTheContextIsRefusedUpFront) {
+  std::vector<float> long_audio(16000 * 170, 0.01f);
+  const std::string msg = error_of([&] { model().generate(long_audio, transcribe_instruction(), greedy()); });
+  EXPECT_NE(msg.find("decoder positions"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("rotary table has 2048"), std::string::npos) << msg;
+}
+
+TEST(Model, AudioLongerThanTheLimitIsRefused) {
+  std::vector<float> huge(size_t(16000) * 7201, 0.0f);
+  const std::string msg = error_of([&] { model().audio_embeddings(huge); });
+  EXPECT_NE(msg.find("the limit is 7200 s"), std::string::npos) << msg;
+}
+
+TEST(Model, Float16OnCpuIsRefusedAtLoad) {
+  ModelOptions opt;
+  opt.dtype = "float16";
+  const std::string msg = error_of([&] { Model::load(demo_dir(), opt); });
+  EXPECT_NE(msg.find("float16 is not supported on CPU"), std::string::npos) << msg;
 }
 
 TEST(Model, LoadNamesWhatIsMissing) {

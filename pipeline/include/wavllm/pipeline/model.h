@@ -60,6 +60,9 @@ class Model {
   std::vector<at::Tensor> wavlm_hidden_states(const std::vector<float>& samples16k) const;
   // After fusion: [T, dim] (float32 on CPU).
   at::Tensor audio_embeddings(const std::vector<float>& samples16k) const;
+  // How many audio embeddings (decoder positions) audio of this many samples becomes; 0 when
+  // it is too short for the model. Lets a caller budget the context before any compute.
+  int64_t audio_token_count(int64_t samples16k) const;
   decoder::PromptIds prompt_ids(const std::string& instruction) const;
   // The prompt-aware LoRA scale [dim] (float32 on CPU); cached per instruction.
   at::Tensor prompt_scale(const std::string& instruction) const;
