@@ -2,7 +2,9 @@
 // run (one or many audio files) and batch (a reference TSV manifest to JSONL).
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -201,7 +203,8 @@ namespace {
 // next append starts on a fresh line and the item runs again.
 std::set<std::string> completed_ids(const std::string& out) {
   std::set<std::string> ids;
-  if (!fs::exists(out)) return ids;
+  // Nothing to resume from a device (/dev/stdout, /dev/full) or a path that is not there yet.
+  if (!fs::is_regular_file(out)) return ids;
   std::ifstream in(out, std::ios::binary);
   if (!in) throw Error(out + ": cannot read the existing output to resume");
   std::stringstream ss;
@@ -292,10 +295,11 @@ int run_batch(const Command& self, const Args& a) {
                (long long)shard.index, (long long)shard.count, items.size() - todo.size(), out->c_str(), todo.size());
   if (todo.empty()) return 0;
 
+  // Opened before the model loads, so an unwritable path fails in a second, not after the load.
+  std::ofstream os(*out, std::ios::app | std::ios::binary);
+  if (!os) throw Error(*out + ": cannot open for writing: " + std::strerror(errno));
   const std::shared_ptr<Model> model = load_model(a);
   const decoder::GenerateOptions opt = flags.apply(model->default_generate_options());
-  std::ofstream os(*out, std::ios::app | std::ios::binary);
-  if (!os) throw Error(*out + ": cannot open for writing");
 
   Progress progress(todo.size());
   size_t errors = 0, n = 0;
@@ -315,7 +319,7 @@ int run_batch(const Command& self, const Args& a) {
     j["prompt"] = instruction;
     j["tgt_text"] = item->tgt_text;
     os << dump(j) << '\n' << std::flush;  // one whole line per item: an interruption loses at most one
-    if (!os) throw Error(*out + ": write failed");
+    if (!os) throw Error(*out + ": write failed (disk full?): " + std::strerror(errno));
     progress.update(++n, errors);
   }
   if (errors) {

@@ -240,6 +240,24 @@ TEST_F(Cli, BatchGoesOnAfterABrokenItemResumesAndShards) {
   EXPECT_NE(r.err.find("3 already in"), std::string::npos) << r.err;
 }
 
+TEST_F(Cli, BatchOutputThatCannotBeWrittenFailsWithTheReason) {
+  fs::copy_file(audio("short.wav"), dir_ / "short.wav");
+  const fs::path manifest = dir_ / "m.tsv";
+  { std::ofstream(manifest) << "id\taudio\nx\tshort.wav\n"; }
+  auto batch = [&](const std::string& out) {
+    return run({"batch", "--model", demo_dir(), "--max-new-tokens", "2", "--audio-root", dir_.string(), "--out", out,
+                manifest.string()});
+  };
+  Outcome r = batch((dir_ / "no/such/dir/out.jsonl").string());
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("out.jsonl: cannot open for writing: No such file or directory"), std::string::npos) << r.err;
+  if (fs::exists("/dev/full")) {  // every write to it fails with ENOSPC, like a full disk
+    r = batch("/dev/full");
+    EXPECT_EQ(r.status, 1);
+    EXPECT_NE(r.err.find("/dev/full: write failed (disk full?): No space left on device"), std::string::npos) << r.err;
+  }
+}
+
 TEST_F(Cli, MakeRandomModelRuns) {
   const fs::path m = dir_ / "random";
   Outcome r = run({"make-random-model", "--config", demo_dir() + "/config.json", "--out", m.string(), "--seed", "3",
