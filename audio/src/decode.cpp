@@ -18,9 +18,6 @@ namespace wavllm::audio {
 namespace {
 
 constexpr sf_count_t kBlockFrames = 1 << 15;
-// Largest up-front reservation; a longer (declared) length grows the buffer as it is read, so
-// a header that lies about its length cannot make us allocate for it.
-constexpr size_t kMaxReserveSamples = size_t(1) << 24;
 
 struct MemoryStream {
   const unsigned char* data;
@@ -112,7 +109,8 @@ Buffer read_all(SNDFILE* f, const SF_INFO& info, const std::string& label, const
   b.sample_rate = info.samplerate;
   b.channels = info.channels;
   const size_t ch = static_cast<size_t>(info.channels);
-  if (known_length) b.interleaved.reserve(std::min(static_cast<size_t>(info.frames), kMaxReserveSamples / ch) * ch);
+  // No reservation from the header's frame count: a 43-byte file may declare millions of frames
+  // (found by fuzz_audio). The buffer grows with what is really decoded.
   std::vector<float> block(static_cast<size_t>(kBlockFrames) * ch);
   sf_count_t total = 0;
   for (;;) {

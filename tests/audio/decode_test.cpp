@@ -265,3 +265,12 @@ TEST(audio, BadInputLongerThanTheLimit) {
     expect_error([&] { wa::load_mono_16k(dir.file(name), opt); }, name, "limit");
   }
 }
+
+// Found by fuzz_audio (fuzz/regressions/audio): a 43-byte FLAC whose header declares 17 million
+// frames made the decoder reserve memory for them before reading anything.
+TEST(audio, BadInputTinyFileDeclaringMillionsOfFrames) {
+  const unsigned char bytes[] = {0x66, 0x4c, 0x61, 0x43, 0x00, 0x00, 0x00, 0x22, 0x10, 0xfe, 0x31, 0x00, 0x43, 0x6f, 0x6d,
+                                 0x94, 0x65, 0x6e, 0x74, 0xff, 0x00, 0xf0, 0x01, 0x06, 0x00, 0x00, 0x00, 0x75, 0x00, 0x00,
+                                 0x00, 0x00, 0x0b, 0x02, 0x00, 0xa7, 0x04, 0x00, 0x00, 0xba, 0x00, 0x00, 0x75};
+  expect_error([&] { wa::decode_memory(bytes, sizeof bytes, "lying.flac"); }, "lying.flac", "truncated");
+}
