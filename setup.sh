@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache
   libtorch-dev libopenblas0 libsndfile1-dev libfftw3-dev libsoxr-dev
-  libsentencepiece-dev nlohmann-json3-dev libgtest-dev pybind11-dev
+  nlohmann-json3-dev libgtest-dev pybind11-dev
   python3-dev python3-numpy python3-torch python3-pytest python3-sentencepiece
   clang libclang-rt-14-dev
 )

@@ -1,4 +1,5 @@
-# Every dependency comes from a Debian 12 package; a missing one stops configure with the
+# Every dependency comes from a Debian 12 package (sentencepiece models are read by decoder/ itself:
+# libsentencepiece clashes with LibTorch's protobuf in one process); a missing one stops configure with the
 # package to install, instead of a compiler error much later.
 find_package(PkgConfig)
 if(NOT PkgConfig_FOUND)
@@ -15,7 +16,6 @@ endmacro()
 wavllm_require_pkg(SNDFILE sndfile libsndfile1-dev)
 wavllm_require_pkg(FFTW3 fftw3 libfftw3-dev)  # double precision: the log-mel matches float64 numpy
 wavllm_require_pkg(SOXR soxr libsoxr-dev)
-wavllm_require_pkg(SENTENCEPIECE sentencepiece libsentencepiece-dev)
 
 find_package(nlohmann_json 3 QUIET)
 if(NOT nlohmann_json_FOUND)
