@@ -6,7 +6,7 @@
 // free memory first; float32 would not fit a 24-GB machine). Reports tokens/s and peak RSS.
 //
 //   bench_decoder [--shape 1b|7b|both] [--prompt P] [--new N] [--repeat R] [--threads N]
-//                 [--python /usr/bin/python3 | --no-python]
+//                 [--layers L (fewer layers: quick runs)] [--python /usr/bin/python3 | --no-python]
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <sys/resource.h>
@@ -37,6 +37,7 @@ struct Options {
   int new_tokens = 32;
   int repeat = 2;
   int threads = 0;
+  int layers = 0;  // 0: the shape's own
   std::string python = "/usr/bin/python3";
 };
 
@@ -160,6 +161,7 @@ int run(int argc, char** argv) {
     else if (a == "--new") o.new_tokens = std::stoi(value());
     else if (a == "--repeat") o.repeat = std::stoi(value());
     else if (a == "--threads") o.threads = std::stoi(value());
+    else if (a == "--layers") o.layers = std::stoi(value());
     else if (a == "--python") o.python = value();
     else if (a == "--no-python") o.python.clear();
     else return false;
@@ -172,10 +174,13 @@ int run(int argc, char** argv) {
   std::vector<Shape> shapes;
   if (o.shape != "7b") shapes.push_back(make_shape("1b"));
   if (o.shape != "1b") shapes.push_back(make_shape("7b"));
+  if (o.layers < 0) throw Error("--layers must be >= 1 (0: the shape's own)");
+  for (auto& s : shapes)
+    if (o.layers > 0) s.llama.n_layers = o.layers;
 
   std::printf("LLaMA decoder with prompt-aware LoRA, random weights, CPU, %d threads; prefill %d positions, then %d "
-              "tokens one by one; best of %d\n",
-              threads, o.prompt, o.new_tokens, o.repeat);
+              "tokens one by one; best of %d; %d layers\n",
+              threads, o.prompt, o.new_tokens, o.repeat, shapes.front().llama.n_layers);
   std::printf("%-4s %-8s %-9s %10s %10s %10s %9s\n", "size", "impl", "dtype", "prefill/s", "decode/s", "ms/token",
               "peakGiB");
   std::vector<std::string> notes;

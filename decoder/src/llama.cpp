@@ -15,7 +15,7 @@ const std::string kPrefix = "gpt_model.model_llama.";
 // Normalises in float32 whatever the weights' dtype, as the reference does (x.float() ... type_as(x)).
 at::Tensor rms_norm(const at::Tensor& x, const at::Tensor& weight, double eps) {
   const auto xf = x.to(at::kFloat);
-  return (xf * at::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true).add_(eps))).to(x.scalar_type()) * weight;
+  return (xf * at::rsqrt(xf.square().mean(-1, /*keepdim=*/true).add_(eps))).to(x.scalar_type()).mul_(weight);
 }
 
 // W x, plus the prompt-aware LoRA term ((x A) B) * s when a scale is given (no alpha / r factor).
@@ -26,11 +26,12 @@ at::Tensor project(const at::Tensor& x, const at::Tensor& w, const at::Tensor& a
   return y;
 }
 
-// x [B, T, H, hd]: rotates the interleaved pairs (x[2i], x[2i+1]) as complex numbers, in float32.
-at::Tensor rotary(const at::Tensor& x, const at::Tensor& cos, const at::Tensor& sin) {
-  const auto xf = x.to(at::kFloat).unflatten(-1, {x.size(-1) / 2, 2});
-  const auto re = xf.select(-1, 0), im = xf.select(-1, 1);
-  return at::stack({re * cos - im * sin, re * sin + im * cos}, -1).flatten(3).to(x.scalar_type());
+// x [B, T, H, hd]: rotates the interleaved pairs (x[2i], x[2i+1]) as complex numbers, in float32,
+// by freqs [1, T, 1, hd / 2] (complex64). One complex product: fewer passes over memory than
+// the real-valued form.
+at::Tensor rotary(const at::Tensor& x, const at::Tensor& freqs) {
+  const auto xc = at::view_as_complex(x.to(at::kFloat).unflatten(-1, {x.size(-1) / 2, 2}));
+  return at::view_as_real(xc * freqs).flatten(3).to(x.scalar_type());
 }
 
 }  // namespace
@@ -93,8 +94,7 @@ Llama::Llama(const LlamaConfig& cfg, const Weights& w) : cfg_(cfg) {
   const int64_t hd = cfg.head_dim();
   const auto inv_freq = at::pow(cfg.rope_theta, at::arange(0, hd, 2, at::kFloat).div_(hd)).reciprocal_();
   const auto angles = at::outer(at::arange(cfg.max_positions(), at::kFloat), inv_freq);
-  rope_cos_ = angles.cos().to(tok_emb_.device());
-  rope_sin_ = angles.sin().to(tok_emb_.device());
+  rope_ = at::polar(at::ones_like(angles), angles).to(tok_emb_.device());
 }
 
 KVCache Llama::new_cache(int64_t batch, int64_t capacity) const {
@@ -113,8 +113,7 @@ at::Tensor Llama::embed(const std::vector<int64_t>& ids) const {
 at::Tensor Llama::layers_forward(at::Tensor h, int64_t start, KVCache* cache, const at::Tensor* lora_scale) const {
   const int64_t B = h.size(0), T = h.size(1), end = start + T;
   const int64_t H = cfg_.n_heads, hd = cfg_.head_dim();
-  const auto cos = rope_cos_.narrow(0, start, T).view({1, T, 1, hd / 2});
-  const auto sin = rope_sin_.narrow(0, start, T).view({1, T, 1, hd / 2});
+  const auto freqs = rope_.narrow(0, start, T).view({1, T, 1, hd / 2});
   // Causal over the new positions; every cached position is visible.
   at::Tensor mask;
   if (T > 1)
@@ -124,8 +123,8 @@ at::Tensor Llama::layers_forward(at::Tensor h, int64_t start, KVCache* cache, co
   for (size_t i = 0; i < layers_.size(); ++i) {
     const Layer& L = layers_[i];
     const auto x = rms_norm(h, L.attn_norm, cfg_.norm_eps);
-    const auto q = rotary(project(x, L.wq, L.qa, L.qb, lora_scale).view({B, T, H, hd}), cos, sin).transpose(1, 2);
-    auto k = rotary(project(x, L.wk, L.ka, L.kb, lora_scale).view({B, T, H, hd}), cos, sin).transpose(1, 2);
+    const auto q = rotary(project(x, L.wq, L.qa, L.qb, lora_scale).view({B, T, H, hd}), freqs).transpose(1, 2);
+    auto k = rotary(project(x, L.wk, L.ka, L.kb, lora_scale).view({B, T, H, hd}), freqs).transpose(1, 2);
     auto v = project(x, L.wv, L.va, L.vb, lora_scale).view({B, T, H, hd}).transpose(1, 2);
     if (cache) {
       auto ck = cache->k_[i].narrow(0, 0, B), cv = cache->v_[i].narrow(0, 0, B);
@@ -138,9 +137,12 @@ at::Tensor Llama::layers_forward(at::Tensor h, int64_t start, KVCache* cache, co
     if (mask.defined()) scores.add_(mask);
     const auto probs = at::softmax(scores.to(at::kFloat), -1).to(q.scalar_type());
     const auto attn = at::matmul(probs, v).transpose(1, 2).reshape({B, T, H * hd});
-    h = h + project(attn, L.wo, L.oa, L.ob, lora_scale);
+    // Residual adds in place once h is ours (the caller's embeddings are never written).
+    const auto attn_out = project(attn, L.wo, L.oa, L.ob, lora_scale);
+    h = i == 0 ? h + attn_out : h.add_(attn_out);
     const auto f = rms_norm(h, L.ffn_norm, cfg_.norm_eps);
-    h = h + at::linear(at::silu(at::linear(f, L.w1)).mul_(at::linear(f, L.w3)), L.w2);
+    auto gate = at::linear(f, L.w1);
+    h.add_(at::linear(at::silu_(gate).mul_(at::linear(f, L.w3)), L.w2));
   }
   return h;
 }

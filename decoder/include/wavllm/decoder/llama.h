@@ -62,7 +62,7 @@ class Llama {
   LlamaConfig cfg_;
   at::Tensor tok_emb_, norm_, output_;
   std::vector<Layer> layers_;
-  at::Tensor rope_cos_, rope_sin_;  // [max_positions, head_dim / 2], float32 on the device
+  at::Tensor rope_;  // [max_positions, head_dim / 2] complex64 on the device (the reference's freqs_cis)
 };
 
 }  // namespace wavllm::decoder
