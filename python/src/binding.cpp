@@ -149,10 +149,15 @@ class PyModel {
     set_if(length_penalty, opt.length_penalty);
     set_if(repetition_penalty, opt.repetition_penalty);
     set_if(no_repeat_ngram_size, opt.no_repeat_ngram_size);
-    if (py::isinstance<py::str>(stop))
+    if (py::isinstance<py::str>(stop)) {
       opt.stop = {stop.cast<std::string>()};
-    else if (!stop.is_none())
-      opt.stop = stop.cast<std::vector<std::string>>();
+    } else if (!stop.is_none()) {
+      try {
+        opt.stop = stop.cast<std::vector<std::string>>();
+      } catch (const py::cast_error&) {
+        throw py::type_error("stop must be a string or a list of strings");
+      }
+    }
     opt.return_step_logits = return_step_logits;
     if (!on_text.is_none() && !PyCallable_Check(on_text.ptr())) throw py::type_error("on_text must be callable or None");
     const auto load_start = std::chrono::steady_clock::now();

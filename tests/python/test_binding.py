@@ -160,6 +160,15 @@ def test_engine_errors_are_wavllm_errors(model, tmp_path):
         wavllm.Model(str(DEMO), threads=0)
 
 
+def test_stop_strings(model):
+    text = CASES["short_er"]["text"]
+    short = str(AUDIO / "short.wav")
+    r = model.generate(short, CASES["short_er"]["prompt"], max_new_tokens=10, stop="he")
+    assert r.text == text[:text.index("he")]
+    with pytest.raises(TypeError, match="stop"):
+        model.generate(short, "Hi", stop=[1, 2])
+
+
 def test_callback_exception_stops_generation(model):
     def boom(piece):
         raise KeyError("stop here")
