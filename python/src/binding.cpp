@@ -186,12 +186,21 @@ class PyModel {
   std::shared_ptr<wavllm::Model> model_;
 };
 
-// Runs f(model, samples) without the GIL.
-template <typename F>
-auto without_gil(const PyModel& m, const py::object& audio, F f) {
-  std::vector<float> samples = audio_samples(audio);
-  py::gil_scoped_release nogil;
-  return f(m.get(), samples);
+py::object to_python(const at::Tensor& t) { return to_numpy<float>(t); }
+py::object to_python(const std::vector<at::Tensor>& ts) { return to_numpy_list(ts); }
+
+// A Model method of 16 kHz samples as a Python method of `audio`, run without the GIL.
+template <typename R>
+auto audio_method(R (wavllm::Model::*method)(const std::vector<float>&) const) {
+  return [method](const PyModel& pm, const py::object& audio) {
+    std::vector<float> samples = audio_samples(audio);
+    R out;
+    {
+      py::gil_scoped_release nogil;
+      out = (pm.get().*method)(samples);
+    }
+    return to_python(out);
+  };
 }
 
 }  // namespace
@@ -276,30 +285,12 @@ PYBIND11_MODULE(_wavllm, m) {
           "config",
           [](const PyModel& pm) { return py::module_::import("json").attr("loads")(pm.get().config().to_json_text()); },
           "config.json as a dict")
-      .def(
-          "whisper_encoder",
-          [](const PyModel& pm, const py::object& audio) {
-            return to_numpy_list(without_gil(pm, audio, [](const wavllm::Model& mo, const std::vector<float>& s) {
-              return mo.whisper_encoder(s);
-            }));
-          },
-          py::arg("audio"), "Whisper encoder output per 30-s part: list of float32 [T, d].")
-      .def(
-          "wavlm_hidden_states",
-          [](const PyModel& pm, const py::object& audio) {
-            return to_numpy_list(without_gil(pm, audio, [](const wavllm::Model& mo, const std::vector<float>& s) {
-              return mo.wavlm_hidden_states(s);
-            }));
-          },
-          py::arg("audio"), "WavLM input of layer 0 and output of every layer: list of float32 [T, h].")
-      .def(
-          "audio_embeddings",
-          [](const PyModel& pm, const py::object& audio) {
-            return to_numpy<float>(without_gil(pm, audio, [](const wavllm::Model& mo, const std::vector<float>& s) {
-              return mo.audio_embeddings(s);
-            }));
-          },
-          py::arg("audio"), "Fused audio embeddings fed to the decoder: float32 [T, dim].")
+      .def("whisper_encoder", audio_method(&wavllm::Model::whisper_encoder), py::arg("audio"),
+           "Whisper encoder output per 30-s part: list of float32 [T, d].")
+      .def("wavlm_hidden_states", audio_method(&wavllm::Model::wavlm_hidden_states), py::arg("audio"),
+           "WavLM input of layer 0 and output of every layer: list of float32 [T, h].")
+      .def("audio_embeddings", audio_method(&wavllm::Model::audio_embeddings), py::arg("audio"),
+           "Fused audio embeddings fed to the decoder: float32 [T, dim].")
       .def(
           "prompt_ids",
           [](const PyModel& pm, const std::string& instruction) {
