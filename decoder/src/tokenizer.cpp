@@ -399,7 +399,6 @@ int Tokenizer::byte_value(int64_t id) const {
 
 PromptIds build_prompt(const Tokenizer& tok, const std::string& system_prompt, const std::string& instruction,
                        int64_t bos) {
-  if (instruction.empty()) throw Error("instruction: empty (the prompt needs at least one token)");
   PromptIds p;
   p.left.push_back(bos);
   for (int64_t id : tok.encode("[INST]<<SYS>>\n" + system_prompt + "\n<</SYS>>\n\n<SPEECH>")) p.left.push_back(id);

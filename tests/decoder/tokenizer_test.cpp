@@ -89,8 +89,13 @@ TEST(Prompt, MatchesEveryStageFixture) {
   }
 }
 
-TEST(Prompt, EmptyInstructionIsAnError) {
-  EXPECT_THROW(decoder::build_prompt(demo().tok, "system", "", 1), Error);
+// The reference's SQQA manifest has items with an empty prompt: the layout still holds.
+TEST(Prompt, EmptyInstructionKeepsTheLayout) {
+  const auto p = decoder::build_prompt(demo().tok, "system", "", 1);
+  EXPECT_EQ(p.right, demo().tok.encode(" </SPEECH>  [/INST]"));
+  EXPECT_EQ(p.orig, demo().tok.encode("\"\""));
+  EXPECT_FALSE(p.orig.empty());
+  EXPECT_EQ(p.left, decoder::build_prompt(demo().tok, "system", "x", 1).left);
 }
 
 TEST(Tokenizer, DecodesTheReferenceTexts) {

@@ -45,7 +45,8 @@ struct PromptIds {
   std::vector<int64_t> left, right, orig;
 };
 
-// An Error when the instruction is empty (the prompt adapter needs at least one token).
+// An empty instruction is valid, as in the reference data (SQQA items carry the question in the
+// speech): orig is then encode("\"\""), which still gives the prompt adapter tokens.
 PromptIds build_prompt(const Tokenizer& tok, const std::string& system_prompt, const std::string& instruction,
                        int64_t bos);
 
