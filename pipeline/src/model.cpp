@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <map>
 #include <mutex>
@@ -121,11 +122,14 @@ struct Model::Impl {
   void check_context(int64_t samples, const decoder::PromptIds& ids) const {
     const int64_t needed = int64_t(ids.left.size()) + audio_tokens(samples) + int64_t(ids.right.size());
     const int64_t table = cfg.llama.max_positions();
-    if (needed > table)
-      throw Error("the request needs " + std::to_string(needed) + " decoder positions (" + std::to_string(audio_tokens(samples)) +
-                  " of them for " + std::to_string(int64_t(samples / kSampleRate)) +
-                  " s of audio); the model's rotary table has " + std::to_string(table) +
+    if (needed > table) {
+      char audio_text[64];
+      std::snprintf(audio_text, sizeof audio_text, "%.1f s", samples / kSampleRate);
+      throw Error("the request needs " + std::to_string(needed) + " decoder positions (" +
+                  std::to_string(audio_tokens(samples)) + " of them for " + audio_text +
+                  " of audio); the model's rotary table has " + std::to_string(table) +
                   ": use shorter audio or a shorter instruction");
+    }
   }
 
   // [parts, L, d] in the weights' dtype.
