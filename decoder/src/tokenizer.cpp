@@ -5,6 +5,7 @@
 #include "wavllm/decoder/tokenizer.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -302,9 +303,13 @@ Tokenizer Tokenizer::load(const std::string& path) {
       case kControl: impl->reserved.emplace(p.text, id); break;
       case kByte: {
         impl->reserved.emplace(p.text, id);
-        unsigned v = 0;
-        if (p.text.size() != 6 || std::sscanf(p.text.c_str(), "<0x%2X>", &v) != 1) top.fail("bad byte piece " + p.text);
-        impl->byte_id[v] = id;
+        // Exactly "<0xHH>": sscanf's %X would also take "-6" and index far outside byte_id
+        // (found by fuzz_tokenizer).
+        const std::string& t = p.text;
+        if (t.size() != 6 || t.compare(0, 3, "<0x") != 0 || !std::isxdigit(static_cast<unsigned char>(t[3])) ||
+            !std::isxdigit(static_cast<unsigned char>(t[4])) || t[5] != '>')
+          top.fail("bad byte piece " + t);
+        impl->byte_id[std::stoi(t.substr(3, 2), nullptr, 16)] = id;
         break;
       }
       default: top.fail("piece " + std::to_string(i) + " has unknown type " + std::to_string(p.type));
