@@ -12,23 +12,6 @@
 
 namespace wavllm::test {
 
-// A scratch directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    path_ = std::filesystem::temp_directory_path() /
-            ("wavllm_audio_" + std::to_string(::getpid()) + "_" +
-             ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    std::filesystem::remove_all(path_);
-    std::filesystem::create_directories(path_);
-  }
-  ~TempDir() { std::filesystem::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  std::filesystem::path path_;
-};
-
 // Writes interleaved float samples in `format` (SF_FORMAT_* container | subtype).
 inline void write_audio(const std::string& path, int format, const std::vector<float>& interleaved, int sample_rate,
                         int channels) {

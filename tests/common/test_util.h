@@ -1,6 +1,7 @@
 #pragma once
 // Paths and comparisons shared by the GoogleTest suites (torch-free).
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -22,6 +23,27 @@ inline std::string shared_data(const std::string& rel) {
 #define WAVLLM_SKIP_WITHOUT_SHARED(path)                                                    \
   if ((path).empty()) GTEST_SKIP() << "../shared/data is absent: this test needs the third-party " \
                                       "data beside the checkout (CI has it)"
+
+// A scratch directory per TempDir, unique in the process, removed afterwards.
+class TempDir {
+ public:
+  TempDir() {
+    static int counter = 0;
+    path_ = std::filesystem::temp_directory_path() /
+            ("wavllm_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++) + "_" +
+             ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::filesystem::remove_all(path_);
+    std::filesystem::create_directories(path_);
+  }
+  ~TempDir() { std::filesystem::remove_all(path_); }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  std::string str() const { return path_.string(); }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
 
 inline float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());

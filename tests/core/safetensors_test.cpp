@@ -13,27 +13,11 @@
 namespace fs = std::filesystem;
 using wavllm::Error;
 using namespace wavllm::st;
+using wavllm::test::TempDir;
 
 namespace {
 
 std::string tiny_model() { return wavllm::test::fixture("tiny/model.safetensors"); }
-
-// A scratch directory per test, removed afterwards.
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("wavllm_st_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++) + "_" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string file(const std::string& name) const { return (path_ / name).string(); }
-
- private:
-  fs::path path_;
-  static inline int counter_ = 0;
-};
 
 std::string raw_file(const std::string& header, size_t data_bytes) {
   std::string s(8, '\0');
@@ -181,19 +165,19 @@ TEST(Safetensors, ShardSetFromIndexAndDirectory) {
     b.write("y", &two, 4);
     b.close();
   }
-  auto set = ShardSet::open(fs::path(tmp.file("")).parent_path().string());
+  auto set = ShardSet::open(tmp.str());
   EXPECT_EQ(set.tensors().size(), 2u);
   std::ofstream(tmp.file("model.safetensors.index.json"))
       << R"({"metadata":{},"weight_map":{"x":"model-00001-of-00002.safetensors","y":"model-00002-of-00002.safetensors"}})";
-  auto indexed = ShardSet::open(fs::path(tmp.file("")).parent_path().string());
+  auto indexed = ShardSet::open(tmp.str());
   EXPECT_TRUE(indexed.contains("x"));
   EXPECT_TRUE(indexed.contains("y"));
   std::ofstream(tmp.file("model.safetensors.index.json")) << R"({"weight_map":{"x":"../../etc/passwd"}})";
-  EXPECT_THROW(ShardSet::open(fs::path(tmp.file("")).parent_path().string()), Error);
+  EXPECT_THROW(ShardSet::open(tmp.str()), Error);
   std::ofstream(tmp.file("model.safetensors.index.json")) << R"({"weight_map":{"x":"model-00002-of-00002.safetensors"}})";
-  EXPECT_THROW(ShardSet::open(fs::path(tmp.file("")).parent_path().string()), Error);
+  EXPECT_THROW(ShardSet::open(tmp.str()), Error);
   std::ofstream(tmp.file("model.safetensors.index.json")) << "{oops";
-  EXPECT_THROW(ShardSet::open(fs::path(tmp.file("")).parent_path().string()), Error);
+  EXPECT_THROW(ShardSet::open(tmp.str()), Error);
 }
 
 TEST(Safetensors, ShardSetRejectsDuplicateAcrossShards) {
@@ -205,7 +189,7 @@ TEST(Safetensors, ShardSetRejectsDuplicateAcrossShards) {
     w.close();
   }
   try {
-    ShardSet::open(fs::path(tmp.file("")).parent_path().string());
+    ShardSet::open(tmp.str());
     FAIL() << "duplicate accepted";
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("'x'"), std::string::npos) << e.what();

@@ -15,27 +15,11 @@
 
 namespace fs = std::filesystem;
 using namespace wavllm;
+using wavllm::test::TempDir;
 
 namespace {
 
 std::string demo_dir() { return std::string(WAVLLM_TEST_FIXTURES) + "/../../models/demo"; }
-
-class TempDir {
- public:
-  TempDir() {
-    path_ = fs::temp_directory_path() / ("wavllm_w_" + std::to_string(::getpid()) + "_" + std::to_string(counter_++) + "_" +
-                                         ::testing::UnitTest::GetInstance()->current_test_info()->name());
-    fs::remove_all(path_);
-    fs::create_directories(path_);
-  }
-  ~TempDir() { fs::remove_all(path_); }
-  std::string str() const { return path_.string(); }
-  std::string file(const std::string& n) const { return (path_ / n).string(); }
-
- private:
-  fs::path path_;
-  static inline int counter_ = 0;
-};
 
 std::string error_of(const std::function<void()>& f) {
   try {
