@@ -195,11 +195,4 @@ int run(int argc, char** argv) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  try {
-    return run(argc, argv);
-  } catch (const std::exception& e) {
-    std::cerr << "bench_decoder: " << e.what() << "\n";
-    return 1;
-  }
-}
+int main(int argc, char** argv) { return wavllm::bench::guarded_main("bench_decoder", run, argc, argv); }

@@ -14,6 +14,16 @@
 
 namespace wavllm::bench {
 
+// The body of a benchmark's main(): an exception ends it with one line naming the program.
+inline int guarded_main(const char* program, int (*run)(int, char**), int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s: %s\n", program, e.what());
+    return 1;
+  }
+}
+
 // Calls on_option(name, value) for each "--name" argument; `value()` consumes the next
 // argument. on_option returns false for an unknown option. Numbers that do not parse
 // (std::stoi/stod throwing) become an Error naming the option.
