@@ -57,7 +57,8 @@ std::shared_ptr<Model> load_model(const Args& a) {
   bool random = false;
   for (const auto& e : fs::directory_iterator(dir)) {
     if (e.path().extension() != ".safetensors") continue;
-    const auto& meta = st::File::open(e.path().string())->metadata();
+    const auto file = st::File::open(e.path().string());  // keeps the metadata alive (ASan found the dangling one)
+    const auto& meta = file->metadata();
     auto it = meta.find("format");
     random = random || (it != meta.end() && it->second == "wavllm-random");
   }
