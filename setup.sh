@@ -3,7 +3,7 @@
 # installs the Debian packages, builds in Release, then runs what was asked.
 #   ./setup.sh          install + build
 #   ./setup.sh demo     ... then transcribe the bundled sample with the bundled demo model
-#   ./setup.sh test     ... then run every test: ctest + pytest, the C++ suite again under
+#   ./setup.sh test     ... then run every test: ctest + pytest, the C++ suites again under
 #                       AddressSanitizer + UndefinedBehaviorSanitizer, and the fuzz corpus replay
 #                       (WAVLLM_SKIP_SANITIZE=1 skips the last two for a quick local run)
 # Idempotent: packages already installed are not fetched again; the build is incremental.
@@ -46,15 +46,13 @@ case "${1:-}" in
     ctest --test-dir "$BUILD_DIR" --output-on-failure -j "$JOBS"
     PYTHONPATH="$BUILD_DIR/python" /usr/bin/python3 -m pytest -q tests/python eval/tests
     if [ "${WAVLLM_SKIP_SANITIZE:-0}" != 1 ]; then
-      # The fast suites again under ASan + UBSan (LibTorch itself is not instrumented; the
-      # project's code is). WAVLLM_SANITIZE_SUITES=all runs every suite (slow to build).
-      SUITES=${WAVLLM_SANITIZE_SUITES:-core audio adapter decoder}
-      [ "$SUITES" = all ] && SUITES="core audio encoders adapter decoder pipeline cli"
+      # Every suite again under ASan + UBSan (LibTorch itself is not instrumented; the
+      # project's code is). The Python module is left out: it would need ASan preloaded.
       cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DWAVLLM_BUILD_PYTHON=OFF \
         "-DWAVLLM_SANITIZE=address;undefined"
-      cmake --build build-asan -j "$JOBS" --target $(printf 'test_%s ' $SUITES)
+      cmake --build build-asan -j "$JOBS"
       ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
-        ctest --test-dir build-asan --output-on-failure -j "$JOBS" -R "^($(echo $SUITES | tr ' ' '|'))\$"
+        ctest --test-dir build-asan --output-on-failure -j "$JOBS"
       fuzz/run.sh --regress
     fi
     ;;
