@@ -59,3 +59,14 @@ endfunction()
 function(wavllm_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-unused-parameter)
 endfunction()
+
+# A model stage: one LibTorch library wavllm_<folder> of <folder>/src/*.cpp with its public
+# headers in <folder>/include, linked to the stages it builds on.
+function(wavllm_stage_library folder)
+  file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/*.cpp)
+  add_library(wavllm_${folder} ${srcs})
+  target_include_directories(wavllm_${folder} PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include)
+  target_link_libraries(wavllm_${folder} PUBLIC ${ARGN})
+  wavllm_torch_target(wavllm_${folder})
+  wavllm_warnings(wavllm_${folder})
+endfunction()
