@@ -11,9 +11,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     wavllm::audio::DecodeOptions opt;
     opt.max_seconds = 60;  // keeps each input's work bounded
-    auto buf = wavllm::audio::decode_memory(data, size, "fuzz", opt);
-    auto mono = wavllm::audio::to_mono_16k(buf.interleaved.data(), buf.frames(), buf.sample_rate, buf.channels);
-    wavllm::audio::check_samples(mono.data(), mono.size(), "fuzz");
+    wavllm::audio::decode_mono_16k(data, size, "fuzz", opt);
   } catch (const wavllm::Error&) {
   }
   return 0;

@@ -1,18 +1,19 @@
 // Decoding with libsndfile. Every check that can be made from the header (rate, channels,
 // declared length) is made before a sample is read, so a hostile header costs no memory;
-// samples are read in fixed blocks and the buffer grows geometrically (linear total cost).
+// samples are read in fixed blocks, and load_mono_16k resamples each block as it comes, so
+// memory follows the 16 kHz mono result, not the file's rate x channels.
 #include <sndfile.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
+#include <memory>
 #include <sstream>
-#include <system_error>
 
 #include "wavllm/audio/audio.h"
 #include "wavllm/core/error.h"
+#include "wavllm/core/files.h"
 
 namespace wavllm::audio {
 namespace {
@@ -86,40 +87,41 @@ bool log_says_truncated(SNDFILE* f, bool known_length) {
   return false;
 }
 
-Buffer read_all(SNDFILE* f, const SF_INFO& info, const std::string& label, const DecodeOptions& opt) {
+// Everything the header tells, checked before a sample is read.
+void check_header(SNDFILE* f, const SF_INFO& info, const std::string& label, const DecodeOptions& opt) {
   if (info.channels < 1 || info.channels > kMaxChannels)
     fail(label, std::to_string(info.channels) + " channels (supported: 1 to " + std::to_string(kMaxChannels) + ")");
   if (info.samplerate < kMinSampleRate || info.samplerate > kMaxSampleRate)
     fail(label, "sample rate " + std::to_string(info.samplerate) + " Hz is outside " + std::to_string(kMinSampleRate) +
                     " to " + std::to_string(kMaxSampleRate) + " Hz");
   if (!(opt.max_seconds > 0)) fail(label, "max_seconds must be positive");
-  const double limit_frames_d = opt.max_seconds * info.samplerate;
-  const sf_count_t limit_frames = static_cast<sf_count_t>(std::min(limit_frames_d, 9.0e18));
-  // Formats that cannot tell their length (Ogg, some MP3) report SF_COUNT_MAX.
   const bool known_length = info.frames >= 0 && info.frames != SF_COUNT_MAX;
-  if (known_length && info.frames > limit_frames)
+  if (known_length && static_cast<double>(info.frames) > opt.max_seconds * info.samplerate)
     fail(label, "is " + seconds_text(static_cast<double>(info.frames) / info.samplerate) + " long, over the " +
                     seconds_text(opt.max_seconds) + " limit");
   if (known_length && info.frames == 0)
     fail(label, log_says_truncated(f, known_length)
                     ? "is truncated: the header declares audio data the file does not hold"
                     : "contains no samples (empty audio)");
+}
 
-  Buffer b;
-  b.sample_rate = info.samplerate;
-  b.channels = info.channels;
+// Reads every frame in fixed blocks, handing each to sink(block, frames, first_sample); the
+// time limit counts frames as they are decoded. No reservation from the header's frame count:
+// a 43-byte file may declare millions of frames (found by fuzz_audio).
+template <class Sink>
+void read_blocks(SNDFILE* f, const SF_INFO& info, const std::string& label, const DecodeOptions& opt, Sink&& sink) {
+  check_header(f, info, label, opt);
+  const bool known_length = info.frames >= 0 && info.frames != SF_COUNT_MAX;
+  const sf_count_t limit_frames = static_cast<sf_count_t>(std::min(opt.max_seconds * info.samplerate, 9.0e18));
   const size_t ch = static_cast<size_t>(info.channels);
-  // No reservation from the header's frame count: a 43-byte file may declare millions of frames
-  // (found by fuzz_audio). The buffer grows with what is really decoded.
   std::vector<float> block(static_cast<size_t>(kBlockFrames) * ch);
   sf_count_t total = 0;
   for (;;) {
-    sf_count_t got = sf_readf_float(f, block.data(), kBlockFrames);
+    const sf_count_t got = sf_readf_float(f, block.data(), kBlockFrames);
     if (got <= 0) break;
+    if (total + got > limit_frames) fail(label, "is longer than the " + seconds_text(opt.max_seconds) + " limit");
+    sink(block.data(), static_cast<size_t>(got), static_cast<size_t>(total) * ch);
     total += got;
-    if (total > limit_frames)
-      fail(label, "is longer than the " + seconds_text(opt.max_seconds) + " limit");
-    b.interleaved.insert(b.interleaved.end(), block.begin(), block.begin() + got * static_cast<sf_count_t>(ch));
   }
   if (sf_error(f) != SF_ERR_NO_ERROR)
     fail(label, std::string("decoding failed (truncated or corrupt?): ") + sf_strerror(f));
@@ -129,7 +131,37 @@ Buffer read_all(SNDFILE* f, const SF_INFO& info, const std::string& label, const
   if (log_says_truncated(f, known_length))
     fail(label, "is truncated: the file ends before the audio data the header declares");
   if (total == 0) fail(label, "contains no samples (empty audio)");
+}
+
+Buffer read_raw(SNDFILE* f, const SF_INFO& info, const std::string& label, const DecodeOptions& opt) {
+  Buffer b;
+  b.sample_rate = info.samplerate;
+  b.channels = info.channels;
+  const size_t ch = static_cast<size_t>(info.channels);
+  read_blocks(f, info, label, opt, [&](const float* block, size_t frames, size_t) {
+    if (b.interleaved.size() + frames * ch > kMaxRawSamples)
+      fail(label, "decodes to more than " + std::to_string(kMaxRawSamples) +
+                      " samples (frames x channels); load_mono_16k reads such files block by block");
+    b.interleaved.insert(b.interleaved.end(), block, block + frames * ch);
+  });
   return b;
+}
+
+std::vector<float> read_mono_16k(SNDFILE* f, const SF_INFO& info, const std::string& label, const DecodeOptions& opt) {
+  check_header(f, info, label, opt);  // the resampler needs a valid rate and channel count
+  MonoResampler resampler(info.samplerate, info.channels);
+  std::vector<float> mono;
+  const size_t ch = static_cast<size_t>(info.channels);
+  read_blocks(f, info, label, opt, [&](const float* block, size_t frames, size_t first) {
+    // Checked before resampling: the resampler would smear one NaN over its filter length.
+    for (size_t i = 0; i < frames * ch; ++i)
+      if (!std::isfinite(block[i]))
+        fail(label, "sample " + std::to_string(first + i) + " is " + (std::isnan(block[i]) ? "NaN" : "infinite"));
+    resampler.push(block, frames, mono);
+  });
+  resampler.finish(mono);
+  check_samples(mono.data(), mono.size(), label);
+  return mono;
 }
 
 struct Closer {
@@ -137,9 +169,11 @@ struct Closer {
 };
 using Handle = std::unique_ptr<SNDFILE, Closer>;
 
-Buffer decode_open(Handle f, const SF_INFO& info, const std::string& label, const DecodeOptions& opt) {
+template <class Reader>
+auto decode_open(SNDFILE* f, const SF_INFO& info, const std::string& label, const DecodeOptions& opt, Reader read) {
+  Handle h(f);
   try {
-    return read_all(f.get(), info, label, opt);
+    return read(h.get(), info, label, opt);
   } catch (const Error&) {
     throw;
   } catch (const std::bad_alloc&) {
@@ -147,30 +181,47 @@ Buffer decode_open(Handle f, const SF_INFO& info, const std::string& label, cons
   }
 }
 
-}  // namespace
-
-Buffer decode_file(const std::string& path, const DecodeOptions& opt) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  auto st = fs::status(path, ec);
-  if (ec || !fs::exists(st)) fail(path, "no such file");
-  if (fs::is_directory(st)) fail(path, "is a directory, not an audio file");
-  if (!fs::is_regular_file(st)) fail(path, "is not a regular file");
-  if (fs::file_size(path, ec) == 0) fail(path, "is an empty file (0 bytes)");
+// The file as a regular file (a FIFO or a device is refused before libsndfile reads a byte).
+template <class Reader>
+auto decode_path(const std::string& path, const DecodeOptions& opt, Reader read) {
+  std::unique_ptr<RegularFile> file;
+  try {
+    file = std::make_unique<RegularFile>(path, "audio");
+  } catch (const Error& e) {
+    fail(path, std::string(e.what()).substr(("audio " + path + ": ").size()));
+  }
+  if (file->size() == 0) fail(path, "is an empty file (0 bytes)");
   SF_INFO info{};
-  Handle f(sf_open(path.c_str(), SFM_READ, &info));
+  SNDFILE* f = sf_open_fd(file->fd(), SFM_READ, &info, /*close_desc=*/SF_FALSE);
   if (!f) fail(path, std::string("cannot be read as audio: ") + sf_strerror(nullptr));
-  return decode_open(std::move(f), info, path, opt);
+  return decode_open(f, info, path, opt, read);
 }
 
-Buffer decode_memory(const void* data, size_t size, const std::string& label, const DecodeOptions& opt) {
+template <class Reader>
+auto decode_bytes(const void* data, size_t size, const std::string& label, const DecodeOptions& opt, Reader read) {
   if (size == 0 || data == nullptr) fail(label, "is empty (0 bytes)");
   MemoryStream m{static_cast<const unsigned char*>(data), static_cast<sf_count_t>(size), 0};
   SF_VIRTUAL_IO io{mem_length, mem_seek, mem_read, mem_write, mem_tell};
   SF_INFO info{};
-  Handle f(sf_open_virtual(&io, SFM_READ, &info, &m));
+  SNDFILE* f = sf_open_virtual(&io, SFM_READ, &info, &m);
   if (!f) fail(label, std::string("cannot be read as audio: ") + sf_strerror(nullptr));
-  return decode_open(std::move(f), info, label, opt);
+  return decode_open(f, info, label, opt, read);
+}
+
+}  // namespace
+
+Buffer decode_file(const std::string& path, const DecodeOptions& opt) { return decode_path(path, opt, read_raw); }
+
+Buffer decode_memory(const void* data, size_t size, const std::string& label, const DecodeOptions& opt) {
+  return decode_bytes(data, size, label, opt, read_raw);
+}
+
+std::vector<float> load_mono_16k(const std::string& path, const DecodeOptions& opt) {
+  return decode_path(path, opt, read_mono_16k);
+}
+
+std::vector<float> decode_mono_16k(const void* data, size_t size, const std::string& label, const DecodeOptions& opt) {
+  return decode_bytes(data, size, label, opt, read_mono_16k);
 }
 
 void check_samples(const float* s, size_t n, const std::string& label) {
@@ -178,15 +229,6 @@ void check_samples(const float* s, size_t n, const std::string& label) {
   for (size_t i = 0; i < n; ++i)
     if (!std::isfinite(s[i]))
       fail(label, "sample " + std::to_string(i) + " is " + (std::isnan(s[i]) ? "NaN" : "infinite"));
-}
-
-std::vector<float> load_mono_16k(const std::string& path, const DecodeOptions& opt) {
-  Buffer b = decode_file(path, opt);
-  // Checked before resampling: the resampler would smear one NaN over its filter length.
-  check_samples(b.interleaved.data(), b.interleaved.size(), path);
-  std::vector<float> mono = to_mono_16k(b.interleaved.data(), b.frames(), b.sample_rate, b.channels);
-  check_samples(mono.data(), mono.size(), path);
-  return mono;
 }
 
 }  // namespace wavllm::audio

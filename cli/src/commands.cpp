@@ -108,17 +108,17 @@ int dispatch(int argc, char** argv) {
 
 std::vector<OptionSpec> model_options() {
   return {{"model", "DIR", "model directory (config.json, model*.safetensors, tokenizer.model); default $WAVLLM_MODEL"},
-          {"threads", "N", "CPU threads (default 0: all cores)"},
+          {"threads", "N", "CPU threads (default 0: all cores; more than the cores are capped at the core count)"},
           {"device", "DEVICE", "cpu, cuda or cuda:N (default cpu)"},
           {"dtype", "DTYPE", "float32, bfloat16 or float16 (default float32)"}};
 }
 
 std::vector<OptionSpec> generation_options() {
-  return {{"temperature", "T", "sampling temperature; 0 = greedy (default from config.json)"},
+  return {{"temperature", "T", "sampling temperature, 0 = greedy, else 0.001 to 100 (default from config.json)"},
           {"top-p", "P", "nucleus sampling mass in (0, 1]"},
           {"top-k", "K", "sample among the K best tokens (0 = all)"},
           {"seed", "N", "sampling seed (default: random)"},
-          {"beams", "N", "beam search with N beams (greedy when 1)"},
+          {"beams", "N", "beam search with N beams, 1 to 16 (greedy when 1)"},
           {"max-new-tokens", "N", "stop after N generated tokens (0 = until EOS or the step limit)"}};
 }
 

@@ -19,8 +19,8 @@
 #include "commands.h"
 #include "manifest.h"
 #include "wavllm/audio/audio.h"
+#include "wavllm/core/files.h"
 #include "wavllm/core/runtime.h"
-#include "wavllm/core/safetensors.h"
 #include "wavllm/pipeline/model.h"
 
 namespace fs = std::filesystem;
@@ -49,24 +49,12 @@ std::shared_ptr<Model> load_model(const Args& a) {
   } catch (const Error& e) {
     throw UsageError(std::string("option --dtype: ") + e.what());
   }
-  mo.threads = int(a.integer("threads", 0, 4096).value_or(0));
+  mo.threads = int(a.integer("threads", 0, std::numeric_limits<int>::max()).value_or(0));
   std::shared_ptr<Model> m = Model::load(dir, mo);
   // Random-weight models print meaningless text by design; say so once, on stderr, so that
-  // the output itself stays clean. Generated models carry the "wavllm-random" format tag;
-  // the bundled demo (the fixtures' model) is marked by its README.
-  bool random = false;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() != ".safetensors") continue;
-    const auto file = st::File::open(e.path().string());  // keeps the metadata alive (ASan found the dangling one)
-    const auto& meta = file->metadata();
-    auto it = meta.find("format");
-    random = random || (it != meta.end() && it->second == "wavllm-random");
-  }
-  std::ifstream readme(fs::path(dir) / "README.md");
-  std::string first_line;
-  if (readme && std::getline(readme, first_line) && first_line.find("RANDOM weights") != std::string::npos)
-    random = true;
-  if (random) std::fprintf(stderr, "wavllm: note: %s has random weights: its output text is meaningless\n", dir.c_str());
+  // the output itself stays clean.
+  if (m->random_weights())
+    std::fprintf(stderr, "wavllm: note: %s has random weights: its output text is meaningless\n", dir.c_str());
   return m;
 }
 
@@ -77,10 +65,11 @@ struct GenerationFlags {
   std::optional<int64_t> top_k, beams, max_new_tokens, seed;
 
   explicit GenerationFlags(const Args& a)
-      : temperature(a.number("temperature", 0, 100)),
-        top_p(a.number("top-p", 0, 1)),
+      // Ranges here only keep the numbers representable; GenerateOptions::validate() is the rule.
+      : temperature(a.number("temperature", std::numeric_limits<double>::lowest(), std::numeric_limits<double>::max())),
+        top_p(a.number("top-p", std::numeric_limits<double>::lowest(), std::numeric_limits<double>::max())),
         top_k(a.integer("top-k", 0, std::numeric_limits<int>::max())),
-        beams(a.integer("beams", 1, 64)),
+        beams(a.integer("beams", std::numeric_limits<int>::min(), std::numeric_limits<int>::max())),
         max_new_tokens(a.integer("max-new-tokens", 0, std::numeric_limits<int>::max())),
         seed(a.integer("seed", 0, std::numeric_limits<int64_t>::max())) {
     apply(decoder::GenerateOptions{});
@@ -97,9 +86,21 @@ struct GenerationFlags {
     try {
       o.validate();
     } catch (const Error& e) {
-      throw UsageError(e.what());
+      throw UsageError(as_flag_names(e.what()));
     }
     return o;
+  }
+
+  // "generation option top_p: ..." -> "option --top-p: ..." for the options given as flags.
+  static std::string as_flag_names(std::string message) {
+    static const std::pair<const char*, const char*> kFlags[] = {{"temperature", "temperature"}, {"top_p", "top-p"},
+                                                                 {"top_k", "top-k"}, {"num_beams", "beams"},
+                                                                 {"max_new_tokens", "max-new-tokens"}};
+    const std::string prefix = "generation option ";
+    for (const auto& [field, flag] : kFlags)
+      if (message.rfind(prefix + field + ":", 0) == 0)
+        return "option --" + std::string(flag) + message.substr(prefix.size() + std::strlen(field));
+    return message;
   }
 };
 
@@ -200,19 +201,23 @@ int run_inference_command(const Command& self, const Args& a) {
 
 namespace {
 
-// Ids already answered in `out`. A last line cut short by an interruption is removed, so the
-// next append starts on a fresh line and the item runs again.
-std::set<std::string> completed_ids(const std::string& out) {
+// Ids already answered in `out`. It must be a results file of this command (every complete line
+// a JSON object with a string "id"), and is checked whole before a byte of it changes: a file
+// the user did not get from `batch` (a manifest, notes) is refused, never truncated. A last line
+// cut short by an interruption is removed only when the lines before it prove the file is ours.
+std::set<std::string> completed_ids(const std::string& out, const std::string& manifest) {
   std::set<std::string> ids;
-  // Nothing to resume from a device (/dev/stdout, /dev/full) or a path that is not there yet.
-  if (!fs::is_regular_file(out)) return ids;
-  std::ifstream in(out, std::ios::binary);
-  if (!in) throw Error(out + ": cannot read the existing output to resume");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::string text = ss.str();
+  std::error_code ec;
+  const auto status = fs::status(out, ec);
+  // Nothing to resume from a path that is not there yet or a device (/dev/stdout, /dev/full).
+  if (!fs::exists(status) || !fs::is_regular_file(status)) return ids;
+  if (fs::equivalent(out, manifest, ec)) throw Error(out + ": is the manifest itself; choose another --out");
+  const std::string text = read_regular_file(out, "batch output", kMaxManifestFileBytes);
   const size_t complete = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
-  if (complete < text.size()) fs::resize_file(out, complete);
+  auto refuse = [&](const std::string& why) {
+    return Error(out + ": " + why + "; it is not a wavllm batch result file (JSON lines with an \"id\"), "
+                 "so it was left untouched: choose another --out");
+  };
   std::istringstream lines(text.substr(0, complete));
   std::string line;
   size_t n = 0;
@@ -221,22 +226,38 @@ std::set<std::string> completed_ids(const std::string& out) {
     if (line.empty()) continue;
     const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (!j.is_object() || !j.contains("id") || !j["id"].is_string())
-      throw Error(out + ": line " + std::to_string(n) + " is not a wavllm batch result (JSON with an \"id\"); "
-                  "refusing to append to it");
+      throw refuse("line " + std::to_string(n) + " is not a result");
     ids.insert(j["id"].get<std::string>());
+  }
+  if (complete < text.size()) {
+    const std::string tail = text.substr(complete);
+    // Ours when cut: a prefix of a JSON object (never valid whole) after at least one result.
+    if (ids.empty() || tail.rfind("{\"", 0) != 0 || json::accept(tail))
+      throw refuse("its last line (" + std::to_string(tail.size()) + " bytes without a final newline) is not a result cut short");
+    fs::resize_file(out, complete);
   }
   return ids;
 }
 
+// AUDIO_ROOT/PATH for a relative PATH that stays inside the root, else AUDIO_ROOT/FILENAME (the
+// reference manifests name files under the authors' checkout: .../test_data/audio/asr.flac).
+// An absolute path or one whose ".." climbs out of the root is never followed outside it.
 std::string resolve_audio(const std::string& root, const std::string& audio) {
   const fs::path p(audio);
-  if (p.is_absolute()) return audio;
-  const fs::path joined = fs::path(root) / p;
-  if (fs::exists(joined)) return joined.string();
-  // The reference manifests name files under the authors' checkout
-  // (SpeechT5/WavLLM/.../test_data/audio/asr.flac); the audio root then holds them by name.
+  int depth = 0;
+  bool escapes = p.has_root_path();
+  for (const auto& part : p.relative_path()) {
+    if (part == "..") escapes = escapes || --depth < 0;
+    else if (part != "." && !part.empty()) ++depth;
+  }
+  std::error_code ec;
+  const fs::path joined = fs::path(root) / p.relative_path();
+  if (!escapes && fs::exists(joined, ec)) return joined.string();
   const fs::path by_name = fs::path(root) / p.filename();
-  if (fs::exists(by_name)) return by_name.string();
+  if (!p.filename().empty() && p.filename() != ".." && fs::exists(by_name, ec)) return by_name.string();
+  if (escapes)
+    throw Error("audio path '" + audio + "' leads outside --audio-root '" + root + "' (absolute or climbing with ..), "
+                "and the root holds no file named '" + p.filename().string() + "'");
   return joined.string();  // the load error names the path that was expected
 }
 
@@ -283,12 +304,9 @@ int run_batch(const Command& self, const Args& a) {
   const auto prompt_override = a.value("prompt");
   const GenerationFlags flags(a);
 
-  std::ifstream in(manifest_path, std::ios::binary);
-  if (!in) throw Error(manifest_path + ": cannot open the manifest");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  const std::vector<ManifestItem> items = select_shard(parse_manifest(ss.str(), manifest_path), shard);
-  const std::set<std::string> done = completed_ids(*out);
+  const std::string manifest = read_regular_file(manifest_path, "manifest", kMaxManifestFileBytes);
+  const std::vector<ManifestItem> items = select_shard(parse_manifest(manifest, manifest_path), shard);
+  const std::set<std::string> done = completed_ids(*out, manifest_path);
   std::vector<const ManifestItem*> todo;
   for (const auto& item : items)
     if (!done.count(item.id)) todo.push_back(&item);
@@ -306,10 +324,11 @@ int run_batch(const Command& self, const Args& a) {
   size_t errors = 0, n = 0;
   for (const ManifestItem* item : todo) {
     const std::string instruction = prompt_override.value_or(item->prompt);
-    const std::string path = resolve_audio(root, item->audio);
+    std::string path = item->audio;
     json j;
     try {
       if (!item->with_speech) throw Error("with_speech False (text-only items) is not supported");
+      path = resolve_audio(root, item->audio);
       j = result_json(run_one(*model, path, instruction, opt, nullptr));
     } catch (const std::exception& e) {
       j = {{"error", error_text(e)}};

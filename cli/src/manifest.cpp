@@ -43,7 +43,8 @@ bool parse_count(const std::string& s, int64_t* out) {
 std::vector<ManifestItem> parse_manifest(const std::string& text, const std::string& label) {
   // Lines with their 1-based numbers; CR of CRLF files dropped; blank lines skipped.
   std::vector<std::pair<size_t, std::string>> lines;
-  size_t start = 0, number = 0;
+  // A UTF-8 byte order mark (spreadsheet exports) is not part of the first column's name.
+  size_t start = text.rfind("\xEF\xBB\xBF", 0) == 0 ? 3 : 0, number = 0;
   while (start < text.size()) {
     size_t end = text.find('\n', start);
     if (end == std::string::npos) end = text.size();

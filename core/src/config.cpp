@@ -11,6 +11,8 @@
 #include <sstream>
 
 #include "wavllm/core/error.h"
+#include "wavllm/core/files.h"
+#include "wavllm/core/json_strict.h"
 
 namespace wavllm {
 namespace fs = std::filesystem;
@@ -104,15 +106,25 @@ void positive(const std::string& label, const char* what, double v) {
 
 }  // namespace
 
+int64_t WavLMConfig::receptive_field() const {
+  if (conv_kernel.size() != conv_stride.size())
+    throw Error("wavlm.conv_kernel and conv_stride must have equal length");
+  int64_t r = 1;
+  for (size_t i = conv_kernel.size(); i-- > 0;) {
+    if (conv_kernel[i] < 1 || conv_stride[i] < 1) throw Error("wavlm.conv_kernel and conv_stride must be positive");
+    // r <= 2^31 and stride, kernel < 2^31 keep the product inside int64.
+    r = (r - 1) * conv_stride[i] + conv_kernel[i];
+    if (r > kMaxReceptiveField)
+      throw Error("wavlm.conv_kernel and conv_stride give a receptive field of more than " +
+                  std::to_string(kMaxReceptiveField) + " samples");
+  }
+  return r;
+}
+
 ModelConfig ModelConfig::released() { return ModelConfig{}; }
 
 ModelConfig ModelConfig::from_json_text(const std::string& text, const std::string& label) {
-  json j;
-  try {
-    j = json::parse(text);
-  } catch (const json::exception& e) {
-    throw Error(label + ": not valid JSON: " + e.what());
-  }
+  const json j = parse_json_strict(text, label);
   if (!j.is_object()) throw Error(label + ": must be a JSON object");
   ModelConfig c;
   std::set<std::string> top = {"format_version", "model_type", "whisper", "wavlm", "adapter",
@@ -185,10 +197,16 @@ void ModelConfig::validate(const std::string& label) const {
   const auto& v = wavlm;
   if (v.conv_dim.empty() || v.conv_dim.size() != v.conv_kernel.size() || v.conv_dim.size() != v.conv_stride.size())
     throw Error(label + ": wavlm.conv_dim, conv_kernel and conv_stride must be non-empty and of equal length");
+  if (v.conv_dim.size() > 64) throw Error(label + ": wavlm.conv_dim has " + std::to_string(v.conv_dim.size()) + " layers (limit 64)");
   for (size_t i = 0; i < v.conv_dim.size(); ++i) {
     positive(label, "wavlm.conv_dim[i]", v.conv_dim[i]);
     positive(label, "wavlm.conv_kernel[i]", v.conv_kernel[i]);
     positive(label, "wavlm.conv_stride[i]", v.conv_stride[i]);
+  }
+  try {
+    v.receptive_field();
+  } catch (const Error& e) {
+    throw Error(label + ": " + e.what());
   }
   positive(label, "wavlm.hidden_size", v.hidden_size);
   positive(label, "wavlm.num_hidden_layers", v.num_hidden_layers);
@@ -226,30 +244,30 @@ void ModelConfig::validate(const std::string& label) const {
     throw Error(label + ": llama.dim / n_heads must be an even integer (rotary pairs)");
   for (int64_t id : {tokens.bos, tokens.eos, tokens.pad})
     if (id < 0 || id >= l.vocab_size) throw Error(label + ": token id " + std::to_string(id) + " is outside the vocabulary");
-  const auto& g = generation;
-  positive(label, "generation.max_steps", g.max_steps);
-  if (g.temperature < 0) throw Error(label + ": generation.temperature must be >= 0");
-  if (!(g.top_p > 0 && g.top_p <= 1)) throw Error(label + ": generation.top_p must be in (0, 1]");
-  if (g.top_k < 0) throw Error(label + ": generation.top_k must be >= 0");
-  positive(label, "generation.num_beams", g.num_beams);
-  positive(label, "generation.repetition_penalty", g.repetition_penalty);
-  if (g.no_repeat_ngram_size < 0) throw Error(label + ": generation.no_repeat_ngram_size must be >= 0");
+  generation.validate(label + ": generation.");
+}
+
+void GenerationConfig::validate(const std::string& label) const {
+  auto bad = [&](const char* field, const std::string& rule) { throw Error(label + field + ": " + rule); };
+  if (max_steps < 1 || max_steps > kMaxSteps) bad("max_steps", "must be in [1, " + std::to_string(kMaxSteps) + "]");
+  if (!std::isfinite(temperature) || !(temperature == 0 || (temperature >= kMinTemperature && temperature <= kMaxTemperature)))
+    bad("temperature", "must be 0 (greedy) or in [0.001, 100]");
+  if (!(top_p > 0 && top_p <= 1)) bad("top_p", "must be in (0, 1]");
+  if (top_k < 0) bad("top_k", "must be >= 0 (0: no cut)");
+  if (num_beams < 1 || num_beams > kMaxBeams) bad("num_beams", "must be in [1, " + std::to_string(kMaxBeams) + "]");
+  if (num_beams > 1 && temperature > 0) bad("num_beams", "beam search needs temperature 0 (no sampling)");
+  if (!std::isfinite(length_penalty)) bad("length_penalty", "must be finite");
+  if (!(repetition_penalty > 0) || !std::isfinite(repetition_penalty))
+    bad("repetition_penalty", "must be a finite value > 0");
+  if (no_repeat_ngram_size < 0) bad("no_repeat_ngram_size", "must be >= 0");
 }
 
 ModelConfig ModelConfig::load(const std::string& path) {
   std::error_code ec;
   fs::path p(path);
   if (fs::is_directory(p, ec)) p /= "config.json";
-  if (!fs::exists(p, ec)) throw Error(p.string() + ": no such file (a model directory needs config.json)");
-  std::ifstream in(p, std::ios::binary);
-  if (!in) throw Error(p.string() + ": cannot open");
-  in.seekg(0, std::ios::end);
-  auto size = in.tellg();
-  if (size > (16 << 20)) throw Error(p.string() + ": " + std::to_string(size) + " bytes is too large for a config");
-  in.seekg(0);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return from_json_text(ss.str(), p.string());
+  if (!fs::exists(fs::symlink_status(p, ec))) throw Error(p.string() + ": no such file (a model directory needs config.json)");
+  return from_json_text(read_regular_file(p.string(), "config", kMaxJsonFileBytes), p.string());
 }
 
 std::string ModelConfig::to_json_text() const {

@@ -1,12 +1,14 @@
 #include "wavllm/core/random_model.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
 #include "wavllm/core/error.h"
+#include "wavllm/core/files.h"
 #include "wavllm/core/safetensors.h"
 #include "wavllm/core/schema.h"
 
@@ -45,13 +47,10 @@ at::Tensor make_tensor(const TensorSchema& t, const RandomModelOptions& opt) {
 
 }  // namespace
 
-void write_random_model(const ModelConfig& cfg, const std::string& dir, const RandomModelOptions& opt) {
-  cfg.validate("random model config");
+namespace {
+
+void write_model_files(const ModelConfig& cfg, const std::string& dir, const RandomModelOptions& opt) {
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) throw Error(dir + ": cannot create directory: " + ec.message());
-  if (fs::exists(fs::path(dir) / "config.json"))
-    throw Error(dir + ": already holds a model (config.json); choose an empty directory");
   const st::DType dtype = st_dtype(opt.dtype);
   const auto schema = model_schema(cfg);
 
@@ -94,10 +93,40 @@ void write_random_model(const ModelConfig& cfg, const std::string& dir, const Ra
     if (!idx) throw Error(dir + ": cannot write model.safetensors.index.json");
   }
   if (!opt.tokenizer.empty()) {
-    fs::copy_file(opt.tokenizer, fs::path(dir) / "tokenizer.model", fs::copy_options::overwrite_existing, ec);
-    if (ec) throw Error(opt.tokenizer + ": cannot copy tokenizer: " + ec.message());
+    const std::string bytes = read_regular_file(opt.tokenizer, "tokenizer", kMaxTokenizerFileBytes);
+    std::ofstream out(fs::path(dir) / "tokenizer.model", std::ios::binary);
+    out << bytes;
+    if (!out.flush()) throw Error(dir + ": cannot write tokenizer.model (disk full?)");
   }
   cfg.save((fs::path(dir) / "config.json").string());
+}
+
+}  // namespace
+
+void write_random_model(const ModelConfig& cfg, const std::string& dir, const RandomModelOptions& opt) {
+  cfg.validate("random model config");
+  st_dtype(opt.dtype);
+  // Written into a new folder beside `dir`, renamed into place only once complete: a failure
+  // (disk full, a bad tokenizer) leaves nothing behind, and nothing the user had is touched.
+  std::error_code ec;
+  const fs::path target = fs::path(dir).lexically_normal();
+  const auto status = fs::symlink_status(target, ec);
+  if (fs::exists(status) && !(fs::is_directory(status) && fs::is_empty(target, ec)))
+    throw Error(dir + ": already exists and is not an empty directory; choose a new or empty one");
+  const fs::path parent = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  fs::create_directories(parent, ec);
+  if (ec) throw Error(parent.string() + ": cannot create directory: " + ec.message());
+  const fs::path staging = parent / ("." + target.filename().string() + ".partial-" + std::to_string(::getpid()));
+  if (!fs::create_directory(staging, ec))
+    throw Error(staging.string() + ": cannot create the staging directory: " + (ec ? ec.message() : "it already exists"));
+  try {
+    write_model_files(cfg, staging.string(), opt);
+    fs::rename(staging, target, ec);  // replaces an empty directory
+    if (ec) throw Error(dir + ": cannot move the finished model into place: " + ec.message());
+  } catch (...) {
+    fs::remove_all(staging, ec);
+    throw;
+  }
 }
 
 }  // namespace wavllm

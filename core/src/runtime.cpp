@@ -2,11 +2,16 @@
 
 #include <ATen/Parallel.h>
 #include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstdio>
 #include <fstream>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "wavllm/core/error.h"
 
@@ -18,10 +23,12 @@ int available_cores() {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-void set_threads(int n) {
-  if (n <= 0) n = available_cores();
-  at::set_num_threads(n);
+int resolve_threads(int n) {
+  const int cores = available_cores();
+  return n <= 0 ? cores : std::min(n, cores);
 }
+
+void set_threads(int n) { at::set_num_threads(resolve_threads(n)); }
 
 at::Device parse_device(const std::string& name) {
   at::Device d = at::kCPU;
@@ -58,7 +65,7 @@ namespace wavllm {
 
 namespace {
 
-uint64_t read_u64_file(const char* path) {
+uint64_t read_u64_file(const std::string& path) {
   std::ifstream in(path);
   std::string v;
   if (!(in >> v) || v == "max") return 0;
@@ -67,6 +74,50 @@ uint64_t read_u64_file(const char* path) {
   } catch (const std::exception&) {
     return 0;
   }
+}
+
+// The folders of this process's memory cgroup, v2 and v1 (from /proc/self/cgroup), then the
+// mount roots (a container's own cgroup is usually mounted there).
+std::vector<std::string> cgroup_dirs() {
+  std::vector<std::string> dirs;
+  std::ifstream in("/proc/self/cgroup");
+  std::string line;
+  while (std::getline(in, line)) {
+    const size_t a = line.find(':'), b = line.find(':', a + 1);
+    if (a == std::string::npos || b == std::string::npos) continue;
+    const std::string controllers = line.substr(a + 1, b - a - 1), path = line.substr(b + 1);
+    if (controllers.empty()) dirs.push_back("/sys/fs/cgroup" + path);
+    else if (("," + controllers + ",").find(",memory,") != std::string::npos) dirs.push_back("/sys/fs/cgroup/memory" + path);
+  }
+  dirs.push_back("/sys/fs/cgroup");
+  dirs.push_back("/sys/fs/cgroup/memory");
+  return dirs;
+}
+
+uint64_t cgroup_room() {
+  uint64_t room = 0;
+  for (const std::string& d : cgroup_dirs()) {
+    for (const auto& [limit_file, usage_file] : {std::pair<const char*, const char*>{"/memory.max", "/memory.current"},
+                                                {"/memory.limit_in_bytes", "/memory.usage_in_bytes"}}) {
+      const uint64_t limit = read_u64_file(d + limit_file);
+      // v1 reports "no limit" as a huge page-rounded number.
+      if (limit == 0 || limit >= (uint64_t(1) << 62)) continue;
+      const uint64_t used = read_u64_file(d + usage_file);
+      const uint64_t r = limit > used ? limit - used : 1;
+      room = room ? std::min(room, r) : r;
+    }
+  }
+  return room;
+}
+
+uint64_t address_space_room() {
+  struct rlimit rl {};
+  if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
+  std::ifstream statm("/proc/self/statm");
+  uint64_t pages = 0;
+  statm >> pages;
+  const uint64_t mapped = pages * uint64_t(sysconf(_SC_PAGESIZE));
+  return rl.rlim_cur > mapped ? rl.rlim_cur - mapped : 1;
 }
 
 }  // namespace
@@ -78,12 +129,8 @@ uint64_t available_memory_bytes() {
   uint64_t kb = 0;
   while (in >> key >> kb >> unit)
     if (key == "MemAvailable:") avail = kb * 1024;
-  const uint64_t limit = read_u64_file("/sys/fs/cgroup/memory.max");
-  if (limit > 0) {
-    const uint64_t used = read_u64_file("/sys/fs/cgroup/memory.current");
-    const uint64_t room = limit > used ? limit - used : 0;
-    avail = avail ? std::min(avail, room) : room;
-  }
+  for (const uint64_t room : {cgroup_room(), address_space_room()})
+    if (room) avail = avail ? std::min(avail, room) : room;
   return avail;
 }
 

@@ -1,20 +1,19 @@
 #include "wavllm/core/safetensors.h"
 
-#include <fcntl.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <set>
 
 #include "wavllm/core/error.h"
+#include "wavllm/core/files.h"
+#include "wavllm/core/json_strict.h"
 
 namespace wavllm::st {
 namespace fs = std::filesystem;
@@ -84,30 +83,17 @@ int64_t TensorInfo::numel() const {
 }
 
 std::shared_ptr<File> File::open(const std::string& path) {
-  std::error_code ec;
-  if (!fs::exists(path, ec)) throw Error(path + ": no such file");
-  if (fs::is_directory(path, ec)) throw Error(path + ": is a directory, expected a .safetensors file");
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) throw Error(path + ": cannot open: " + std::strerror(errno));
-  struct stat sb {};
-  if (fstat(fd, &sb) != 0) {
-    ::close(fd);
-    throw Error(path + ": cannot stat: " + std::strerror(errno));
-  }
+  const RegularFile file(path, "weights");
   std::shared_ptr<File> f(new File());
   f->path_ = path;
-  f->size_ = static_cast<size_t>(sb.st_size);
+  f->size_ = static_cast<size_t>(file.size());
   if (f->size_ > 0) {
-    void* m = mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, fd, 0);
-    if (m == MAP_FAILED) {
-      ::close(fd);
-      throw Error(path + ": cannot map: " + std::strerror(errno));
-    }
+    void* m = mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, file.fd(), 0);
+    if (m == MAP_FAILED) throw Error(path + ": cannot map: " + std::strerror(errno));
     f->map_ = m;
     f->map_size_ = f->size_;
     f->bytes_ = static_cast<const uint8_t*>(m);
   }
-  ::close(fd);
   f->parse();
   return f;
 }
@@ -126,6 +112,186 @@ File::~File() {
   if (map_) munmap(map_, map_size_);
 }
 
+namespace {
+
+// The header as one flat object: {"__metadata__": {str: str}, name: {"dtype": str, "shape":
+// [uint...], "data_offsets": [uint, uint]}, ...}, read by a SAX handler in one linear pass
+// that refuses any other structure as soon as it sees it (no DOM, no rescans).
+class HeaderReader : public json::json_sax_t {
+ public:
+  HeaderReader(uint64_t data_size, std::map<std::string, TensorInfo>& tensors,
+               std::map<std::string, std::string>& metadata)
+      : data_size_(data_size), tensors_(tensors), metadata_(metadata) {}
+
+  const std::string& problem() const { return problem_; }
+  std::vector<std::pair<uint64_t, uint64_t>>& ranges() { return ranges_; }
+
+  bool null() override { return scalar("null"); }
+  bool boolean(bool) override { return scalar("a boolean"); }
+  bool number_integer(number_integer_t) override { return scalar("a negative number"); }
+  bool number_float(number_float_t, const string_t&) override { return scalar("a fraction"); }
+  bool binary(binary_t&) override { return scalar("binary"); }
+  bool number_unsigned(number_unsigned_t v) override {
+    if (at_ == At::Shape) {
+      if (v > (uint64_t(1) << 48) || (v != 0 && numel_ > std::numeric_limits<uint64_t>::max() / v / 8))
+        return fail(where() + "shape is absurdly large");
+      numel_ *= v;
+      entry_.shape.push_back(static_cast<int64_t>(v));
+      return true;
+    }
+    if (at_ == At::Offsets) {
+      if (offsets_.size() == 2) return fail(where() + "data_offsets must be two non-negative integers");
+      offsets_.push_back(v);
+      return true;
+    }
+    return scalar("a number");
+  }
+  bool string(string_t& s) override {
+    if (at_ == At::Meta) {
+      metadata_[key_] = s;
+      return true;
+    }
+    if (at_ == At::Entry && field_ == "dtype") {
+      try {
+        entry_.dtype = parse_dtype(s);
+      } catch (const Error& e) {
+        return fail(where() + e.what());
+      }
+      return true;
+    }
+    return scalar("a string");
+  }
+  bool start_object(std::size_t) override {
+    switch (at_) {
+      case At::Start: at_ = At::Top; return true;
+      case At::Top:
+        if (key_ == "__metadata__") {
+          at_ = At::Meta;
+        } else {
+          at_ = At::Entry;
+          entry_ = TensorInfo{};
+          entry_.name = key_;
+          fields_.clear();
+          numel_ = 1;
+          offsets_.clear();
+        }
+        return true;
+      default: return scalar("an object");
+    }
+  }
+  bool end_object() override {
+    if (at_ == At::Meta) {
+      at_ = At::Top;
+      return true;
+    }
+    if (at_ == At::Entry) {
+      at_ = At::Top;
+      return finish_entry();
+    }
+    at_ = At::Done;
+    return true;
+  }
+  bool start_array(std::size_t) override {
+    if (at_ == At::Entry && field_ == "shape") {
+      at_ = At::Shape;
+      return true;
+    }
+    if (at_ == At::Entry && field_ == "data_offsets") {
+      at_ = At::Offsets;
+      return true;
+    }
+    if (at_ == At::Start) return fail(path_ + ": header is not a JSON object");
+    return scalar("an array");
+  }
+  bool end_array() override {
+    at_ = At::Entry;
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (at_ == At::Top) {
+      key_ = k;
+      if (k == "__metadata__" ? seen_metadata_ : tensors_.count(k) != 0)
+        return fail(path_ + ": tensor '" + k + "': duplicate name");
+      seen_metadata_ = seen_metadata_ || k == "__metadata__";
+      return true;
+    }
+    if (at_ == At::Meta) {
+      if (metadata_.count(k)) return fail(path_ + ": __metadata__ key '" + k + "' appears twice");
+      key_ = k;
+      return true;
+    }
+    if (k != "dtype" && k != "shape" && k != "data_offsets")
+      return fail(where() + "unknown field '" + k + "' (an entry has dtype, shape and data_offsets)");
+    if (!fields_.insert(k).second) return fail(where() + "field '" + k + "' appears twice");
+    field_ = k;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception& e) override {
+    return fail(path_ + ": header is not valid JSON: " + e.what());
+  }
+  void set_path(const std::string& p) { path_ = p; }
+
+ private:
+  enum class At { Start, Top, Meta, Entry, Shape, Offsets, Done };
+
+  std::string where() const { return path_ + ": tensor '" + entry_.name + "': "; }
+  bool fail(const std::string& why) {
+    problem_ = why;
+    return false;
+  }
+  // A value where the flat layout has none of its kind.
+  bool scalar(const char* kind) {
+    switch (at_) {
+      case At::Start: return fail(path_ + ": header is not a JSON object");
+      case At::Top:
+        return fail(key_ == "__metadata__" ? path_ + ": __metadata__ is not an object"
+                                           : path_ + ": tensor '" + key_ + "': entry needs dtype, shape and data_offsets");
+      case At::Meta: return fail(path_ + ": __metadata__ value '" + key_ + "' is not a string");
+      case At::Shape: return fail(where() + "shape has a non-integer or negative dimension");
+      case At::Offsets: return fail(where() + "data_offsets must be two non-negative integers");
+      case At::Entry:
+        if (field_ == "dtype") return fail(where() + "dtype is not a string");
+        if (field_ == "shape") return fail(where() + "shape is not an array");
+        return fail(where() + "data_offsets must be two non-negative integers");
+      case At::Done: break;
+    }
+    return fail(path_ + ": header has " + kind + " after its object");
+  }
+  bool finish_entry() {
+    if (fields_.size() != 3) return fail(where() + "entry needs dtype, shape and data_offsets");
+    if (offsets_.size() != 2) return fail(where() + "data_offsets must be two non-negative integers");
+    const uint64_t b = offsets_[0], en = offsets_[1];
+    if (b > en) return fail(where() + "data_offsets are reversed");
+    if (en > data_size_)
+      return fail(where() + "data_offsets [" + std::to_string(b) + ", " + std::to_string(en) +
+                  ") run past the end of the data (" + std::to_string(data_size_) + " bytes): truncated file?");
+    const uint64_t expect = numel_ * dtype_size(entry_.dtype);
+    if (en - b != expect)
+      return fail(where() + "byte length " + std::to_string(en - b) + " does not match " + dtype_name(entry_.dtype) +
+                  " x shape (" + std::to_string(expect) + " bytes)");
+    entry_.offset = b;
+    entry_.nbytes = en - b;
+    if (en > b) ranges_.emplace_back(b, en);
+    const std::string name = entry_.name;
+    tensors_.emplace(name, std::move(entry_));
+    return true;
+  }
+
+  uint64_t data_size_;
+  std::map<std::string, TensorInfo>& tensors_;
+  std::map<std::string, std::string>& metadata_;
+  std::string path_, problem_, key_, field_;
+  At at_ = At::Start;
+  bool seen_metadata_ = false;
+  TensorInfo entry_;
+  std::set<std::string> fields_;
+  uint64_t numel_ = 1;
+  std::vector<uint64_t> offsets_;
+  std::vector<std::pair<uint64_t, uint64_t>> ranges_;
+};
+
+}  // namespace
+
 void File::parse() {
   const std::string& p = path_;
   if (size_ < 8) throw Error(p + ": not a safetensors file (" + std::to_string(size_) + " bytes, shorter than the 8-byte header length)");
@@ -133,76 +299,13 @@ void File::parse() {
   std::memcpy(&hlen, bytes_, 8);  // little-endian hosts only (x86-64, aarch64)
   if (hlen > kMaxHeaderBytes) throw Error(p + ": header length " + std::to_string(hlen) + " is absurd (limit 100 MiB): not a safetensors file");
   if (hlen > size_ - 8) throw Error(p + ": header length " + std::to_string(hlen) + " is larger than the file (" + std::to_string(size_) + " bytes): truncated or not safetensors");
-  // nlohmann keeps the last of duplicate keys silently; the callback sees every one.
-  std::set<std::string> keys;
-  std::string duplicate;
-  auto on_event = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::key && depth == 1 && !keys.insert(parsed.get<std::string>()).second &&
-        duplicate.empty())
-      duplicate = parsed.get<std::string>();
-    return true;
-  };
-  json header;
-  try {
-    header = json::parse(bytes_ + 8, bytes_ + 8 + hlen, on_event);
-  } catch (const json::exception& e) {
-    throw Error(p + ": header is not valid JSON: " + e.what());
-  }
-  if (!duplicate.empty()) throw Error(p + ": tensor '" + duplicate + "': duplicate name");
-  if (!header.is_object()) throw Error(p + ": header is not a JSON object");
   data_begin_ = bytes_ + 8 + hlen;
-  const uint64_t data_size = size_ - 8 - hlen;
+  HeaderReader reader(size_ - 8 - hlen, tensors_, metadata_);
+  reader.set_path(p);
+  const char* text = reinterpret_cast<const char*>(bytes_ + 8);
+  if (!json::sax_parse(text, text + hlen, &reader)) throw Error(reader.problem());
 
-  std::vector<std::pair<uint64_t, uint64_t>> ranges;
-  for (auto it = header.begin(); it != header.end(); ++it) {
-    const std::string& name = it.key();
-    if (name == "__metadata__") {
-      if (!it->is_object()) throw Error(p + ": __metadata__ is not an object");
-      for (auto m = it->begin(); m != it->end(); ++m) {
-        if (!m->is_string()) throw Error(p + ": __metadata__ value '" + m.key() + "' is not a string");
-        metadata_[m.key()] = m->get<std::string>();
-      }
-      continue;
-    }
-    const json& e = *it;
-    const std::string where = p + ": tensor '" + name + "': ";
-    if (!e.is_object() || !e.contains("dtype") || !e.contains("shape") || !e.contains("data_offsets"))
-      throw Error(where + "entry needs dtype, shape and data_offsets");
-    if (!e["dtype"].is_string()) throw Error(where + "dtype is not a string");
-    TensorInfo t;
-    t.name = name;
-    try {
-      t.dtype = parse_dtype(e["dtype"].get<std::string>());
-    } catch (const Error& err) {
-      throw Error(where + err.what());
-    }
-    if (!e["shape"].is_array()) throw Error(where + "shape is not an array");
-    uint64_t numel = 1;
-    for (const auto& d : e["shape"]) {
-      if (!d.is_number_unsigned()) throw Error(where + "shape has a non-integer or negative dimension");
-      uint64_t v = d.get<uint64_t>();
-      if (v > (uint64_t(1) << 48) || (v != 0 && numel > std::numeric_limits<uint64_t>::max() / v / 8))
-        throw Error(where + "shape is absurdly large");
-      numel *= v;
-      t.shape.push_back(static_cast<int64_t>(v));
-    }
-    const auto& off = e["data_offsets"];
-    if (!off.is_array() || off.size() != 2 || !off[0].is_number_unsigned() || !off[1].is_number_unsigned())
-      throw Error(where + "data_offsets must be two non-negative integers");
-    uint64_t b = off[0].get<uint64_t>(), en = off[1].get<uint64_t>();
-    if (b > en) throw Error(where + "data_offsets are reversed");
-    if (en > data_size)
-      throw Error(where + "data_offsets [" + std::to_string(b) + ", " + std::to_string(en) +
-                  ") run past the end of the data (" + std::to_string(data_size) + " bytes): truncated file?");
-    const uint64_t expect = numel * dtype_size(t.dtype);
-    if (en - b != expect)
-      throw Error(where + "byte length " + std::to_string(en - b) + " does not match " +
-                  dtype_name(t.dtype) + " x shape (" + std::to_string(expect) + " bytes)");
-    t.offset = b;
-    t.nbytes = en - b;
-    if (!tensors_.emplace(name, std::move(t)).second) throw Error(where + "duplicate name");
-    if (en > b) ranges.emplace_back(b, en);
-  }
+  auto& ranges = reader.ranges();
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); ++i)
     if (ranges[i].first < ranges[i - 1].second)
@@ -273,8 +376,11 @@ Writer::Writer(const std::string& path, std::vector<TensorSpec> specs,
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // keeps the data section 8-byte aligned
-  fp_ = std::fopen(path.c_str(), "wb");
-  if (!fp_) throw Error(path + ": cannot open for writing: " + std::strerror(errno));
+  // "x": never truncate a file that is already there (the writer makes new files only).
+  fp_ = std::fopen(path.c_str(), "wbx");
+  if (!fp_)
+    throw Error(path + (errno == EEXIST ? std::string(": already exists; refusing to overwrite it")
+                                        : ": cannot open for writing: " + std::string(std::strerror(errno))));
   uint64_t hlen = text.size();
   if (std::fwrite(&hlen, 8, 1, fp_) != 1 || std::fwrite(text.data(), 1, text.size(), fp_) != text.size()) {
     std::fclose(fp_);
@@ -310,22 +416,18 @@ void Writer::close() {
 ShardSet ShardSet::open(const std::string& path) {
   ShardSet set;
   std::error_code ec;
-  if (!fs::exists(path, ec)) throw Error(path + ": no such file or directory");
-  if (!fs::is_directory(path, ec)) {
+  const auto status = fs::status(path, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) throw Error(path + ": cannot access: " + ec.message());
+  if (!fs::exists(status)) throw Error(path + ": no such file or directory");
+  if (!fs::is_directory(status)) {
     set.add(File::open(path));
     return set;
   }
   const fs::path dir(path);
   const fs::path index = dir / "model.safetensors.index.json";
   std::vector<std::string> shard_files;
-  if (fs::exists(index, ec)) {
-    json j;
-    try {
-      std::ifstream in(index);
-      j = json::parse(in);
-    } catch (const json::exception& e) {
-      throw Error(index.string() + ": not valid JSON: " + e.what());
-    }
+  if (fs::exists(fs::symlink_status(index, ec))) {
+    const json j = parse_json_strict(read_regular_file(index.string(), "shard index", kMaxJsonFileBytes), index.string());
     if (!j.is_object() || !j.contains("weight_map") || !j["weight_map"].is_object())
       throw Error(index.string() + ": needs a \"weight_map\" object");
     std::set<std::string> uniq;
@@ -347,10 +449,11 @@ ShardSet ShardSet::open(const std::string& path) {
     }
     return set;
   }
-  for (const auto& e : fs::directory_iterator(dir)) {
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string n = e.path().filename().string();
     if (n.rfind("model", 0) == 0 && e.path().extension() == ".safetensors") shard_files.push_back(e.path().string());
   }
+  if (ec) throw Error(path + ": cannot list the directory: " + ec.message());
   if (shard_files.empty()) throw Error(path + ": no model*.safetensors files in this directory");
   std::sort(shard_files.begin(), shard_files.end());
   for (const auto& f : shard_files) set.add(File::open(f));

@@ -15,20 +15,19 @@
 namespace wavllm::decoder {
 
 void GenerateOptions::validate() const {
-  auto bad = [](const std::string& what) { throw Error("generation option " + what); };
-  if (max_new_tokens < 0) bad("max_new_tokens: must be >= 0 (0: no limit)");
-  if (max_steps < 1) bad("max_steps: must be >= 1");
-  if (!(temperature >= 0) || !std::isfinite(temperature)) bad("temperature: must be a finite value >= 0");
-  if (!(top_p > 0 && top_p <= 1)) bad("top_p: must be in (0, 1]");
-  if (top_k < 0) bad("top_k: must be >= 0 (0: no cut)");
-  if (num_beams < 1) bad("num_beams: must be >= 1");
-  if (num_beams > 1 && temperature > 0) bad("num_beams: beam search needs temperature 0 (no sampling)");
-  if (!std::isfinite(length_penalty)) bad("length_penalty: must be finite");
-  if (!(repetition_penalty > 0) || !std::isfinite(repetition_penalty))
-    bad("repetition_penalty: must be a finite value > 0");
-  if (no_repeat_ngram_size < 0) bad("no_repeat_ngram_size: must be >= 0");
+  GenerationConfig g;
+  g.max_steps = max_steps;
+  g.temperature = temperature;
+  g.top_p = top_p;
+  g.top_k = top_k;
+  g.num_beams = num_beams;
+  g.length_penalty = length_penalty;
+  g.repetition_penalty = repetition_penalty;
+  g.no_repeat_ngram_size = no_repeat_ngram_size;
+  g.validate("generation option ");
+  if (max_new_tokens < 0) throw Error("generation option max_new_tokens: must be >= 0 (0: no limit)");
   for (const auto& s : stop)
-    if (s.empty()) bad("stop: stop strings must not be empty");
+    if (s.empty()) throw Error("generation option stop: stop strings must not be empty");
 }
 
 namespace {
@@ -99,8 +98,10 @@ int64_t sample(const at::Tensor& logprobs, const GenerateOptions& opt, at::Gener
     probs.div_(probs.sum());
     const auto sorted = probs.sort(-1, /*descending=*/true);
     const auto& sp = std::get<0>(sorted);
-    // Keep a token while the mass before it is below top_p: the token crossing top_p stays.
+    // Keep a token while the mass before it is below top_p: the token crossing top_p stays, and
+    // so does the most likely one whatever top_p is (a top_p below float32's range is 0 here).
     const auto drop = (sp.cumsum(-1) - sp) >= opt.top_p;
+    drop[0] = false;
     probs.index_put_({std::get<1>(sorted).masked_select(drop)}, 0);
   }
   return at::multinomial(probs, 1, false, gen).item<int64_t>();
@@ -132,6 +133,15 @@ class Decoding {
     rules_.eos = tok.eos_id();
     rules_.unk = tok.unk_id();
     rules_.pad = tok.pad_id();
+    // Every id below indexes a logits row: none is used unchecked.
+    const int64_t vocab = cfg.vocab_size;
+    auto in_vocab = [vocab](int64_t id) { return id >= 0 && id < vocab; };
+    if (!in_vocab(rules_.eos) || !in_vocab(rules_.unk) || rules_.pad >= vocab)
+      throw Error("tokenizer " + tok.path() + ": special ids (eos " + std::to_string(rules_.eos) + ", unk " +
+                  std::to_string(rules_.unk) + ", pad " + std::to_string(rules_.pad) +
+                  ") must lie in the decoder's vocabulary of " + std::to_string(vocab));
+    for (int64_t id : rules_.forced)
+      if (!in_vocab(id)) throw Error("decoder: prompt token id " + std::to_string(id) + " is outside the vocabulary");
     const int64_t F = rules_.free_start();
     prompt_len_ = static_cast<int64_t>(prompt.left.size()) + audio.size(0) + 1;
     const int64_t table = cfg.max_positions();
@@ -154,7 +164,7 @@ class Decoding {
     cache_.emplace(llm_.new_cache(opt_.num_beams, prompt_len_ + rules_.last_step));
     const auto prefill = at::cat({llm_.embed(prompt_.left), audio_.to(llm_.device(), llm_.dtype()),
                                   llm_.embed({tok_.bos_id()})});
-    at::Tensor logits = llm_.forward(prefill, *cache_, scale_).cpu();
+    at::Tensor logits = checked(llm_.forward(prefill, *cache_, scale_).cpu());
     res.prefill_seconds = seconds_since(t0);
     const auto t1 = Clock::now();
     TextStream stream(tok_, opt_.stop);
@@ -176,7 +186,15 @@ class Decoding {
 
  private:
   at::Tensor next_logits(const std::vector<int64_t>& tokens) {
-    return llm_.forward(llm_.embed(tokens).unsqueeze(1), *cache_, scale_).cpu();
+    return checked(llm_.forward(llm_.embed(tokens).unsqueeze(1), *cache_, scale_).cpu());
+  }
+
+  // NaN logits would decode to an arbitrary token (argmax of NaN) or an empty answer.
+  at::Tensor checked(at::Tensor logits) const {
+    if (!at::isfinite(logits).all().item<bool>())
+      throw Error("the decoder produced non-finite logits (NaN or infinity) at position " +
+                  std::to_string(cache_->length()) + ": its weights or its input embeddings hold NaN or infinite values");
+    return logits;
   }
 
   // Greedy or sampling: one hypothesis, text streamed as it grows.

@@ -8,8 +8,6 @@
 #include <cctype>
 #include <cstdio>
 #include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <functional>
 #include <iterator>
 #include <queue>
@@ -17,6 +15,7 @@
 #include <unordered_map>
 
 #include "wavllm/core/error.h"
+#include "wavllm/core/files.h"
 
 namespace wavllm::decoder {
 
@@ -242,10 +241,7 @@ std::vector<int64_t> Tokenizer::Impl::encode(const std::string& text) const {
 }
 
 Tokenizer Tokenizer::load(const std::string& path) {
-  if (!std::filesystem::is_regular_file(path)) throw Error("tokenizer " + path + ": no such file");
-  std::ifstream in(path, std::ios::binary);
-  const std::string data((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (!in.good() && !in.eof()) throw Error("tokenizer " + path + ": cannot read the file");
+  const std::string data = read_regular_file(path, "tokenizer", kMaxTokenizerFileBytes);
 
   auto impl = std::make_shared<Impl>();
   std::fill(std::begin(impl->byte_id), std::end(impl->byte_id), -1);
@@ -328,6 +324,9 @@ Tokenizer Tokenizer::load(const std::string& path) {
   impl->bos = control(bos_piece);
   impl->eos = control(eos_piece);
   impl->pad = control(pad_piece);
+  // Decoding indexes the logits with these ids: a model without them is refused here.
+  if (impl->bos < 0) top.fail("the begin-of-sequence piece '" + bos_piece + "' is not a CONTROL piece");
+  if (impl->eos < 0) top.fail("the end-of-sequence piece '" + eos_piece + "' is not a CONTROL piece");
   Tokenizer t;
   t.impl_ = std::move(impl);
   t.path_ = path;

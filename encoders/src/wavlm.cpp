@@ -1,4 +1,5 @@
 // HF WavLMModel, post-LN layout of WavLM-base (SPEC section 3), plus WavLLM's weighted sum.
+#include <algorithm>
 #include <cmath>
 #include <string>
 
@@ -28,9 +29,11 @@ WavLMEncoder::WavLMEncoder(const WavLMConfig& cfg, const Weights& w) : cfg_(cfg)
   if (cfg.num_buckets < 4 || cfg.num_buckets % 2 != 0 || cfg.max_bucket_distance <= cfg.num_buckets / 4)
     throw Error("wavlm encoder: num_buckets must be even and >= 4, and max_bucket_distance > num_buckets / 4");
 
-  // Receptive field, from the last conv back to the input: r = (r - 1) * stride + kernel.
-  min_samples_ = 1;
-  for (size_t i = n_conv; i-- > 0;) min_samples_ = (min_samples_ - 1) * cfg.conv_stride[i] + cfg.conv_kernel[i];
+  try {
+    min_samples_ = cfg.receptive_field();
+  } catch (const Error& e) {
+    throw Error(std::string("wavlm encoder: ") + e.what());
+  }
 
   const std::string p = "wavlm_encoder.model.";
   for (size_t i = 0; i < n_conv; ++i) {
@@ -113,10 +116,38 @@ at::Tensor WavLMEncoder::position_bias(int64_t t) const {
   far = far / std::log(double(cfg_.max_bucket_distance) / exact) * (half - exact);
   far = (far + exact).to(at::kLong).clamp_max(half - 1);
   const at::Tensor bucket = (offset > 0).to(at::kLong) * half + at::where(dist < exact, dist, far);
-  const at::Tensor per_offset = at::embedding(rel_embed_, bucket);  // [2t - 1, heads]
-  const at::Tensor pos = at::arange(t, longs);
-  const at::Tensor index = pos.unsqueeze(0) - pos.unsqueeze(1) + (t - 1);  // [query, key]
-  return per_offset.index_select(0, index.flatten()).view({t, t, -1}).permute({2, 0, 1}).contiguous();
+  const at::Tensor per_offset = at::embedding(rel_embed_, bucket);  // [2t - 1, heads], row t - 1 + offset
+  // bias[h, q, k] = per_offset[t - 1 - q + k, h]. Rows reversed, that is rev[h, q + (t - 1 - k)]:
+  // a strided view over (q, t - 1 - k), flipped along the key axis. Only the [heads, t, t] result
+  // is materialised (an index tensor of the same size in int64 would cost twice as much).
+  const at::Tensor rev = per_offset.flip(0).t().contiguous();  // [heads, 2t - 1]
+  return rev.as_strided({rev.size(0), t, t}, {2 * t - 1, 1, 1}).flip(-1).contiguous();
+}
+
+uint64_t WavLMEncoder::activation_bytes(int64_t samples, at::ScalarType dtype) const {
+  const uint64_t elt = c10::elementSize(dtype), n = uint64_t(std::max<int64_t>(samples, 0));
+  // Feature extractor: a conv's input and output are alive together (GroupNorm and GELU also
+  // make a new tensor beside the one they read).
+  uint64_t conv = 0, len = n, prev = n;  // prev: elements of the previous activation
+  for (size_t i = 0; i < cfg_.conv_kernel.size(); ++i) {
+    len = len < uint64_t(cfg_.conv_kernel[i]) ? 0 : (len - cfg_.conv_kernel[i]) / cfg_.conv_stride[i] + 1;
+    const uint64_t out = len * uint64_t(cfg_.conv_dim[i]);
+    conv = std::max(conv, prev + out);
+    if (i == 0) conv = std::max(conv, 2 * out);
+    prev = out;
+  }
+  const uint64_t t = len, h = cfg_.hidden_size, heads = cfg_.num_attention_heads;
+  const uint64_t layers = cfg_.num_hidden_layers + 1;
+  // Transformer: the ungated bias and the score buffer; half-precision scores get a float32
+  // softmax copy and its cast back. Beside them a layer's projections (q, k, v, context, gates,
+  // output) and its FFN input/activation, and every hidden state kept so far.
+  uint64_t scores = 2 * heads * t * t * elt;
+  if (elt != 4 && elt != 8) scores += heads * t * t * (4 + elt);
+  const uint64_t layer = (8 * t * h + 2 * t * uint64_t(cfg_.intermediate_size)) * elt;
+  const uint64_t hidden = layers * t * h * elt;
+  // weighted_sum: the hidden states, their stack and the weighted stack.
+  const uint64_t weighted = 3 * hidden;
+  return n * elt + std::max({conv, scores + layer + hidden, weighted});
 }
 
 at::Tensor WavLMEncoder::attention(const at::Tensor& x, const Layer& l, const at::Tensor& bias,

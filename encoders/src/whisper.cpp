@@ -49,6 +49,20 @@ WhisperEncoder::WhisperEncoder(const WhisperConfig& cfg, const Weights& w) : cfg
 
 int64_t WhisperEncoder::output_length(int64_t valid_frames) { return (valid_frames - 1) / 2 + 1; }
 
+uint64_t WhisperEncoder::activation_bytes(int64_t parts, at::ScalarType dtype) const {
+  const uint64_t elt = c10::elementSize(dtype), p = uint64_t(std::max<int64_t>(parts, 0));
+  const uint64_t pos = cfg_.max_source_positions, frames = 2 * pos, d = cfg_.d_model;
+  const uint64_t heads = cfg_.encoder_attention_heads, ffn = cfg_.encoder_ffn_dim;
+  // The mel input (float32 from the caller, plus its cast) and the two convs with their GELUs.
+  const uint64_t convs = p * (cfg_.num_mel_bins * frames * (4 + elt) + (2 * frames * d + 2 * pos * d) * elt);
+  uint64_t scores = p * heads * pos * pos * elt;
+  if (elt != 4 && elt != 8) scores += p * heads * pos * pos * (4 + elt);
+  // A layer: the residual stream, its norm, q/k/v and their head-split copies, the context and
+  // its merge, the output projection; the FFN's hidden layer and its GELU.
+  const uint64_t layer = p * (11 * pos * d + 2 * pos * ffn) * elt;
+  return std::max(convs, scores + layer);
+}
+
 at::Tensor WhisperEncoder::self_attention(const at::Tensor& x, const Layer& l, at::Tensor& scores) const {
   const int64_t b = x.size(0), t = x.size(1), heads = cfg_.encoder_attention_heads;
   const int64_t hd = cfg_.d_model / heads;

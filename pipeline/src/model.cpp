@@ -1,5 +1,6 @@
 #include "wavllm/pipeline/model.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include "wavllm/adapter/prompt_adapter.h"
 #include "wavllm/audio/audio.h"
 #include "wavllm/core/error.h"
+#include "wavllm/core/files.h"
 #include "wavllm/core/runtime.h"
 #include "wavllm/core/weights.h"
 #include "wavllm/decoder/llama.h"
@@ -43,18 +45,24 @@ class Stopwatch {
   std::chrono::steady_clock::time_point last_ = std::chrono::steady_clock::now();
 };
 
-// A clear Error, listing everything absent, before any file is parsed.
+// A clear Error, listing everything absent, before any file is parsed. Filesystem failures
+// (a symlink loop, no permission) are Errors naming the path, never std::filesystem exceptions.
 void check_model_dir(const std::string& dir) {
-  if (!fs::is_directory(dir)) throw Error(dir + ": no such model directory");
+  std::error_code ec;
+  const auto status = fs::status(dir, ec);
+  if (ec && ec != std::errc::no_such_file_or_directory) throw Error(dir + ": cannot access the model directory: " + ec.message());
+  if (!fs::is_directory(status)) throw Error(dir + ": no such model directory");
+  auto present = [&](const char* name) { return fs::exists(fs::symlink_status(fs::path(dir) / name, ec)); };
   std::vector<std::string> missing;
-  if (!fs::exists(fs::path(dir) / "config.json")) missing.push_back("config.json");
+  if (!present("config.json")) missing.push_back("config.json");
   bool weights = false;
-  for (const auto& e : fs::directory_iterator(dir)) {
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string name = e.path().filename().string();
     if (name.rfind("model", 0) == 0 && e.path().extension() == ".safetensors") weights = true;
   }
+  if (ec) throw Error(dir + ": cannot list the model directory: " + ec.message());
   if (!weights) missing.push_back("model*.safetensors");
-  if (!fs::exists(fs::path(dir) / "tokenizer.model")) missing.push_back("tokenizer.model");
+  if (!present("tokenizer.model")) missing.push_back("tokenizer.model");
   if (missing.empty()) return;
   std::string list;
   for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
@@ -62,6 +70,35 @@ void check_model_dir(const std::string& dir) {
 }
 
 at::Tensor to_cpu_float(const at::Tensor& t) { return t.to(at::kCPU, at::kFloat).contiguous(); }
+
+// Bytes of the decoder's rotary table (complex64) and of the float temporaries building it.
+uint64_t rotary_table_bytes(const LlamaConfig& c) {
+  return uint64_t(c.max_positions()) * uint64_t(c.head_dim() / 2) * (8 + 3 * 4);
+}
+
+std::string magnitude_text(double v) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.3g", v);
+  return buf;
+}
+
+// A stage whose output is not finite has failed: NaN from hostile audio or corrupt weights must
+// never reach the decoder and come out as an empty "success". `peak` is the input audio's
+// largest magnitude, to tell the two causes apart.
+void require_finite(const at::Tensor& t, const std::string& stage, float peak) {
+  if (at::isfinite(t).all().item<bool>()) return;
+  std::string why = peak > 1e3f ? "the audio's samples reach " + magnitude_text(peak) +
+                                      " in magnitude (audio is expected within [-1, 1]); rescale it"
+                                : "the audio is in range (peak " + magnitude_text(peak) +
+                                      "), so the model's weights likely hold NaN or infinite values";
+  throw Error(stage + " produced non-finite values (NaN or infinity): " + why);
+}
+
+float peak_magnitude(const std::vector<float>& samples) {
+  float peak = 0;
+  for (float v : samples) peak = std::max(peak, std::fabs(v));
+  return peak;
+}
 
 }  // namespace
 
@@ -82,6 +119,10 @@ struct Model::Impl {
     if (tokenizer.vocab_size() != cfg.llama.vocab_size)
       throw Error(dir + ": tokenizer.model has " + std::to_string(tokenizer.vocab_size()) +
                   " pieces, config.json says vocab_size " + std::to_string(cfg.llama.vocab_size));
+    if (tokenizer.bos_id() != cfg.tokens.bos || tokenizer.eos_id() != cfg.tokens.eos)
+      throw Error(dir + ": tokenizer.model has bos " + std::to_string(tokenizer.bos_id()) + " and eos " +
+                  std::to_string(tokenizer.eos_id()) + ", config.json's tokens say bos " +
+                  std::to_string(cfg.tokens.bos) + " and eos " + std::to_string(cfg.tokens.eos));
   }
 
   // Refuses audio the model cannot take before any compute: too short for WavLM's receptive
@@ -96,13 +137,20 @@ struct Model::Impl {
     if (seconds > kMaxAudioSeconds)
       throw Error("the audio is " + std::to_string(int64_t(seconds)) + " s long; the limit is " +
                   std::to_string(int64_t(kMaxAudioSeconds)) + " s");
-    if (weights.device().is_cpu()) {
-      // WavLM attends over the whole waveform: one [heads, T, T] score buffer dominates.
-      const uint64_t t = uint64_t(wavlm.frames(n));
-      const uint64_t scores = uint64_t(cfg.wavlm.num_attention_heads) * t * t * c10::elementSize(weights.dtype());
-      check_memory_budget(scores, available_memory_bytes(),
-                          "WavLM attention over " + std::to_string(int64_t(seconds)) + " s of audio");
-    }
+    if (weights.device().is_cpu())
+      check_memory_budget(activation_bytes(n), available_memory_bytes(),
+                          "encoding " + std::to_string(int64_t(seconds)) + " s of audio");
+  }
+
+  // Peak bytes of encoding n samples: the samples and their log-mel, then the larger of the
+  // two encoders' peaks (they run one after the other; Whisper's output stays alive).
+  uint64_t activation_bytes(int64_t n) const {
+    const int64_t parts = (n + int64_t(audio::kPartSamples) - 1) / int64_t(audio::kPartSamples);
+    const uint64_t elt = c10::elementSize(weights.dtype());
+    const uint64_t mel = uint64_t(parts) * cfg.whisper.num_mel_bins * audio::kFramesPerPart * 4;
+    const uint64_t whisper_out = uint64_t(parts) * cfg.whisper.max_source_positions * cfg.whisper.d_model * elt;
+    return uint64_t(n) * 4 + mel + whisper_out +
+           std::max(whisper.activation_bytes(parts, weights.dtype()), wavlm.activation_bytes(n, weights.dtype()));
   }
 
   // Audio embeddings of n samples: the shorter of the two subsampled branches (SPEC section 4).
@@ -155,11 +203,15 @@ struct Model::Impl {
 
   // Callers check the samples first.
   at::Tensor embeddings(const std::vector<float>& samples, StageTimings* t) const {
+    const float peak = peak_magnitude(samples);
     const at::Tensor w_out = whisper_out(samples, t);
+    require_finite(w_out, "the Whisper encoder", peak);
     Stopwatch sw;
     const at::Tensor v_out = wavlm.weighted_sum(wavlm_hidden(samples));
+    require_finite(v_out, "the WavLM encoder", peak);
     if (t) t->wavlm += sw.lap();
     at::Tensor fused = fusion.forward(whisper_branch.forward(w_out), wavlm_branch.forward(v_out));
+    require_finite(fused, "the modality adapters", peak);
     if (t) t->adapters += sw.lap();
     return fused;
   }
@@ -178,6 +230,9 @@ struct Model::Impl {
     // Computed outside the lock: two threads may both compute a new instruction's scale,
     // which is cheaper than serialising every request behind one.
     at::Tensor s = prompt_adapter.scale(llama.prompt_hidden(prompt(instruction).orig));
+    if (!at::isfinite(s).all().item<bool>())
+      throw Error("the prompt adapter produced non-finite LoRA scales (NaN or infinity) for this instruction: "
+                  "the decoder's or the prompt adapter's weights hold NaN or infinite values");
     std::lock_guard<std::mutex> lock(scale_mu);
     if (scale_cache.size() >= kScaleCacheEntries) scale_cache.clear();
     scale_cache.emplace(instruction, s);
@@ -211,13 +266,31 @@ std::shared_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
   set_threads(opt.threads);
   InferenceGuard guard;
   const ModelConfig cfg = ModelConfig::load((fs::path(model_dir) / "config.json").string());
-  return std::shared_ptr<Model>(new Model(std::make_unique<Impl>(model_dir, cfg, device, dtype)));
+  // A valid config may ask for a rotary table far larger than its weights (max_seq_len 2^20).
+  check_memory_budget(rotary_table_bytes(cfg.llama), available_memory_bytes(),
+                      "the decoder's rotary table (llama.max_seq_len " + std::to_string(cfg.llama.max_seq_len) + ")");
+  try {
+    return std::shared_ptr<Model>(new Model(std::make_unique<Impl>(model_dir, cfg, device, dtype)));
+  } catch (const fs::filesystem_error& e) {
+    throw Error(model_dir + ": " + e.what());
+  }
 }
 
 Model::Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Model::~Model() = default;
 
 const ModelConfig& Model::config() const { return impl_->cfg; }
+
+bool Model::random_weights() const {
+  if (impl_->weights.formats().count("wavllm-random")) return true;
+  std::string readme;
+  try {
+    readme = RegularFile((fs::path(impl_->directory) / "README.md").string(), "model README").read_all(1 << 16);
+  } catch (const Error&) {
+    return false;  // no README (or not a regular file): not the bundled demo
+  }
+  return readme.substr(0, readme.find('\n')).find("RANDOM weights") != std::string::npos;
+}
 const std::string& Model::directory() const { return impl_->directory; }
 at::Device Model::device() const { return impl_->weights.device(); }
 at::ScalarType Model::dtype() const { return impl_->weights.dtype(); }

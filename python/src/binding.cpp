@@ -12,6 +12,7 @@
 #include <ATen/ATen.h>
 
 #include <chrono>
+#include <filesystem>
 #include <cstring>
 #include <memory>
 #include <optional>
@@ -19,6 +20,7 @@
 #include <vector>
 
 #include "wavllm/audio/audio.h"
+#include "wavllm/core/config.h"
 #include "wavllm/core/error.h"
 #include "wavllm/core/runtime.h"
 #include "wavllm/pipeline/model.h"
@@ -53,23 +55,34 @@ std::vector<float> samples_from_array(const py::array& a) {
   if (!(a.flags() & py::array::c_style))
     throw py::value_error("audio samples must be C-contiguous (got a strided view); "
                           "use numpy.ascontiguousarray(samples)");
+  // Refused before the copy: three hours of samples are 690 MB.
+  const double seconds = double(a.size()) / wavllm::audio::kSampleRate, limit = wavllm::audio::DecodeOptions{}.max_seconds;
+  if (seconds > limit)
+    throw wavllm::Error("the audio is " + std::to_string(int64_t(seconds)) + " s long; the limit is " +
+                        std::to_string(int64_t(limit)) + " s");
   std::vector<float> out(static_cast<size_t>(a.size()));
   std::memcpy(out.data(), a.data(), out.size() * sizeof(float));
   return out;
 }
 
+std::string type_name(const py::object& o) { return py::str(py::type::of(o).attr("__name__")); }
+
+// A str or os.PathLike (pathlib.Path) as a path string; `what` names the argument in the TypeError.
+std::optional<std::string> as_path(const py::object& o) {
+  if (!py::isinstance<py::str>(o) && !py::hasattr(o, "__fspath__")) return std::nullopt;
+  py::object p = py::module_::import("os").attr("fspath")(o);
+  if (!py::isinstance<py::str>(p)) throw py::type_error("paths must be str or os.PathLike of str, not bytes");
+  return p.cast<std::string>();
+}
+
 // `audio` is a path or a float32 array; a path is decoded (and resampled) without the GIL.
 std::vector<float> audio_samples(const py::object& audio) {
   if (py::isinstance<py::array>(audio)) return samples_from_array(audio.cast<py::array>());
-  if (py::isinstance<py::str>(audio) || py::hasattr(audio, "__fspath__")) {
-    py::object p = py::module_::import("os").attr("fspath")(audio);
-    if (!py::isinstance<py::str>(p)) throw py::type_error("audio path must be a str path, not bytes");
-    std::string path = p.cast<std::string>();
+  if (const auto path = as_path(audio)) {
     py::gil_scoped_release nogil;
-    return wavllm::audio::load_mono_16k(path);
+    return wavllm::audio::load_mono_16k(*path);
   }
-  throw py::type_error("audio must be a file path or a float32 numpy array at 16 kHz (got " +
-                       std::string(py::str(py::type::of(audio).attr("__name__"))) + ")");
+  throw py::type_error("audio must be a file path or a float32 numpy array at 16 kHz (got " + type_name(audio) + ")");
 }
 
 // A copy: results never alias engine memory (cached prompt scales, weights).
@@ -119,7 +132,9 @@ void set_if(const std::optional<T>& v, T& field) {
 
 class PyModel {
  public:
-  PyModel(const std::string& path, const std::string& device, const std::string& dtype, std::optional<int> threads) {
+  PyModel(const py::object& path_like, const std::string& device, const std::string& dtype, std::optional<int> threads) {
+    const auto path = as_path(path_like);
+    if (!path) throw py::type_error("path must be a model directory (str or os.PathLike), not " + type_name(path_like));
     if (threads && *threads < 1)
       throw py::value_error("threads must be >= 1 (got " + std::to_string(*threads) + "); None uses every core");
     wavllm::ModelOptions opt;
@@ -127,7 +142,7 @@ class PyModel {
     opt.dtype = dtype;
     opt.threads = threads.value_or(0);
     py::gil_scoped_release nogil;
-    model_ = wavllm::Model::load(path, opt);
+    model_ = wavllm::Model::load(*path, opt);
   }
 
   const wavllm::Model& get() const { return *model_; }
@@ -213,6 +228,9 @@ PYBIND11_MODULE(_wavllm, m) {
       if (p) std::rethrow_exception(p);
     } catch (const wavllm::Error& e) {
       error(e.what());
+    } catch (const std::filesystem::filesystem_error& e) {
+      // A symlink loop or a permission problem in a path: the user's input, not a bug.
+      error(wavllm::printable(e.what()).c_str());
     } catch (const c10::Error& e) {
       // A LibTorch failure is an engine bug or an exhausted device, never the user's input.
       error((std::string("LibTorch error: ") + e.what_without_backtrace()).c_str());
@@ -245,13 +263,19 @@ PYBIND11_MODULE(_wavllm, m) {
       py::arg("audio"), py::arg("n_mels") = 80,
       "Whisper log-mel per 30-s part: (float32 [parts, n_mels, 3000], int64 [parts] valid frames).");
 
+  m.def(
+      "check_config",
+      [](const std::string& text) { wavllm::ModelConfig::from_json_text(text, "config.json"); },
+      py::arg("json_text"),
+      "Raises wavllm.Error naming the field when config.json text would not load (the converter's check).");
+
   m.def("transcribe_instruction", &wavllm::transcribe_instruction);
   m.def("translate_instruction", &wavllm::translate_instruction, py::arg("language"));
   m.def("speaker_verification_instruction", &wavllm::speaker_verification_instruction);
   m.def("emotion_instruction", &wavllm::emotion_instruction);
   m.def("question_instruction", &wavllm::question_instruction, py::arg("question"));
   m.def("set_threads", &wavllm::set_threads, py::arg("n"),
-        "Intra-op threads of the process (n <= 0: one per core).");
+        "Intra-op threads of the process (n <= 0: one per core; more than the cores are capped at the core count).");
 
   py::class_<wavllm::GenerationResult>(m, "GenerationResult")
       .def_property_readonly("text", [](const wavllm::GenerationResult& r) { return to_py_str(r.text); })
@@ -276,7 +300,7 @@ PYBIND11_MODULE(_wavllm, m) {
       });
 
   py::class_<PyModel>(m, "Model")
-      .def(py::init<const std::string&, const std::string&, const std::string&, std::optional<int>>(),
+      .def(py::init<const py::object&, const std::string&, const std::string&, std::optional<int>>(),
            py::arg("path"), py::arg("device") = "cpu", py::arg("dtype") = "float32", py::arg("threads") = py::none())
       .def_property_readonly("directory", [](const PyModel& pm) { return pm.get().directory(); })
       .def_property_readonly("device", [](const PyModel& pm) { return pm.get().device().str(); })

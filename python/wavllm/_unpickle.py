@@ -26,6 +26,8 @@ import zipfile
 
 import numpy as np
 
+from .safetensors_io import open_regular_file
+
 __all__ = ["CheckpointError", "UnsafePickleError", "Tensor", "Inert", "load_checkpoint",
            "unpickle"]
 
@@ -61,6 +63,16 @@ _DATA_MODULES = {"numpy", "omegaconf", "fairseq", "argparse", "pathlib", "enum"}
 # Upper bound on a tensor's element count, so a corrupted shape fails fast instead of
 # allocating: 2^40 elements is far above any real checkpoint tensor.
 _MAX_ELEMENTS = 1 << 40
+
+# Tuples nested deeper than this are refused as they are built: hashing one (as a dict key)
+# recurses in C once per level, and a million levels crash CPython. A state dict nests a few.
+_MAX_TUPLE_DEPTH = 100
+
+# Work the unpickler may do: opcodes plus the elements that container calls (set, frozenset,
+# OrderedDict of an existing object) copy, per pickle byte. A real pickle spends about one
+# unit per byte; a small pickle that copies one large list over and over is refused.
+_WORK_PER_BYTE = 16
+_WORK_MINIMUM = 1 << 20
 
 
 class StorageType:
@@ -109,6 +121,12 @@ class Tensor:
                 raise CheckpointError(
                     f"tensor view (offset {offset}, size {shape}, stride {stride}) reads past "
                     f"its storage {storage.entry} of {storage.numel} elements")
+        if numel > storage.numel:
+            # Only a broadcast view (stride 0, overlapping strides) has more elements than its
+            # storage; converting it would expand a few bytes into gigabytes.
+            raise CheckpointError(
+                f"tensor view (size {shape}, stride {stride}) has {numel} elements, more than its "
+                f"storage {storage.entry} holds ({storage.numel}): a broadcast view, not a saved weight")
         self.storage, self.offset, self.shape, self.stride = storage, offset, shape, stride
 
     @property
@@ -211,6 +229,16 @@ _ALLOWED_CALLABLES = set(_ALLOWED.values())
 _ALLOWED_NEW = {collections.OrderedDict, set, frozenset}
 
 
+def _counted(handler):
+    def run(self):
+        self._spend(1)
+        handler(self)
+    return run
+
+
+_CONTAINER_CALLS = (collections.OrderedDict, set, frozenset)
+
+
 class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python interpreter: opcode hooks
     dispatch = dict(pickle._Unpickler.dispatch)
 
@@ -219,6 +247,46 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python interpreter: o
         self._archive = archive
         self._size = len(data)
         self._storages = {}
+        self._budget = max(_WORK_MINIMUM, _WORK_PER_BYTE * len(data))
+        # id -> nesting depth of every tuple built here; the tuples are kept alive in
+        # _tuples so that no id is reused while the pickle runs.
+        self._tuple_depth = {}
+        self._tuples = []
+
+    def _spend(self, units):
+        self._budget -= units
+        if self._budget < 0:
+            raise CheckpointError(f"the pickle does more work than its {self._size} bytes can justify "
+                                  f"(a decompression-bomb pattern); refusing it")
+
+    def _depth(self, obj):
+        return self._tuple_depth.get(id(obj), 0) if type(obj) is tuple else 0
+
+    def _push_tuple(self, items):
+        t = tuple(items)
+        depth = 1 + max((self._depth(x) for x in t), default=0)
+        if depth > _MAX_TUPLE_DEPTH:
+            raise CheckpointError(f"tuples nested deeper than {_MAX_TUPLE_DEPTH} levels: not a checkpoint")
+        self._tuple_depth[id(t)] = depth
+        self._tuples.append(t)
+        self.append(t)
+
+    def load_tuple(self):
+        self._push_tuple(self.pop_mark())
+    dispatch[pickle.TUPLE[0]] = load_tuple
+
+    def _tuple_n(n):  # TUPLE1..3: the top n stack items become one tuple
+        def load(self):
+            if len(self.stack) < n:
+                raise CheckpointError(f"TUPLE{n} with {len(self.stack)} items on the stack")
+            items = self.stack[-n:]
+            del self.stack[-n:]
+            self._push_tuple(items)
+        return load
+    dispatch[pickle.TUPLE1[0]] = _tuple_n(1)
+    dispatch[pickle.TUPLE2[0]] = _tuple_n(2)
+    dispatch[pickle.TUPLE3[0]] = _tuple_n(3)
+    del _tuple_n
 
     def find_class(self, module, name):
         if not isinstance(module, str) or not isinstance(name, str):
@@ -253,15 +321,18 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python interpreter: o
         func = self.stack[-1]
         if not isinstance(args, tuple):
             raise CheckpointError("REDUCE arguments are not a tuple")
-        if not (func in _ALLOWED_CALLABLES or isinstance(func, _StandInMeta)):
-            raise UnsafePickleError(f"the checkpoint's pickle calls {func!r}; refusing")
+        # Identity, not hashing: hashing a hostile object is itself a way in.
+        if not (isinstance(func, _StandInMeta) or any(func is f for f in _ALLOWED_CALLABLES)):
+            raise UnsafePickleError(f"the checkpoint's pickle calls a {type(func).__name__}; refusing")
+        if any(func is c for c in _CONTAINER_CALLS):
+            self._spend(sum(len(a) for a in args if hasattr(a, "__len__")))
         self.stack[-1] = func(*args)
     dispatch[pickle.REDUCE[0]] = load_reduce
 
     def _new(self, cls, args):
         if isinstance(cls, _StandInMeta):
             return Inert(cls.qualname, args)
-        if cls in _ALLOWED_NEW:
+        if any(cls is c for c in _ALLOWED_NEW):
             return cls.__new__(cls)
         raise UnsafePickleError(f"the checkpoint's pickle instantiates {cls!r}; refusing")
 
@@ -302,6 +373,10 @@ class _RestrictedUnpickler(pickle._Unpickler):  # the pure-Python interpreter: o
     dispatch[pickle.BUILD[0]] = load_build
 
 
+# Every opcode pays one unit of the work budget.
+_RestrictedUnpickler.dispatch = {op: _counted(h) for op, h in _RestrictedUnpickler.dispatch.items()}
+
+
 # Exceptions the pure-Python unpickler raises on malformed input; each becomes CheckpointError.
 _MALFORMED = (pickle.UnpicklingError, EOFError, ValueError, TypeError, KeyError, IndexError,
               AttributeError, OverflowError, struct.error, RecursionError, MemoryError)
@@ -337,14 +412,28 @@ class _Archive:
 
     def view(self, t):
         st = t.storage
-        try:
-            raw = self.zf.read(st.entry)
-        except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
-            raise CheckpointError(f"{self.path}: cannot read {st.entry}: {e}") from None
         dtype = np.dtype(st.stype.np_dtype).newbyteorder("<" if self.byteorder == "little" else ">")
-        flat = np.frombuffer(raw, dtype=dtype, count=st.numel)
+        numel = 1
+        for s in t.shape:
+            numel *= s
+        if numel == 0:
+            return np.zeros(t.shape, dtype=dtype.newbyteorder("="))
+        # Only the elements this view spans are read (streamed, for a compressed member): never
+        # the whole storage, which may be a shared flat buffer or a compression bomb.
+        span = 1 + sum((s - 1) * st_ for s, st_ in zip(t.shape, t.stride))
+        start, length = t.offset * dtype.itemsize, span * dtype.itemsize
+        try:
+            with self.zf.open(st.entry) as member:
+                member.seek(start)
+                raw = member.read(length)
+        except (zipfile.BadZipFile, OSError, EOFError, ValueError, NotImplementedError) as e:
+            raise CheckpointError(f"{self.path}: cannot read {st.entry}: {e}") from None
+        if len(raw) != length:
+            raise CheckpointError(f"{self.path}: {st.entry} ends after {start + len(raw)} bytes, "
+                                  f"the tensor needs {start + length}")
+        flat = np.frombuffer(raw, dtype=dtype, count=span)
         strides = tuple(s * dtype.itemsize for s in t.stride)
-        view = np.lib.stride_tricks.as_strided(flat[t.offset:], shape=t.shape, strides=strides)
+        view = np.lib.stride_tricks.as_strided(flat, shape=t.shape, strides=strides)
         return np.array(view, dtype=dtype.newbyteorder("="), order="C")
 
 
@@ -353,12 +442,12 @@ def load_checkpoint(path):
 
     The zip stays open for the tensors' lazy reads (it closes when they are garbage)."""
     try:
-        zf = zipfile.ZipFile(path)
+        zf = zipfile.ZipFile(open_regular_file(path))
     except FileNotFoundError:
         raise CheckpointError(f"{path}: no such file") from None
     except (zipfile.BadZipFile, OSError, EOFError, ValueError) as e:
         try:
-            with open(path, "rb") as f:
+            with open_regular_file(path) as f:
                 magic = f.read(2)
         except OSError:
             magic = b""

@@ -22,9 +22,10 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 
 from ._unpickle import CheckpointError, Tensor, load_checkpoint
-from .safetensors_io import SafetensorsError, parse_size, to_dtype, write_sharded
+from .safetensors_io import SafetensorsError, parse_size, read_regular_file, to_dtype, write_sharded
 
 __all__ = ["ConvertError", "PRESETS", "checkpoint_name", "convert", "derive_config", "main"]
 
@@ -136,6 +137,25 @@ def _shape_config(shapes):
     }
 
 
+def _same_kind(value, like):
+    """Whether an --hparams value has the type of the preset's value for that key."""
+    if isinstance(like, bool):
+        return isinstance(value, bool)
+    if isinstance(like, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(like, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(like, list):
+        return isinstance(value, list) and all(_same_kind(v, like[0]) for v in value) if like else False
+    return isinstance(value, type(like))
+
+
+def _kind_name(like):
+    if isinstance(like, list):
+        return f"a list of {_kind_name(like[0])}s" if like else "a list"
+    return {bool: "boolean", int: "integer", float: "number", str: "string"}.get(type(like), type(like).__name__)
+
+
 def derive_config(shapes, hparams=None, preset="wavllm-7b"):
     """config.json dict: sizes from `shapes` ({name: shape}), the rest from `hparams` (a
     dict in config.json's layout, HF-only keys allowed) or else from the preset."""
@@ -147,6 +167,9 @@ def derive_config(shapes, hparams=None, preset="wavllm-7b"):
         if section not in cfg or section in ("format_version", "model_type"):
             raise ConvertError(f"hparams: unknown section {section!r}")
         if not isinstance(cfg[section], dict):
+            if not _same_kind(values, cfg[section]):
+                raise ConvertError(f"hparams: {section} must be a {_kind_name(cfg[section])}, "
+                                   f"got {values!r}")
             cfg[section] = values
             continue
         if not isinstance(values, dict):
@@ -160,6 +183,9 @@ def derive_config(shapes, hparams=None, preset="wavllm-7b"):
                 continue
             if key not in cfg[section]:
                 raise ConvertError(f"hparams: unknown key {section}.{key}")
+            if not _same_kind(value, cfg[section][key]):
+                raise ConvertError(f"hparams: {section}.{key} must be {_kind_name(cfg[section][key])}, "
+                                   f"got {value!r}")
             shaped = from_shapes.get(section, {})
             if key in shaped and shaped[key] != value:
                 raise ConvertError(f"hparams: {section}.{key} = {value!r}, but the checkpoint's "
@@ -184,6 +210,71 @@ def _check(cfg):
             raise ConvertError(f"{label} = {size} is not divisible by its {heads} attention heads")
     if (l["dim"] // l["n_heads"]) % 2:
         raise ConvertError("llama.dim / llama.n_heads must be even (rotary pairs)")
+
+
+def _unique_keys(pairs):
+    keys = [k for k, _ in pairs]
+    for k in keys:
+        if keys.count(k) > 1:
+            raise ValueError(f"duplicate key {k!r}")
+    return dict(pairs)
+
+
+def _read_hparams(path):
+    try:
+        text = read_regular_file(path, 16 << 20).decode("utf-8")
+        hparams = json.loads(text, object_pairs_hook=_unique_keys)
+    except (OSError, ValueError, SafetensorsError) as e:
+        raise ConvertError(f"{path}: cannot read hparams JSON ({e})") from None
+    if not isinstance(hparams, dict):
+        raise ConvertError(f"{path}: hparams JSON must be an object")
+    return hparams
+
+
+def _engine_check(cfg):
+    """The engine's own config.json validation (every range rule), when the compiled module is
+    there: a config it would refuse is never written. Without it, _check's rules apply."""
+    try:
+        from . import _wavllm  # None when the package finds no compiled module
+    except ImportError:
+        _wavllm = None
+    if _wavllm is None:
+        return
+    try:
+        _wavllm.check_config(json.dumps(cfg))
+    except _wavllm.Error as e:
+        raise ConvertError(f"the derived config.json would not load: {e}") from None
+
+
+_MODEL_FILE = re.compile(r"model(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?|config\.json|tokenizer\.model")
+
+
+def _publish(staging, out_dir):
+    """Moves a finished conversion from `staging` into `out_dir`. A new or empty `out_dir` is
+    replaced whole; an existing model folder gets the new model's files one by one and loses
+    the old model's other shards; any other file in it stays. Anything else is refused before
+    the conversion starts (see _check_out_dir)."""
+    if not os.path.isdir(out_dir) or not os.listdir(out_dir):
+        os.replace(staging, out_dir)
+        return
+    new = set(os.listdir(staging))
+    for name in new:
+        os.replace(os.path.join(staging, name), os.path.join(out_dir, name))
+    for name in os.listdir(out_dir):
+        if name not in new and _MODEL_FILE.fullmatch(name) and name not in ("config.json", "tokenizer.model"):
+            os.remove(os.path.join(out_dir, name))  # a previous conversion's shard: it would shadow ours
+    os.rmdir(staging)
+
+
+def _check_out_dir(out_dir):
+    if not os.path.lexists(out_dir):
+        return
+    if not os.path.isdir(out_dir) or os.path.islink(out_dir):
+        raise ConvertError(f"{out_dir}: exists and is not a directory")
+    entries = os.listdir(out_dir)
+    if entries and "config.json" not in entries:
+        raise ConvertError(f"{out_dir}: holds files but no model (no config.json); choose a new or empty "
+                           f"directory, or a model directory to replace")
 
 
 def checkpoint_name(key):
@@ -244,39 +335,39 @@ def convert(checkpoint, out_dir, dtype="float32", shard_size="2GB", preset="wavl
     except SafetensorsError as e:
         raise ConvertError(f"--shard-size: {e}") from None
     if isinstance(hparams, str):
-        try:
-            with open(hparams) as f:
-                hparams = json.load(f)
-        except (OSError, ValueError) as e:
-            raise ConvertError(f"{hparams}: cannot read hparams JSON ({e})") from None
-        if not isinstance(hparams, dict):
-            raise ConvertError("hparams JSON must be an object")
+        hparams = _read_hparams(hparams)
 
+    _check_out_dir(out_dir)
     tensors = _state_dict(checkpoint)
     cfg = derive_config({n: list(t.shape) for n, t in tensors.items()}, hparams, preset)
+    _engine_check(cfg)
     if tokenizer:
         _check_tokenizer(tokenizer, cfg["llama"]["vocab_size"])
-
-    os.makedirs(out_dir, exist_ok=True)
-    # A previous conversion's shards or index would shadow the new files for the loader.
-    for f in os.listdir(out_dir):
-        if re.fullmatch(r"model(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?", f):
-            os.remove(os.path.join(out_dir, f))
 
     def out_dtype(t):
         return st_dtype if t.dtype in ("F64", "F32", "F16", "BF16") else t.dtype
 
-    entries = [(n, out_dtype(t), list(t.shape)) for n, t in tensors.items()]
-    meta = {"format": "pt", "converted_from": os.path.basename(checkpoint)}
-    files = write_sharded(out_dir, entries,
-                          lambda n: to_dtype(tensors[n].numpy(), tensors[n].dtype, out_dtype(tensors[n])),
-                          shard_bytes, meta, log)
-    with open(os.path.join(out_dir, "config.json"), "w") as f:
-        json.dump(cfg, f, indent=1)
-        f.write("\n")
-    if tokenizer:
-        shutil.copyfile(tokenizer, os.path.join(out_dir, "tokenizer.model"))
-    else:
+    # Written into a new folder beside out_dir and moved in only once complete: a conversion
+    # that fails (bad tensor, disk full, Ctrl-C) leaves out_dir as it was.
+    parent = os.path.dirname(os.path.abspath(out_dir))
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=f".{os.path.basename(os.path.abspath(out_dir))}.partial-", dir=parent)
+    try:
+        entries = [(n, out_dtype(t), list(t.shape)) for n, t in tensors.items()]
+        meta = {"format": "pt", "converted_from": os.path.basename(checkpoint)}
+        files = write_sharded(staging, entries,
+                              lambda n: to_dtype(tensors[n].numpy(), tensors[n].dtype, out_dtype(tensors[n])),
+                              shard_bytes, meta, log)
+        with open(os.path.join(staging, "config.json"), "w") as f:
+            json.dump(cfg, f, indent=1)
+            f.write("\n")
+        if tokenizer:
+            shutil.copyfile(tokenizer, os.path.join(staging, "tokenizer.model"))
+        _publish(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if not tokenizer:
         log("note: no --tokenizer given; copy the model's tokenizer.model into "
             f"{out_dir} before using it")
     log(f"wrote {len(tensors)} tensors ({dtype}) to {out_dir}: {', '.join(files)}, config.json")

@@ -9,8 +9,10 @@ A sharded model is model-00001-of-0000N.safetensors ... plus model.safetensors.i
 BF16 has no numpy dtype: it travels as uint16 bit patterns; `to_dtype` converts with
 round-to-nearest-even, as torch does.
 """
+import errno
 import json
 import os
+import stat
 import struct
 
 import numpy as np
@@ -59,6 +61,30 @@ def to_dtype(array, src, dst):
         # From F64 this rounds twice (via F32); checkpoints are F32/F16/BF16, where it is exact.
         return f32.astype(np.float16)
     return f32_to_bf16(f32)
+
+
+def open_regular_file(path):
+    """A binary file object of `path`, which must be a regular file: opening a FIFO never
+    blocks, and a device, socket or directory is refused (OSError) before a byte is read."""
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or directory)", path)
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def read_regular_file(path, max_bytes):
+    """The bytes of a regular file of at most max_bytes (counted as read)."""
+    with open_regular_file(path) as f:
+        data = f.read(max_bytes + 1)
+    if len(data) > max_bytes:
+        raise SafetensorsError(f"{path}: larger than the {max_bytes}-byte limit for such a file")
+    return data
 
 
 def parse_size(text):

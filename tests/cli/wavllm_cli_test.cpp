@@ -149,7 +149,7 @@ TEST_F(Cli, FailuresExitOneWithOneLine) {
   EXPECT_NE(r.err.find("wavllm: error: "), std::string::npos) << r.err;
   r = run({"batch", "--model", demo_dir(), "--out", (dir_ / "o.jsonl").string(), (dir_ / "none.tsv").string()});
   EXPECT_EQ(r.status, 1);
-  EXPECT_EQ(r.err, "wavllm: error: " + (dir_ / "none.tsv").string() + ": cannot open the manifest\n");
+  EXPECT_EQ(r.err, "wavllm: error: manifest " + (dir_ / "none.tsv").string() + ": no such file\n");
 }
 
 TEST_F(Cli, TheExecutableTranscribesAndReportsErrorsWithExitCodes) {

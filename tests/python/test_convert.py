@@ -247,6 +247,7 @@ def test_sharding_index_maps_every_tensor(tmp_path):
     stale = out / "model.safetensors"
     out.mkdir()
     stale.write_bytes(b"stale")  # a previous single-file conversion must not shadow the shards
+    (out / "config.json").write_text("{}")
     proc = run_cli(CKPT, str(out), "--hparams", HPARAMS, "--shard-size", "300KB")
     assert proc.returncode == 0, proc.stderr
     assert not stale.exists()

@@ -22,8 +22,15 @@ constexpr int kMinSampleRate = 1000;
 constexpr int kMaxSampleRate = 768000;
 
 struct DecodeOptions {
-  double max_seconds = 7200.0;  // longer audio is an Error, checked before decoding
+  // Longer audio is an Error: checked against the header's length before decoding, and against
+  // what was decoded while decoding (for formats that do not tell their length).
+  double max_seconds = 7200.0;
 };
+
+// The most samples (frames x channels) decode_file / decode_memory hold: 512 MiB of float32.
+// A 60-s FLAC at 655 kHz with 8 channels is 2.5 times that; load_mono_16k takes any such file,
+// in blocks.
+constexpr size_t kMaxRawSamples = size_t(1) << 27;
 
 // Decoded audio as float32 (integer formats scaled to [-1, 1]).
 struct Buffer {
@@ -33,16 +40,42 @@ struct Buffer {
   size_t frames() const { return channels > 0 ? interleaved.size() / static_cast<size_t>(channels) : 0; }
 };
 
+// The file's samples as decoded, for tools and tests; an Error beyond kMaxRawSamples.
 Buffer decode_file(const std::string& path, const DecodeOptions& opt = {});
 // `label` names the bytes in error messages.
 Buffer decode_memory(const void* data, size_t size, const std::string& label, const DecodeOptions& opt = {});
 
 // Resamples every channel to 16 kHz (libsoxr with SoX `rate`'s default: high quality, linear
-// phase), THEN averages the channels: the reference's order. 16 kHz mono input is copied as is.
+// phase), THEN averages the channels: the reference's order. Streaming: push() blocks of any
+// size, then finish(); the output is the same whatever the block sizes.
+class MonoResampler {
+ public:
+  MonoResampler(int sample_rate, int channels);  // an Error for an unsupported rate or channel count
+  ~MonoResampler();
+  MonoResampler(const MonoResampler&) = delete;
+  MonoResampler& operator=(const MonoResampler&) = delete;
+  // Appends the 16 kHz mono samples that `frames` more input frames make ready to `out`.
+  void push(const float* interleaved, size_t frames, std::vector<float>& out);
+  // Appends the rest (the filter's tail).
+  void finish(std::vector<float>& out);
+
+ private:
+  void drain(const float* in, size_t frames, bool flush, std::vector<float>& out);
+  void mix(const float* interleaved, size_t frames, std::vector<float>& out) const;
+  int rate_, channels_;
+  void* soxr_ = nullptr;     // soxr_t; null at 16 kHz
+  std::vector<float> block_;  // resampled interleaved frames of one soxr call
+};
+
+// One-shot MonoResampler. 16 kHz mono input is copied as is.
 std::vector<float> to_mono_16k(const float* interleaved, size_t frames, int sample_rate, int channels);
 
-// decode_file + to_mono_16k + check_samples.
+// Decodes, checks, resamples and mixes down block by block: memory is the 16 kHz mono result
+// plus one block, whatever the file's rate and channel count (no decompression bomb). An Error
+// names the first NaN/Inf sample (of the file, or of the resampled result).
 std::vector<float> load_mono_16k(const std::string& path, const DecodeOptions& opt = {});
+std::vector<float> decode_mono_16k(const void* data, size_t size, const std::string& label,
+                                   const DecodeOptions& opt = {});
 
 // Empty input or a NaN/Inf sample is an Error naming `label` (and the first bad sample).
 void check_samples(const float* s, size_t n, const std::string& label);

@@ -32,6 +32,12 @@ struct WavLMConfig {
   int num_buckets = 320;
   int max_bucket_distance = 800;
   bool do_normalize = false;  // zero-mean unit-variance input normalisation
+
+  static constexpr int64_t kMaxReceptiveField = int64_t(1) << 31;  // samples (37 h at 16 kHz)
+  // Samples the feature extractor needs for one frame: r = (r - 1) * stride + kernel from the
+  // last conv back. An Error when it passes kMaxReceptiveField (each value valid alone, their
+  // product would overflow int64).
+  int64_t receptive_field() const;
 };
 
 // Conv1dSubsampler + bottleneck adapter + projector of each branch.
@@ -68,6 +74,12 @@ struct TokenConfig {
 };
 
 struct GenerationConfig {
+  // The bounds every source of these values shares (config.json, CLI flags, Python keywords).
+  static constexpr int kMaxBeams = 16;            // beam search cost grows with beams x steps
+  static constexpr int kMaxSteps = 1 << 16;
+  static constexpr double kMinTemperature = 1e-3;  // smaller values underflow logits / T in float32
+  static constexpr double kMaxTemperature = 100.0;
+
   int max_steps = 512;          // reference limit on decoding steps
   double temperature = 0.0;     // 0 = greedy (the deterministic reference mode)
   double top_p = 1.0;
@@ -76,6 +88,9 @@ struct GenerationConfig {
   double length_penalty = 1.0;
   double repetition_penalty = 1.0;
   int no_repeat_ngram_size = 0;
+
+  // The one rule set for these values: an Error "<label>temperature: ..." naming the field.
+  void validate(const std::string& label) const;
 };
 
 struct ModelConfig {

@@ -19,7 +19,7 @@ struct RandomModelOptions {
   std::string tokenizer;                   // tokenizer.model to copy in; empty: none
 };
 
-// Creates `dir` (must not hold a model already) with config.json, model*.safetensors
+// Creates `dir` (new, or an empty directory; written beside it, then renamed into place) with config.json, model*.safetensors
 // (+ model.safetensors.index.json when sharded) and tokenizer.model when given.
 // Each tensor's values depend only on (seed, name), not on sharding or order.
 void write_random_model(const ModelConfig& cfg, const std::string& dir, const RandomModelOptions& opt);

@@ -6,7 +6,11 @@
 
 namespace wavllm {
 
-// Intra-op threads for LibTorch; n <= 0 means one per available core (LibTorch starts with one).
+// The thread count a request for n threads gets, the one rule for the CLI, Python and config:
+// n <= 0 means one per available core, and more threads than cores are capped at the core count
+// (on a compute-bound engine they only add contention: 4096 threads made a 3-s clip take minutes).
+int resolve_threads(int n);
+// Intra-op threads for LibTorch, resolve_threads(n) of them (LibTorch starts with one).
 void set_threads(int n);
 int available_cores();
 
@@ -23,7 +27,9 @@ using InferenceGuard = c10::InferenceMode;
 
 namespace wavllm {
 
-// Memory the process may still take (MemAvailable, bounded by a cgroup limit when one is set), in bytes; 0 if unknown.
+// Memory the process may still take, in bytes; 0 if unknown: MemAvailable, bounded by the
+// memory limit of the process's cgroup (v2 memory.max or v1 memory.limit_in_bytes, minus what
+// the cgroup uses) and by RLIMIT_AS (minus the address space already mapped).
 uint64_t available_memory_bytes();
 // Refuses a load that cannot fit, before any allocation: the Error gives both numbers.
 void check_memory_budget(uint64_t needed_bytes, uint64_t available_bytes, const std::string& what);

@@ -4,6 +4,7 @@
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "wavllm/core/config.h"
@@ -26,9 +27,12 @@ class Weights {
   const std::map<std::string, at::Tensor>& all() const { return tensors_; }
   at::Device device() const { return device_; }
   at::ScalarType dtype() const { return dtype_; }
+  // The "format" metadata of the weight files ("wavllm-random" for generated models).
+  const std::set<std::string>& formats() const { return formats_; }
 
  private:
   std::map<std::string, at::Tensor> tensors_;
+  std::set<std::string> formats_;
   at::Device device_ = at::kCPU;
   at::ScalarType dtype_ = at::kFloat;
 };

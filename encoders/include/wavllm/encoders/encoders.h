@@ -28,6 +28,11 @@ class WhisperEncoder {
   // (valid_frames - 1) / 2 + 1: frames left after conv2's stride 2.
   static int64_t output_length(int64_t valid_frames);
 
+  // Bytes of activations forward() holds at its peak for `parts` parts in `dtype` (every live
+  // buffer counted: conv outputs, the shared score buffer, a layer's projections and FFN, the
+  // float32 softmax copy of half-precision scores). Lets a caller refuse before any compute.
+  uint64_t activation_bytes(int64_t parts, at::ScalarType dtype) const;
+
  private:
   struct Layer {
     at::Tensor ln1_w, ln1_b, q_w, q_b, k_w, v_w, v_b, o_w, o_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
@@ -57,6 +62,11 @@ class WavLMEncoder {
   int64_t frames(int64_t samples) const;
   // The receptive field of the feature extractor: the shortest input that gives one frame.
   int64_t min_samples() const { return min_samples_; }
+
+  // Bytes of activations hidden_states() + weighted_sum() hold at their peak for n samples in
+  // `dtype` (the feature extractor's two widest conv outputs, the position bias and the score
+  // buffer, a layer's temporaries, the kept hidden states and the weighted sum's stack).
+  uint64_t activation_bytes(int64_t samples, at::ScalarType dtype) const;
 
  private:
   struct Layer {

@@ -49,6 +49,9 @@ class Model {
 
   const ModelConfig& config() const;
   const std::string& directory() const;
+  // True for a model with random weights (made by make-random-model, or the bundled demo, whose
+  // README.md says "RANDOM weights" on its first line): its output text is meaningless.
+  bool random_weights() const;
   // Decoding options filled from config.json's "generation" section (the caller may override).
   decoder::GenerateOptions default_generate_options() const;
   at::Device device() const;
