@@ -22,6 +22,7 @@ are run and scored, and the report says how many were missing). A failing item i
 its error and scored as an empty answer; --resume keeps the finished items of an earlier run.
 """
 import argparse
+import io
 import json
 import os
 import re
@@ -33,6 +34,7 @@ if EVAL not in sys.path:
     sys.path.insert(0, EVAL)
 
 import wavllm  # noqa: E402
+from wavllm.safetensors_io import open_regular_file  # noqa: E402
 from wavllm_eval import metrics  # noqa: E402
 
 TASKS = ("asr", "st", "sv", "er", "sqa", "free")
@@ -48,10 +50,13 @@ class ManifestError(Exception):
 def read_manifest(path):
     """[{column: value}] of a reference TSV (header line, tab-separated, no quoting)."""
     try:
-        with open(path, encoding="utf-8") as f:
-            lines = [line.rstrip("\r\n") for line in f]
+        # utf-8-sig: a byte order mark (spreadsheet exports) is not part of the first column.
+        with open_regular_file(path) as f:
+            lines = [line.rstrip("\r\n") for line in io.TextIOWrapper(f, encoding="utf-8-sig")]
     except OSError as e:
         raise ManifestError(f"{path}: {e.strerror}") from None
+    except UnicodeDecodeError as e:
+        raise ManifestError(f"{path}: not UTF-8 text ({e})") from None
     lines = [line for line in lines if line.strip()]
     if not lines:
         raise ManifestError(f"{path}: empty manifest (a header line is needed)")
@@ -74,13 +79,14 @@ def read_manifest(path):
 
 def resolve_audio(root, rel):
     """root/rel, else root/<rel without its first k folders> for the smallest k that exists;
-    None when no candidate exists."""
-    if os.path.isabs(rel):
-        return rel if os.path.isfile(rel) else None
-    parts = rel.replace("\\", "/").split("/")
+    None when no candidate exists. A candidate never lies outside root: an absolute path or
+    one climbing with '..' is only looked up by its trailing folders inside root."""
+    parts = [p for p in rel.replace("\\", "/").split("/") if p not in ("", ".")]
+    base = os.path.normpath(root)
     for k in range(len(parts)):
-        cand = os.path.join(root, *parts[k:])
-        if os.path.isfile(cand):
+        cand = os.path.normpath(os.path.join(base, *parts[k:]))
+        inside = os.path.commonpath([base, cand]) == base and ".." not in parts[k:]
+        if inside and os.path.isfile(cand):
             return cand
     return None
 
@@ -218,8 +224,12 @@ def run(args, rows, task, audio_paths, log=print):
     model = load_model(args)
     if task == "auto":
         task = infer_task(rows)
-    os.makedirs(args.out, exist_ok=True)
     items_path = os.path.join(args.out, "items.jsonl")
+    # Only a folder of ours is written into: items.jsonl, report.json and report.md are replaced.
+    if os.path.isdir(args.out) and os.listdir(args.out) and not os.path.isfile(items_path):
+        raise ManifestError(f"{args.out}: holds files but no items.jsonl of an earlier run; "
+                            "choose a new or empty --out folder")
+    os.makedirs(args.out, exist_ok=True)
     done = read_done(items_path) if args.resume else {}
     options = generate_options(args)
     items = []

@@ -152,14 +152,24 @@ std::vector<float> read_mono_16k(SNDFILE* f, const SF_INFO& info, const std::str
   MonoResampler resampler(info.samplerate, info.channels);
   std::vector<float> mono;
   const size_t ch = static_cast<size_t>(info.channels);
+  float peak = 0;
   read_blocks(f, info, label, opt, [&](const float* block, size_t frames, size_t first) {
     // Checked before resampling: the resampler would smear one NaN over its filter length.
-    for (size_t i = 0; i < frames * ch; ++i)
+    for (size_t i = 0; i < frames * ch; ++i) {
       if (!std::isfinite(block[i]))
         fail(label, "sample " + std::to_string(first + i) + " is " + (std::isnan(block[i]) ? "NaN" : "infinite"));
+      peak = std::max(peak, std::fabs(block[i]));
+    }
     resampler.push(block, frames, mono);
   });
   resampler.finish(mono);
+  for (float v : mono)
+    if (!std::isfinite(v)) {
+      char text[32];
+      std::snprintf(text, sizeof text, "%.3g", peak);
+      fail(label, std::string("overflows when resampled to 16 kHz: its samples reach ") + text +
+                      " in magnitude (audio is expected within [-1, 1]); rescale it");
+    }
   check_samples(mono.data(), mono.size(), label);
   return mono;
 }

@@ -1,6 +1,9 @@
 #include "wavllm/core/config.h"
 
 #include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -259,7 +262,9 @@ void GenerationConfig::validate(const std::string& label) const {
   if (!std::isfinite(length_penalty)) bad("length_penalty", "must be finite");
   if (!(repetition_penalty > 0) || !std::isfinite(repetition_penalty))
     bad("repetition_penalty", "must be a finite value > 0");
-  if (no_repeat_ngram_size < 0) bad("no_repeat_ngram_size", "must be >= 0");
+  // Banning repeats scans the generated ids once per step and n-gram position.
+  if (no_repeat_ngram_size < 0 || no_repeat_ngram_size > kMaxNoRepeatNgram)
+    bad("no_repeat_ngram_size", "must be in [0, " + std::to_string(kMaxNoRepeatNgram) + "]");
 }
 
 ModelConfig ModelConfig::load(const std::string& path) {
@@ -305,11 +310,13 @@ std::string ModelConfig::to_json_text() const {
 }
 
 void ModelConfig::save(const std::string& path) const {
-  std::ofstream out(path, std::ios::binary);
-  if (!out) throw Error(path + ": cannot open for writing");
-  out << to_json_text();
-  out.close();
-  if (!out) throw Error(path + ": write failed (disk full?)");
+  // "x": a config.json that is already there is never overwritten.
+  std::FILE* f = std::fopen(path.c_str(), "wx");
+  if (!f) throw Error(path + (errno == EEXIST ? std::string(": already exists; refusing to overwrite it")
+                                              : ": cannot open for writing: " + std::string(std::strerror(errno))));
+  const std::string text = to_json_text();
+  const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
+  if (std::fclose(f) != 0 || !written) throw Error(path + ": write failed (disk full?)");
 }
 
 }  // namespace wavllm

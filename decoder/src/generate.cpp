@@ -10,6 +10,7 @@
 #include <set>
 
 #include "wavllm/core/error.h"
+#include "wavllm/core/runtime.h"
 #include "wavllm/decoder/text_stream.h"
 
 namespace wavllm::decoder {
@@ -26,8 +27,12 @@ void GenerateOptions::validate() const {
   g.no_repeat_ngram_size = no_repeat_ngram_size;
   g.validate("generation option ");
   if (max_new_tokens < 0) throw Error("generation option max_new_tokens: must be >= 0 (0: no limit)");
+  // Each decoded piece is matched against every stop string.
+  if (stop.size() > kMaxStopStrings)
+    throw Error("generation option stop: at most " + std::to_string(kMaxStopStrings) + " stop strings");
   for (const auto& s : stop)
-    if (s.empty()) throw Error("generation option stop: stop strings must not be empty");
+    if (s.empty() || s.size() > kMaxStopBytes)
+      throw Error("generation option stop: stop strings must have 1 to " + std::to_string(kMaxStopBytes) + " bytes");
 }
 
 namespace {
@@ -161,7 +166,15 @@ class Decoding {
   GenerateResult run(const TextCallback& on_text) {
     GenerateResult res;
     const auto t0 = Clock::now();
-    cache_.emplace(llm_.new_cache(opt_.num_beams, prompt_len_ + rules_.last_step));
+    const int64_t capacity = prompt_len_ + rules_.last_step;
+    if (llm_.device().is_cpu()) {
+      const auto& c = llm_.config();
+      const uint64_t kv = 2ull * c.n_layers * opt_.num_beams * capacity * c.dim * c10::elementSize(llm_.dtype());
+      check_memory_budget(kv, available_memory_bytes(),
+                          "the KV cache of " + std::to_string(opt_.num_beams) + " beam(s) x " + std::to_string(capacity) +
+                              " positions");
+    }
+    cache_.emplace(llm_.new_cache(opt_.num_beams, capacity));
     const auto prefill = at::cat({llm_.embed(prompt_.left), audio_.to(llm_.device(), llm_.dtype()),
                                   llm_.embed({tok_.bos_id()})});
     at::Tensor logits = checked(llm_.forward(prefill, *cache_, scale_).cpu());

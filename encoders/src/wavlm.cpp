@@ -138,11 +138,11 @@ uint64_t WavLMEncoder::activation_bytes(int64_t samples, at::ScalarType dtype) c
   }
   const uint64_t t = len, h = cfg_.hidden_size, heads = cfg_.num_attention_heads;
   const uint64_t layers = cfg_.num_hidden_layers + 1;
-  // Transformer: the ungated bias and the score buffer; half-precision scores get a float32
-  // softmax copy and its cast back. Beside them a layer's projections (q, k, v, context, gates,
+  // Transformer: the ungated bias and the score buffer; half-precision scores are softmaxed in
+  // float32 (a float32 copy and the float32 result are alive together). Beside them a layer's projections (q, k, v, context, gates,
   // output) and its FFN input/activation, and every hidden state kept so far.
   uint64_t scores = 2 * heads * t * t * elt;
-  if (elt != 4 && elt != 8) scores += heads * t * t * (4 + elt);
+  if (elt != 4 && elt != 8) scores += heads * t * t * 8;  // the float32 copy and the float32 softmax
   const uint64_t layer = (8 * t * h + 2 * t * uint64_t(cfg_.intermediate_size)) * elt;
   const uint64_t hidden = layers * t * h * elt;
   // weighted_sum: the hidden states, their stack and the weighted stack.

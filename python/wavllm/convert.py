@@ -81,6 +81,7 @@ _WRAPPER_INFIX = re.compile(r"(^|\.)_(?:checkpoint|fsdp)_wrapped_module\.")
 _WEIGHT_NORM = {".parametrizations.weight.original0": ".weight_g",
                 ".parametrizations.weight.original1": ".weight_v"}
 _DTYPES = {"float32": "F32", "float16": "F16", "bfloat16": "BF16"}
+_MAX_TOKENIZER_BYTES = 64 << 20  # = kMaxTokenizerFileBytes of the engine (LLaMA-2's is 0.5 MB)
 
 
 def _count(names, prefix):
@@ -315,6 +316,9 @@ def _check_tokenizer(path, vocab_size):
         sentencepiece = None
     if not os.path.isfile(path):
         raise ConvertError(f"{path}: tokenizer file not found")
+    if os.path.getsize(path) > _MAX_TOKENIZER_BYTES:  # the engine refuses larger ones
+        raise ConvertError(f"{path}: {os.path.getsize(path)} bytes is too large for a tokenizer.model "
+                           f"(limit {_MAX_TOKENIZER_BYTES})")
     if sentencepiece is not None:
         try:
             pieces = sentencepiece.SentencePieceProcessor(model_file=path).get_piece_size()

@@ -15,6 +15,7 @@ using wavllm::test::fixture;
 using wavllm::test::TempDir;
 using wavllm::test::write_audio;
 using wavllm::test::write_bytes;
+using wavllm::test::sine;
 
 // libsndfile 1.2.0 leaks the Vorbis header state when opening a malformed Ogg fails (its
 // bug, reproduced with sf_open alone): keeps LeakSanitizer runs of this suite meaningful.
@@ -273,4 +274,81 @@ TEST(audio, BadInputTinyFileDeclaringMillionsOfFrames) {
                                  0x94, 0x65, 0x6e, 0x74, 0xff, 0x00, 0xf0, 0x01, 0x06, 0x00, 0x00, 0x00, 0x75, 0x00, 0x00,
                                  0x00, 0x00, 0x0b, 0x02, 0x00, 0xa7, 0x04, 0x00, 0x00, 0xba, 0x00, 0x00, 0x75};
   expect_error([&] { wa::decode_memory(bytes, sizeof bytes, "lying.flac"); }, "lying.flac", "truncated");
+}
+
+// --- round 2: decompression bombs, streaming, special files ---------------------------------
+
+namespace {
+
+// `seconds` of silence at `rate` Hz over `channels` channels, written block by block (the test
+// itself never holds the decoded size).
+void write_silence(const std::string& path, int format, int rate, int channels, double seconds) {
+  SF_INFO info{};
+  info.samplerate = rate;
+  info.channels = channels;
+  info.format = format;
+  SNDFILE* f = sf_open(path.c_str(), SFM_WRITE, &info);
+  ASSERT_NE(f, nullptr) << path << ": " << sf_strerror(nullptr);
+  const std::vector<float> block(size_t(1 << 16) * size_t(channels), 0.0f);
+  for (sf_count_t left = sf_count_t(seconds * rate); left > 0; left -= 1 << 16)
+    sf_writef_float(f, block.data(), std::min<sf_count_t>(left, 1 << 16));
+  sf_close(f);
+}
+
+}  // namespace
+
+// A small FLAC of silence at 655 kHz over 8 channels decodes to 30 s x 655350 x 8 = 157M samples
+// (629 MB as float32, 2.7 GB at the old geometric growth): load_mono_16k resamples it block by
+// block within a few MB, and the raw decoder refuses it with the reason.
+TEST(audio, DecompressionBombDecodesWithinBoundedMemory) {
+  TempDir dir;
+  const std::string path = dir.file("bomb.flac");
+  write_silence(path, SF_FORMAT_FLAC | SF_FORMAT_PCM_16, 655350, 8, 30.0);
+  ASSERT_LT(std::filesystem::file_size(path), 2u << 20);  // it is small on disk
+  expect_error([&] { wa::decode_file(path); }, "bomb.flac", "block by block");
+  WAVLLM_SKIP_UNDER_ASAN();
+  wavllm::test::reset_peak_rss();
+  const uint64_t before = wavllm::test::rss_bytes();
+  const std::vector<float> mono = wa::load_mono_16k(path);
+  const uint64_t added = wavllm::test::peak_rss_bytes() - before;
+  EXPECT_EQ(mono.size(), 480000u);
+  EXPECT_LT(added, 64u << 20) << "peak grew by " << added << " bytes";
+}
+
+TEST(audio, StreamingResamplerEqualsOneShot) {
+  // Blocks of odd sizes give the same samples, bit for bit, as one block (44.1 kHz stereo, 8 kHz).
+  for (const auto& [rate, channels] : {std::pair<int, int>{44100, 2}, {8000, 1}, {16000, 3}}) {
+    std::vector<float> in = sine(440.0, rate, 1.3);
+    std::vector<float> interleaved;
+    for (float v : in)
+      for (int c = 0; c < channels; ++c) interleaved.push_back(v * float(c + 1) / float(channels));
+    const std::vector<float> whole = wa::to_mono_16k(interleaved.data(), in.size(), rate, channels);
+    wa::MonoResampler r(rate, channels);
+    std::vector<float> streamed;
+    size_t done = 0;
+    for (size_t block = 1; done < in.size(); block = block * 3 + 7) {
+      const size_t n = std::min(block, in.size() - done);
+      r.push(interleaved.data() + done * size_t(channels), n, streamed);
+      done += n;
+    }
+    r.finish(streamed);
+    EXPECT_EQ(streamed, whole) << rate << " Hz, " << channels << " channels";
+  }
+}
+
+// +-3e38 is finite as float32 but the resampler's filter overflows it: an error naming the
+// file and the cause, never NaN samples passed on.
+TEST(audio, OverflowingSamplesAreAnErrorAfterResampling) {
+  TempDir dir;
+  std::vector<float> loud = sine(1000.0, 44100, 0.5, 3e38);
+  write_audio(dir.file("loud.wav"), SF_FORMAT_WAV | SF_FORMAT_FLOAT, loud, 44100, 1);
+  expect_error([&] { wa::load_mono_16k(dir.file("loud.wav")); }, "loud.wav", "overflows when resampled to 16 kHz: its samples reach 3e+38");
+}
+
+TEST(audio, SpecialFilesAreRefusedWithoutBlocking) {
+  TempDir dir;
+  wavllm::test::make_fifo(dir.file("pipe.wav"));
+  expect_error([&] { wa::load_mono_16k(dir.file("pipe.wav")); }, "pipe.wav", "FIFO");
+  std::filesystem::create_symlink("/dev/zero", dir.file("zero.wav"));
+  expect_error([&] { wa::load_mono_16k(dir.file("zero.wav")); }, "zero.wav", "character device");
 }

@@ -1,11 +1,14 @@
 #pragma once
 // Paths and comparisons shared by the GoogleTest suites (torch-free).
 #include <gtest/gtest.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -44,6 +47,58 @@ class TempDir {
  private:
   std::filesystem::path path_;
 };
+
+// AddressSanitizer keeps freed memory in quarantine and maps terabytes of shadow: memory peaks
+// and address-space limits mean nothing under it, so the tests that measure them skip there.
+#if defined(__SANITIZE_ADDRESS__)
+#define WAVLLM_SKIP_UNDER_ASAN() GTEST_SKIP() << "memory measurements are meaningless under AddressSanitizer"
+#else
+#define WAVLLM_SKIP_UNDER_ASAN() static_cast<void>(0)
+#endif
+
+// Peak resident memory (VmHWM) of this process, and a reset of that peak to the current RSS
+// (/proc/self/clear_refs): a test measures what one call adds at its peak.
+inline uint64_t peak_rss_bytes() {
+  std::ifstream in("/proc/self/status");
+  std::string key;
+  uint64_t kb = 0;
+  while (in >> key) {
+    if (key == "VmHWM:" && in >> kb) return kb * 1024;
+    in.ignore(1 << 10, '\n');
+  }
+  return 0;
+}
+inline uint64_t rss_bytes() {
+  std::ifstream in("/proc/self/statm");
+  uint64_t pages = 0, resident = 0;
+  in >> pages >> resident;
+  return resident * uint64_t(sysconf(_SC_PAGESIZE));
+}
+inline void reset_peak_rss() { std::ofstream("/proc/self/clear_refs") << "5"; }
+
+// Lowers this process's RLIMIT_AS to what is mapped now plus `headroom` for the guard's
+// lifetime (an unprivileged process may raise its soft limit back to the hard one).
+class AddressSpaceLimit {
+ public:
+  explicit AddressSpaceLimit(uint64_t headroom) {
+    getrlimit(RLIMIT_AS, &saved_);
+    std::ifstream statm("/proc/self/statm");
+    uint64_t pages = 0;
+    statm >> pages;
+    struct rlimit lowered = saved_;
+    lowered.rlim_cur = pages * uint64_t(sysconf(_SC_PAGESIZE)) + headroom;
+    setrlimit(RLIMIT_AS, &lowered);
+  }
+  ~AddressSpaceLimit() { setrlimit(RLIMIT_AS, &saved_); }
+  AddressSpaceLimit(const AddressSpaceLimit&) = delete;
+  AddressSpaceLimit& operator=(const AddressSpaceLimit&) = delete;
+
+ private:
+  struct rlimit saved_ {};
+};
+
+// A named pipe at `path` (a FIFO nobody writes to: opening it for reading would block forever).
+inline void make_fifo(const std::string& path) { ASSERT_EQ(mkfifo(path.c_str(), 0600), 0) << path; }
 
 inline float max_abs_diff(const std::vector<float>& a, const std::vector<float>& b) {
   EXPECT_EQ(a.size(), b.size());

@@ -54,6 +54,9 @@ TEST(Sampling, TopKOneAndTinyTopPAreGreedy) {
   opt.top_k = 0;
   opt.top_p = 1e-6;
   EXPECT_EQ(demo_generate(museum(), opt).decoded_tokens, ref.decoded_tokens);
+  // Below float32's range top_p is 0 in the sampler: the most likely token still stays.
+  opt.top_p = 1e-300;
+  EXPECT_EQ(demo_generate(museum(), opt).decoded_tokens, ref.decoded_tokens);
 }
 
 TEST(Sampling, ForcedPrefixIsKept) {
@@ -220,9 +223,38 @@ TEST(Errors, BadInputsAndOptions) {
   o = {};
   o.repetition_penalty = 0;
   expect_error(o, "repetition_penalty");
+  o = {};
+  o.temperature = 1e-300;  // would divide the logits by 0 in float32
+  expect_error(o, "temperature");
+  o = {};
+  o.num_beams = GenerationConfig::kMaxBeams + 1;
+  expect_error(o, "num_beams");
+  o = {};
+  o.no_repeat_ngram_size = GenerationConfig::kMaxNoRepeatNgram + 1;
+  expect_error(o, "no_repeat_ngram_size");
+  o = {};
+  o.stop.assign(GenerateOptions::kMaxStopStrings + 1, "x");
+  expect_error(o, "stop");
   EXPECT_THROW(decoder::generate(demo().llm, demo().tok, s.audio_embeds.narrow(1, 0, 10), s.prompt, scale, {}), Error);
   EXPECT_THROW(decoder::generate(demo().llm, demo().tok, s.audio_embeds, s.prompt, scale.narrow(0, 0, 3), {}), Error);
   EXPECT_THROW(demo().llm.embed({5, 512}), Error);
+}
+
+// NaN in the weights used to decode to an arbitrary token or an empty answer, with success.
+TEST(Errors, NonFiniteLogitsAreAnError) {
+  const auto& s = museum();
+  std::map<std::string, at::Tensor> tensors = demo().w.all();
+  const std::string name = "gpt_model.model_llama.output.weight";
+  tensors[name] = tensors[name].clone();
+  tensors[name][7][3] = std::nanf("");
+  const Weights w = Weights::from_map(tensors, demo().cfg);
+  const decoder::Llama llm(demo().cfg.llama, w);
+  try {
+    decoder::generate(llm, demo().tok, s.audio_embeds, s.prompt, demo_scale(s.prompt), {});
+    ADD_FAILURE() << "NaN weights gave a result";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("non-finite logits"), std::string::npos) << e.what();
+  }
 }
 
 }  // namespace

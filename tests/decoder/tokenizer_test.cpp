@@ -178,3 +178,53 @@ TEST(Tokenizer, MalformedBytePieceIsAnError) {
   }
   std::filesystem::remove(path);
 }
+
+namespace {
+
+std::string tiny_tokenizer_bytes() {
+  std::ifstream in(fixture("tiny/tokenizer.model"), std::ios::binary);
+  return std::string((std::istreambuf_iterator<char>(in)), {});
+}
+
+std::string load_error(const std::string& bytes, const std::string& name) {
+  const auto path = std::filesystem::temp_directory_path() / name;
+  std::ofstream(path, std::ios::binary) << bytes;
+  std::string msg;
+  try {
+    Tokenizer::load(path.string());
+  } catch (const Error& e) {
+    msg = e.what();
+  }
+  std::filesystem::remove(path);
+  return msg;
+}
+
+}  // namespace
+
+// A tokenizer.model whose "</s>" is a NORMAL piece, or whose trainer spec names another EOS
+// piece, had eos_id -1: decoding then wrote one float before the logits (heap corruption).
+TEST(Tokenizer, MissingEndOfSequencePieceIsRefusedAtLoad) {
+  std::string bytes = tiny_tokenizer_bytes();
+  const size_t at = bytes.find(std::string("\x0a\x04</s>", 6));
+  ASSERT_NE(at, std::string::npos);
+  const size_t type = at + 6 + 5;  // after the piece text and its float score: field 3 (type)
+  ASSERT_EQ(bytes.substr(type, 2), std::string("\x18\x03", 2));
+  std::string normal = bytes;
+  normal[type + 1] = '\x01';
+  EXPECT_NE(load_error(normal, "wavllm_eos_normal.model").find("end-of-sequence piece '</s>' is not a CONTROL piece"),
+            std::string::npos);
+  // A second TrainerSpec (field 2) whose eos_piece (field 47) names a piece that does not exist.
+  const std::string renamed = bytes + std::string("\x12\x08\xfa\x02\x05<eos>", 10);
+  EXPECT_NE(load_error(renamed, "wavllm_eos_renamed.model").find("'<eos>' is not a CONTROL piece"), std::string::npos);
+  // Special files never block the load.
+  const auto fifo = std::filesystem::temp_directory_path() / "wavllm_tokenizer.fifo";
+  std::filesystem::remove(fifo);
+  wavllm::test::make_fifo(fifo.string());
+  try {
+    Tokenizer::load(fifo.string());
+    ADD_FAILURE() << "a FIFO was accepted";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("FIFO"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove(fifo);
+}

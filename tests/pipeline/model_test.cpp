@@ -3,15 +3,18 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <future>
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
+#include "test_util.h"
 #include "torch_util.h"
 #include "wavllm/audio/audio.h"
 #include "wavllm/core/error.h"
+#include "wavllm/core/runtime.h"
 #include "wavllm/pipeline/model.h"
 
 namespace {
@@ -215,6 +218,106 @@ TEST(Model, LoadNamesWhatIsMissing) {
   fs::remove_all(dir);
   EXPECT_NE(error_of([] { Model::load(demo_dir(), ModelOptions{"cpu", "float64", 0}); }).find("float64"), std::string::npos);
   EXPECT_NE(error_of([] { Model::load(demo_dir(), ModelOptions{"tpu", "float32", 0}); }).find("tpu"), std::string::npos);
+}
+
+// --- round 2 of bad input ----------------------------------------------------------------
+
+// A copy of the demo model in a scratch folder, config.json edited by `edit`.
+class DemoCopy {
+ public:
+  explicit DemoCopy(const std::function<void(nlohmann::json&)>& edit = {}) {
+    fs::remove_all(dir_);
+    fs::create_directories(dir_);
+    for (const char* f : {"model.safetensors", "tokenizer.model"}) fs::copy_file(fs::path(demo_dir()) / f, dir_ / f);
+    std::ifstream in(fs::path(demo_dir()) / "config.json");
+    nlohmann::json cfg = nlohmann::json::parse(in);
+    if (edit) edit(cfg);
+    std::ofstream(dir_ / "config.json") << cfg.dump(1);
+  }
+  ~DemoCopy() { fs::remove_all(dir_); }
+  std::string str() const { return dir_.string(); }
+  // Overwrites element 0 of a float32 tensor in model.safetensors.
+  void poke(const std::string& tensor, float value) const {
+    const auto file = st::File::open((dir_ / "model.safetensors").string());
+    const uint64_t at = uint64_t(file->data(file->info(tensor)) - file->data(file->tensors().begin()->second)) +
+                        file->tensors().begin()->second.offset;
+    uint64_t header = 0;
+    std::ifstream((dir_ / "model.safetensors").string(), std::ios::binary).read(reinterpret_cast<char*>(&header), 8);
+    std::fstream out((dir_ / "model.safetensors").string(), std::ios::binary | std::ios::in | std::ios::out);
+    out.seekp(std::streamoff(8 + header + at));
+    out.write(reinterpret_cast<const char*>(&value), 4);
+  }
+
+ private:
+  fs::path dir_ = fs::temp_directory_path() / ("wavllm_demo_copy_" + std::to_string(getpid()) + "_" +
+                                               ::testing::UnitTest::GetInstance()->current_test_info()->name());
+};
+
+// The budget counts every live buffer (the old one counted one [heads, T, T] buffer: 2.6x below
+// the real peak). Measured on the demo model: estimate / peak = 1.01 to 1.05.
+TEST(Model, ActivationEstimateCoversTheMeasuredPeak) {
+  WAVLLM_SKIP_UNDER_ASAN();
+  const auto bf16 = Model::load(demo_dir(), ModelOptions{"cpu", "bfloat16", 2});
+  for (const auto& [m, seconds] : {std::pair<const Model*, int>{&model(), 60}, {&model(), 90}, {bf16.get(), 60}}) {
+    std::vector<float> audio(size_t(16000) * seconds);
+    for (size_t i = 0; i < audio.size(); ++i) audio[i] = 0.1f * std::sin(0.01f * float(i));
+    wavllm::test::reset_peak_rss();
+    const uint64_t before = wavllm::test::rss_bytes();
+    m->audio_embeddings(audio);
+    const double peak = double(wavllm::test::peak_rss_bytes() - before), estimate = double(m->activation_bytes(audio.size()));
+    EXPECT_GE(estimate * 1.05, peak) << seconds << " s in " << dtype_label(m->dtype());
+    EXPECT_LE(estimate, 1.5 * peak) << seconds << " s in " << dtype_label(m->dtype());
+  }
+  // Refused before any compute when it cannot fit.
+  std::vector<float> audio(size_t(16000) * 60, 0.01f);
+  wavllm::test::AddressSpaceLimit limit(model().activation_bytes(audio.size()) / 2);
+  EXPECT_NE(error_of([&] { model().audio_embeddings(audio); }).find("encoding 60 s of audio needs about"), std::string::npos);
+}
+
+TEST(Model, NonFiniteStageOutputsAreErrorsNamingTheStage) {
+  // Finite float32 samples of 3e38 overflow in the front end: an error, never an empty answer.
+  std::vector<float> loud(16000 * 3);
+  for (size_t i = 0; i < loud.size(); ++i) loud[i] = (i % 2 ? 3e38f : -3e38f);
+  std::string msg = error_of([&] { model().generate(loud, transcribe_instruction(), greedy()); });
+  EXPECT_NE(msg.find("produced non-finite values"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("reach 3e+38"), std::string::npos) << msg;
+  // NaN in a weight of each stage, with audio in range.
+  const std::vector<float> audio = audio::load_mono_16k(fixture("audio/plants.wav"));
+  for (const auto& [tensor, stage] : std::vector<std::pair<std::string, std::string>>{
+           {"audio_encoder.model.conv1.weight", "the Whisper encoder"},
+           {"wavlm_encoder.model.encoder.layers.0.feed_forward.output_dense.weight", "the WavLM encoder"},
+           {"gpt_model.model_llama.output.weight", "the decoder produced non-finite logits"}}) {
+    DemoCopy copy;
+    copy.poke(tensor, std::nanf(""));
+    const auto m = Model::load(copy.str(), ModelOptions{"cpu", "float32", 2});
+    msg = error_of([&] { m->generate(audio, transcribe_instruction(), greedy()); });
+    EXPECT_NE(msg.find(stage), std::string::npos) << tensor << ": " << msg;
+  }
+}
+
+TEST(Model, FilesystemFailuresAreErrors) {
+  const fs::path dir = fs::temp_directory_path() / ("wavllm_loop_" + std::to_string(getpid()));
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  fs::create_directory_symlink(dir / "loop", dir / "loop");  // a link to itself
+  const std::string msg = error_of([&] { Model::load((dir / "loop").string()); });
+  EXPECT_NE(msg.find("Too many levels of symbolic links"), std::string::npos) << msg;
+  fs::remove_all(dir);
+}
+
+TEST(Model, RotaryTableIsBudgeted) {
+  WAVLLM_SKIP_UNDER_ASAN();
+  // max_seq_len 2^20 is a valid config, but its rotary table is 335 MB for a 2 MB model.
+  DemoCopy big_table([](nlohmann::json& c) { c["llama"]["max_seq_len"] = 1 << 20; });
+  wavllm::test::AddressSpaceLimit limit(256ull << 20);
+  const std::string msg = error_of([&] { Model::load(big_table.str()); });
+  EXPECT_NE(msg.find("rotary table (llama.max_seq_len 1048576) needs about"), std::string::npos) << msg;
+}
+
+TEST(Model, TokenizerSpecialIdsMustMatchTheConfig) {
+  DemoCopy other_eos([](nlohmann::json& c) { c["tokens"]["eos"] = 3; });
+  const std::string msg = error_of([&] { Model::load(other_eos.str()); });
+  EXPECT_NE(msg.find("config.json's tokens say bos 1 and eos 3"), std::string::npos) << msg;
 }
 
 TEST(Instructions, MatchTheReferenceTaskPrompts) {

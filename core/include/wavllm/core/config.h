@@ -79,6 +79,7 @@ struct GenerationConfig {
   static constexpr int kMaxSteps = 1 << 16;
   static constexpr double kMinTemperature = 1e-3;  // smaller values underflow logits / T in float32
   static constexpr double kMaxTemperature = 100.0;
+  static constexpr int kMaxNoRepeatNgram = 64;
 
   int max_steps = 512;          // reference limit on decoding steps
   double temperature = 0.0;     // 0 = greedy (the deterministic reference mode)
@@ -111,7 +112,7 @@ struct ModelConfig {
   static ModelConfig from_json_text(const std::string& text, const std::string& label);
   static ModelConfig load(const std::string& path);  // a config.json or a model directory
   std::string to_json_text() const;
-  void save(const std::string& path) const;
+  void save(const std::string& path) const;  // a new file: an existing one is an Error
   void validate(const std::string& label) const;  // throws Error naming the bad field
 };
 

@@ -17,6 +17,9 @@
 namespace wavllm::decoder {
 
 struct GenerateOptions {
+  static constexpr size_t kMaxStopStrings = 64;
+  static constexpr size_t kMaxStopBytes = 1024;
+
   int max_new_tokens = 0;          // stop after this many tokens past the forced prefix; 0: no limit
   int max_steps = 512;             // decoder steps in all, forced ones included: at step max_steps only
                                    // EOS may be chosen (the reference's max_len)

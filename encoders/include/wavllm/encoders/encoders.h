@@ -30,7 +30,7 @@ class WhisperEncoder {
 
   // Bytes of activations forward() holds at its peak for `parts` parts in `dtype` (every live
   // buffer counted: conv outputs, the shared score buffer, a layer's projections and FFN, the
-  // float32 softmax copy of half-precision scores). Lets a caller refuse before any compute.
+  // float32 softmax of half-precision scores). Lets a caller refuse before any compute.
   uint64_t activation_bytes(int64_t parts, at::ScalarType dtype) const;
 
  private:

@@ -66,6 +66,9 @@ class Model {
   // How many audio embeddings (decoder positions) audio of this many samples becomes; 0 when
   // it is too short for the model. Lets a caller budget the context before any compute.
   int64_t audio_token_count(int64_t samples16k) const;
+  // Bytes of activations encoding that much audio holds at its peak (both encoders, every live
+  // buffer); audio that needs more than the machine has is refused with this figure.
+  uint64_t activation_bytes(int64_t samples16k) const;
   decoder::PromptIds prompt_ids(const std::string& instruction) const;
   // The prompt-aware LoRA scale [dim] (float32 on CPU); cached per instruction.
   at::Tensor prompt_scale(const std::string& instruction) const;
