@@ -221,14 +221,14 @@ def speed(items):
 
 def run(args, rows, task, audio_paths, log=print):
     """Runs every row with an audio path; returns the report dict (items written as they go)."""
-    model = load_model(args)
-    if task == "auto":
-        task = infer_task(rows)
     items_path = os.path.join(args.out, "items.jsonl")
     # Only a folder of ours is written into: items.jsonl, report.json and report.md are replaced.
     if os.path.isdir(args.out) and os.listdir(args.out) and not os.path.isfile(items_path):
         raise ManifestError(f"{args.out}: holds files but no items.jsonl of an earlier run; "
                             "choose a new or empty --out folder")
+    model = load_model(args)
+    if task == "auto":
+        task = infer_task(rows)
     os.makedirs(args.out, exist_ok=True)
     done = read_done(items_path) if args.resume else {}
     options = generate_options(args)

@@ -197,8 +197,8 @@ auto decode_path(const std::string& path, const DecodeOptions& opt, Reader read)
   std::unique_ptr<RegularFile> file;
   try {
     file = std::make_unique<RegularFile>(path, "audio");
-  } catch (const Error& e) {
-    fail(path, std::string(e.what()).substr(("audio " + path + ": ").size()));
+  } catch (const FileError& e) {
+    fail(path, e.reason());
   }
   if (file->size() == 0) fail(path, "is an empty file (0 bytes)");
   SF_INFO info{};

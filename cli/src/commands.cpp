@@ -174,8 +174,9 @@ const std::vector<Command>& commands() {
 
 std::string error_text(const std::exception& e) {
   std::string msg = e.what();
-  // Ours may list details on further lines; LibTorch's carry a C++ backtrace there.
-  if (!dynamic_cast<const Error*>(&e)) msg = msg.substr(0, msg.find('\n'));
+  // Ours may list details on further lines (and are printable() already); LibTorch's carry a
+  // C++ backtrace there.
+  if (!dynamic_cast<const Error*>(&e)) msg = printable(msg.substr(0, msg.find('\n')));
   return msg;
 }
 

@@ -189,7 +189,7 @@ int run_inference_command(const Command& self, const Args& a) {
       }
     } catch (const std::exception& e) {
       std::cout << std::flush;
-      std::fprintf(stderr, "wavllm: error: %s: %s\n", path.c_str(), error_text(e).c_str());
+      std::fprintf(stderr, "wavllm: error: %s: %s\n", printable(path).c_str(), error_text(e).c_str());
       status = 1;
     }
   }

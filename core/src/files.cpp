@@ -29,17 +29,17 @@ RegularFile::RegularFile(const std::string& path, const std::string& what) : pat
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd_ < 0) {
     const int err = errno;
-    throw Error(what + " " + path + ": " + (err == ENOENT ? std::string("no such file") : std::strerror(err)));
+    throw FileError(what, path, err == ENOENT ? std::string("no such file") : std::strerror(err));
   }
   struct stat sb {};
   if (fstat(fd_, &sb) != 0) {
     const int err = errno;
     ::close(fd_);
-    throw Error(what + " " + path + ": cannot stat: " + std::strerror(err));
+    throw FileError(what, path, std::string("cannot stat: ") + std::strerror(err));
   }
   if (!S_ISREG(sb.st_mode)) {
     ::close(fd_);
-    throw Error(what + " " + path + ": is " + kind_of(sb.st_mode) + ", expected a regular file");
+    throw FileError(what, path, std::string("is ") + kind_of(sb.st_mode) + ", expected a regular file");
   }
   size_ = static_cast<uint64_t>(sb.st_size);
   const int flags = fcntl(fd_, F_GETFL);
@@ -52,7 +52,7 @@ RegularFile::~RegularFile() {
 
 std::string RegularFile::read_all(uint64_t max_bytes) const {
   auto too_large = [&] {
-    return Error(what_ + " " + path_ + ": larger than the " + std::to_string(max_bytes) + "-byte limit for such a file");
+    return FileError(what_, path_, "larger than the " + std::to_string(max_bytes) + "-byte limit for such a file");
   };
   if (size_ > max_bytes) throw too_large();
   std::string out;
@@ -63,7 +63,7 @@ std::string RegularFile::read_all(uint64_t max_bytes) const {
     if (n == 0) break;
     if (n < 0) {
       if (errno == EINTR) continue;
-      throw Error(what_ + " " + path_ + ": read failed: " + std::strerror(errno));
+      throw FileError(what_, path_, std::string("read failed: ") + std::strerror(errno));
     }
     // The file may grow while it is read (or lie in stat): the cap counts bytes read.
     if (out.size() + static_cast<uint64_t>(n) > max_bytes) throw too_large();

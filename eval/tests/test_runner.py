@@ -48,6 +48,33 @@ def test_resolve_audio_drops_leading_folders(tmp_path):
     assert run_task.resolve_audio(str(tmp_path), "audio/none.flac") is None
 
 
+def test_manifest_paths_never_leave_the_audio_root_and_a_bom_is_no_column(tmp_path):
+    root = tmp_path / "root"
+    (root / "audio").mkdir(parents=True)
+    (root / "audio" / "a.wav").write_bytes(b"")
+    (tmp_path / "secret.wav").write_bytes(b"")
+    assert run_task.resolve_audio(str(root), "../secret.wav") is None
+    assert run_task.resolve_audio(str(root), str(tmp_path / "secret.wav")) is None
+    assert run_task.resolve_audio(str(root), "/elsewhere/audio/a.wav") == str(root / "audio" / "a.wav")
+    assert run_task.resolve_audio(str(root), "x/../../audio/a.wav") == str(root / "audio" / "a.wav")
+    tsv = tmp_path / "bom.tsv"
+    tsv.write_bytes(b"\xef\xbb\xbfid\taudio\tprompt\ttgt_text\n0\ta.wav\tp\tt\n")
+    assert run_task.read_manifest(str(tsv))[0]["id"] == "0"
+    os.mkfifo(tmp_path / "fifo.tsv")
+    with pytest.raises(run_task.ManifestError, match="not a regular file"):
+        run_task.read_manifest(str(tmp_path / "fifo.tsv"))
+
+
+def test_run_task_never_writes_into_a_folder_of_the_users(tmp_path):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "report.md").write_text("my report")
+    tsv = write_tsv(tmp_path / "m.tsv", ["id", "audio", "prompt", "tgt_text"], [["0", "plants.wav", "p", "t"]])
+    assert run_task.main(["--manifest", tsv, "--audio-root", str(FIXTURES / "audio"), "--model", DEMO,
+                          "--out", str(out)]) == 2
+    assert (out / "report.md").read_text() == "my report" and sorted(os.listdir(out)) == ["report.md"]
+
+
 def test_run_task_scores_and_reports(tmp_path):
     cases = ["plants_asr", "museum_sqa", "short_er"]
     header = ["id", "audio", "n_frames", "prompt", "tgt_text", "with_speech"]

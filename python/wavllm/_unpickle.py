@@ -68,6 +68,12 @@ _MAX_ELEMENTS = 1 << 40
 # recurses in C once per level, and a million levels crash CPython. A state dict nests a few.
 _MAX_TUPLE_DEPTH = 100
 
+# Zip methods whose reader inflates only as far as it is asked to read.
+_BOUNDED_COMPRESSION = (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED)
+
+# A state dict's pickle holds names and shapes, not weights: a 7B checkpoint's is a few MB.
+_MAX_PICKLE_BYTES = 256 << 20
+
 # Work the unpickler may do: opcodes plus the elements that container calls (set, frozenset,
 # OrderedDict of an existing object) copy, per pickle byte. A real pickle spends about one
 # unit per byte; a small pickle that copies one large list over and over is refused.
@@ -404,6 +410,11 @@ class _Archive:
             info = self.zf.getinfo(entry)
         except KeyError:
             raise CheckpointError(f"{self.path}: storage {entry} is missing from the archive") from None
+        if info.compress_type not in _BOUNDED_COMPRESSION:
+            # torch.save stores members uncompressed; Python's bzip2/lzma readers inflate a whole
+            # chunk at once, so a few bytes could become gigabytes before one float is read.
+            raise CheckpointError(f"{self.path}: storage {entry} is compressed (zip method "
+                                  f"{info.compress_type}); only stored or deflated members are read")
         itemsize = np.dtype(stype.np_dtype).itemsize
         if info.file_size < numel * itemsize:
             raise CheckpointError(f"{self.path}: storage {entry} has {info.file_size} bytes, "
@@ -461,10 +472,15 @@ def load_checkpoint(path):
         prefix = pkls[0][: -len("data.pkl")]
         byteorder = "little"
         if prefix + "byteorder" in zf.namelist():
-            byteorder = zf.read(prefix + "byteorder").decode("ascii", "replace").strip()
+            with zf.open(prefix + "byteorder") as member:
+                byteorder = member.read(16).decode("ascii", "replace").strip()
             if byteorder not in ("little", "big"):
                 raise CheckpointError(f"{path}: unknown byteorder {byteorder!r}")
-        data = zf.read(pkls[0])
+        with zf.open(pkls[0]) as member:  # read bounded: a compressed pickle may declare anything
+            data = member.read(_MAX_PICKLE_BYTES + 1)
+        if len(data) > _MAX_PICKLE_BYTES:
+            raise CheckpointError(f"{path}: {pkls[0]} is larger than {_MAX_PICKLE_BYTES} bytes: "
+                                  "not a state dict's pickle")
     except CheckpointError:
         zf.close()
         raise

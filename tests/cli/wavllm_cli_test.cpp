@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <nlohmann/json.hpp>
 #include <set>
 #include <sstream>
@@ -271,3 +272,89 @@ TEST_F(Cli, MakeRandomModelRuns) {
 }
 
 }  // namespace
+
+// --- round 2 of bad input ----------------------------------------------------------------
+
+// --out naming a file that is not a results file (a manifest, notes without a final newline,
+// the manifest itself) is refused with the file left byte for byte as it was.
+TEST_F(Cli, BatchNeverTruncatesAFileItDidNotWrite) {
+  fs::copy_file(audio("short.wav"), dir_ / "short.wav");
+  const fs::path manifest = dir_ / "m.tsv";
+  { std::ofstream(manifest) << "id\taudio\nx\tshort.wav\n"; }
+  const std::vector<std::string> contents = {"id\taudio\nx\tshort.wav\n", "my notes, no final newline",
+                                             "{\"id\": \"x\", \"text\": \"\"}\n{\"te", "{\"almost\": 1}"};
+  for (const std::string& text : contents) {
+    const fs::path out = dir_ / "precious.txt";
+    { std::ofstream(out, std::ios::binary) << text; }
+    const Outcome r = run({"batch", "--model", demo_dir(), "--audio-root", dir_.string(), "--out", out.string(),
+                           manifest.string()});
+    if (text.rfind("{\"id\"", 0) == 0) {  // ours, cut short: resumed (x is done; the cut line goes)
+      EXPECT_EQ(r.status, 0) << r.err;
+      EXPECT_EQ(read_file(out), "{\"id\": \"x\", \"text\": \"\"}\n");
+      continue;
+    }
+    EXPECT_EQ(r.status, 1) << text;
+    EXPECT_NE(r.err.find("left untouched"), std::string::npos) << r.err;
+    EXPECT_EQ(read_file(out), text);
+  }
+  const Outcome r = run({"batch", "--model", demo_dir(), "--out", manifest.string(), manifest.string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("is the manifest itself"), std::string::npos) << r.err;
+  EXPECT_EQ(read_file(manifest), "id\taudio\nx\tshort.wav\n");
+}
+
+TEST_F(Cli, BatchManifestPathsStayInsideTheAudioRootAndABomIsNoColumnName) {
+  const fs::path root = dir_ / "root";
+  fs::create_directories(root);
+  fs::copy_file(audio("short.wav"), root / "short.wav");
+  fs::copy_file(audio("short.wav"), dir_ / "outside.wav");
+  const fs::path manifest = dir_ / "m.tsv";
+  {
+    std::ofstream(manifest) << "\xEF\xBB\xBFid\taudio\n"
+                            << "in\tsome/checkout/short.wav\n"
+                            << "up\t../outside.wav\n"
+                            << "abs\t" << (dir_ / "outside.wav").string() << "\n";
+  }
+  const fs::path out = dir_ / "out.jsonl";
+  const Outcome r = run({"batch", "--model", demo_dir(), "--max-new-tokens", "2", "--audio-root", root.string(),
+                         "--out", out.string(), manifest.string()});
+  EXPECT_EQ(r.status, 1) << r.err;
+  std::map<std::string, json> by_id;
+  for (const auto& j : jsonl(out)) by_id[j["id"]] = j;
+  ASSERT_EQ(by_id.size(), 3u) << r.err;
+  EXPECT_FALSE(by_id["in"].contains("error")) << by_id["in"].dump();
+  for (const char* id : {"up", "abs"})
+    EXPECT_NE(by_id[id]["error"].get<std::string>().find("leads outside --audio-root"), std::string::npos)
+        << by_id[id].dump();
+}
+
+TEST_F(Cli, SpecialFilesAndHostileNamesNeverHangOrDriveTheTerminal) {
+  wavllm::test::make_fifo((dir_ / "m.fifo").string());
+  Outcome r = run({"batch", "--model", demo_dir(), "--out", (dir_ / "o.jsonl").string(), (dir_ / "m.fifo").string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("FIFO"), std::string::npos) << r.err;
+  // A file name with an escape sequence is quoted escaped in the error.
+  const std::string evil = (dir_ / "a\x1b[2Jb.wav").string();
+  r = run({"transcribe", "--model", demo_dir(), evil});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err.find('\x1b'), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("a\\x1b[2Jb.wav"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, OptionsThatPassAloneButFailLaterAreUsageErrors) {
+  const std::string m = demo_dir(), a = audio("short.wav");
+  for (const auto& [args, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"transcribe", "--model", m, "--temperature", "1e-300", a}, "option --temperature: must be 0 (greedy) or in"},
+           {{"transcribe", "--model", m, "--beams", "64", a}, "option --beams: must be in [1, 16]"},
+           {{"transcribe", "--model", m, "--top-p", "0", a}, "option --top-p: must be in (0, 1]"}}) {
+    const Outcome r = run(args);
+    EXPECT_EQ(r.status, 2) << args[4] << "\n" << r.err;
+    EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
+  }
+  // A tiny top_p is the most likely token, not a sampler failure; 100000 threads are capped.
+  const Outcome greedy = run({"transcribe", "--model", m, "--max-new-tokens", "4", a});
+  const Outcome tiny = run({"transcribe", "--model", m, "--max-new-tokens", "4", "--temperature", "1", "--top-p",
+                            "1e-300", "--threads", "100000", a});
+  EXPECT_EQ(tiny.status, 0) << tiny.err;
+  EXPECT_EQ(tiny.out, greedy.out);
+}

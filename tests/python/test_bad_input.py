@@ -105,3 +105,51 @@ def test_bad_model_arguments(tmp_path):
     (bad / "config.json").write_text('{"format_version": 1, "whisper": {}, "wavlm": {}, "adapter": {}, "llama": {"dimm": 1}}')
     with pytest.raises(wavllm.Error, match='unknown key "dimm"'):
         wavllm.Model(str(bad))
+
+
+# --- round 2 -------------------------------------------------------------------------------
+
+def test_paths_may_be_pathlib(audio):
+    m = wavllm.Model(DEMO, threads=1)
+    assert m.transcribe(Path(SHORT), max_new_tokens=2) == m.transcribe(SHORT, max_new_tokens=2)
+    assert np.array_equal(wavllm.load_audio(Path(SHORT)), audio)
+    with pytest.raises(TypeError, match="model directory"):
+        wavllm.Model(3)
+
+
+def test_symlink_loop_is_a_wavllm_error(tmp_path):
+    (tmp_path / "loop").symlink_to(tmp_path / "loop")
+    with pytest.raises(wavllm.Error, match="symbolic links"):
+        wavllm.Model(tmp_path / "loop")
+
+
+def test_overlong_array_is_refused_before_it_is_copied(model):
+    import resource
+    three_hours = np.zeros(16000 * 3 * 3600, np.float32)  # untouched pages: no resident memory yet
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    with pytest.raises(wavllm.Error, match="the limit is 7200 s"):
+        model.audio_embeddings(three_hours)
+    grown_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
+    assert grown_kb < 100_000, f"peak memory grew by {grown_kb} kB: the 691 MB array was copied"
+
+
+def test_threads_beyond_the_cores_are_capped(audio):
+    m = wavllm.Model(str(DEMO), threads=100000)
+    assert len(m.generate(audio, "Hi", max_new_tokens=2).token_ids) == 2
+
+
+@pytest.mark.parametrize("options, message", [
+    (dict(num_beams=64), "num_beams: must be in \\[1, 16\\]"),
+    (dict(temperature=1e-300), "temperature: must be 0 \\(greedy\\) or in"),
+    (dict(no_repeat_ngram_size=10**6), "no_repeat_ngram_size"),
+    (dict(stop=["x"] * 65), "at most 64 stop strings"),
+])
+def test_options_that_pass_alone_but_fail_later(model, audio, options, message):
+    with pytest.raises(wavllm.Error, match=message):
+        model.generate(audio, "Hi", **options)
+
+
+def test_tiny_top_p_samples_the_most_likely_token(model, audio):
+    greedy = model.generate(audio, "Hi", max_new_tokens=6)
+    tiny = model.generate(audio, "Hi", max_new_tokens=6, temperature=1.0, top_p=1e-300, seed=3)
+    assert tiny.token_ids == greedy.token_ids

@@ -348,3 +348,134 @@ def test_engine_runs_a_converted_model(tmp_path):
     result = engine_model(str(out)).generate(os.path.join(FIX, "audio", case["audio"]), case["prompt"],
                                              max_new_tokens=len(case["generated_ids"]))
     assert list(result.token_ids) == case["generated_ids"]
+
+
+# --- round 2: hostile checkpoints and output folders ---------------------------------------
+
+def _checkpoint_with(tmp_path, name, pkl):
+    return str(torch_zip(tmp_path / name, pkl))
+
+
+def test_deeply_nested_tuple_key_is_an_error_not_a_crash(tmp_path):
+    # A 1 MB pickle: a tuple nested a million deep as a dict key crashed CPython's hashing.
+    pkl = b"\x80\x02}(K\x01" + b"\x85" * 1_000_000 + b"K\x02u."
+    assert_clean_failure(run_cli(_checkpoint_with(tmp_path, "deep.pt", pkl), str(tmp_path / "o")),
+                         "nested deeper than 100")
+
+
+def test_small_pickle_doing_unbounded_work_is_refused(tmp_path):
+    # One 50 000-item list, then set(list) 5000 times: 2.5e8 element copies from 130 kB.
+    pkl = (b"\x80\x02c__builtin__\nset\nq\x00]q\x01(" + b"K\x01" * 50000 + b"e(" +
+           b"h\x00h\x01\x85R" * 5000 + b"l.")
+    assert_clean_failure(run_cli(_checkpoint_with(tmp_path, "work.pt", pkl), str(tmp_path / "o")),
+                         "more work than its")
+
+
+def test_broadcast_view_is_refused(tmp_path):
+    torch = pytest.importorskip("torch")
+    path = tmp_path / "expand.pt"
+    torch.save({"model": {"w": torch.zeros(1).expand(4096, 4096)}}, path)  # one float, 64 MB as viewed
+    with pytest.raises(unpickle.CheckpointError, match="broadcast view"):
+        unpickle.load_checkpoint(str(path))
+
+
+def _recompressed(tmp_path, name, method, padding):
+    """torch.save's zip of a 4-float state dict with its storage member compressed by
+    `method` and `padding` zero bytes after the 16 the tensor uses."""
+    torch = pytest.importorskip("torch")
+    plain = tmp_path / "plain.pt"
+    torch.save({"model": {"w": torch.ones(4)}}, plain)
+    out = tmp_path / name
+    with zipfile.ZipFile(plain) as src, zipfile.ZipFile(out, "w") as dst:
+        for info in src.infolist():
+            data = src.read(info)
+            if "/data/" in info.filename:
+                dst.writestr(info.filename, data + bytes(padding), compress_type=method)
+            else:
+                dst.writestr(info, data)
+    return out
+
+
+def test_compressed_members_are_read_only_as_far_as_the_tensor_needs(tmp_path):
+    import tracemalloc
+    # Deflate is read in bounded steps: 16 bytes of a 64 MB member cost kilobytes.
+    deflated = _recompressed(tmp_path, "deflate.pt", zipfile.ZIP_DEFLATED, 64 << 20)
+    assert deflated.stat().st_size < 1 << 20
+    w = unpickle.load_checkpoint(str(deflated))["model"]["w"]
+    tracemalloc.start()
+    values = w.numpy()
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert values.tolist() == [1.0, 1.0, 1.0, 1.0]
+    assert peak < 1 << 20, f"{peak} bytes allocated to read 16"
+    # bzip2 (a 785-byte member made 2.3 GB resident) is refused before any byte is inflated.
+    bz = _recompressed(tmp_path, "bzip2.pt", zipfile.ZIP_BZIP2, 64 << 20)
+    with pytest.raises(unpickle.CheckpointError, match="compressed"):
+        unpickle.load_checkpoint(str(bz))
+
+
+def _snapshot(folder):
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_failed_conversion_leaves_the_existing_model_as_it_was(tmp_path):
+    out = tmp_path / "model"
+    assert run_cli(CKPT, str(out), "--hparams", HPARAMS).returncode == 0
+    (out / "README.md").write_text("my notes")
+    before = _snapshot(out)
+    raw = bytearray(open(CKPT, "rb").read())
+    raw[raw.find(_fixture_parts()["tiny_checkpoint/data/1"])] ^= 0xFF  # fails half way, at a CRC
+    bad = tmp_path / "crc.pt"
+    bad.write_bytes(bytes(raw))
+    assert_clean_failure(run_cli(str(bad), str(out), "--hparams", HPARAMS), "crc.pt")
+    assert _snapshot(out) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["crc.pt", "model"]  # no staging left
+    # A successful conversion replaces the model's files and keeps the user's others.
+    assert run_cli(CKPT, str(out), "--hparams", HPARAMS, "--dtype", "bfloat16").returncode == 0
+    assert (out / "README.md").read_text() == "my notes"
+    assert stio.read_header(str(out / "model.safetensors"))[0]["gpt_model.model_llama.norm.weight"]["dtype"] == "BF16"
+
+
+def test_a_folder_that_is_not_a_model_is_refused(tmp_path):
+    out = tmp_path / "work"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert_clean_failure(run_cli(CKPT, str(out), "--hparams", HPARAMS), "holds files but no model")
+    assert _snapshot(out) == {"notes.txt": b"mine"}
+
+
+@pytest.mark.parametrize("edit, needles", [
+    (lambda h: h["llama"].update(norm_eps="small"), ("llama.norm_eps must be number", "'small'")),
+    (lambda h: h["wavlm"].update(conv_stride=[5, "2", 2, 2, 2, 2, 2]), ("wavlm.conv_stride must be a list of integers",)),
+    (lambda h: h["whisper"].update(encoder_attention_heads=2.5), ("whisper.encoder_attention_heads must be integer",)),
+    (lambda h: h.update(system_prompt=5), ("system_prompt must be a string",)),
+    (lambda h: h["wavlm"].update(conv_bias=1), ("wavlm.conv_bias must be boolean",)),
+])
+def test_hparams_of_the_wrong_type_name_the_field(tmp_path, edit, needles):
+    hp = json.load(open(HPARAMS))
+    edit(hp)
+    path = tmp_path / "hp.json"
+    path.write_text(json.dumps(hp))
+    assert_clean_failure(run_cli(CKPT, str(tmp_path / "o"), "--hparams", str(path)), *needles)
+    assert not (tmp_path / "o").exists()
+
+
+def test_hparams_and_checkpoints_that_are_special_files(tmp_path):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    assert_clean_failure(run_cli(CKPT, str(tmp_path / "o"), "--hparams", str(fifo)), "not a regular file")
+    assert_clean_failure(run_cli(str(fifo), str(tmp_path / "o")), "not a torch zip")
+    dup = tmp_path / "dup.json"
+    dup.write_text(open(HPARAMS).read().replace("{", '{"llama": {}, ', 1))
+    assert_clean_failure(run_cli(CKPT, str(tmp_path / "o"), "--hparams", str(dup)), "duplicate key 'llama'")
+
+
+def test_engine_validation_refuses_what_the_engine_would_not_load(tmp_path):
+    installed = pytest.importorskip("wavllm.convert")  # the package beside the compiled engine
+    if getattr(importlib.import_module("wavllm"), "_wavllm", None) is None:
+        pytest.skip("the compiled engine is not on PYTHONPATH")
+    hp = json.load(open(HPARAMS))
+    hp["generation"] = {"num_beams": 17}
+    with pytest.raises(installed.ConvertError, match="would not load.*num_beams"):
+        installed.convert(CKPT, str(tmp_path / "o"), hparams=hp, log=lambda *_: None)
+    assert not (tmp_path / "o").exists()

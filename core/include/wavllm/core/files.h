@@ -6,7 +6,20 @@
 #include <cstdint>
 #include <string>
 
+#include "wavllm/core/error.h"
+
 namespace wavllm {
+
+// Why a file could not be opened or read; what() is "<what> <path>: <reason>".
+class FileError : public Error {
+ public:
+  FileError(const std::string& what, const std::string& path, const std::string& reason)
+      : Error(what + " " + path + ": " + reason), reason_(reason) {}
+  const std::string& reason() const { return reason_; }
+
+ private:
+  std::string reason_;
+};
 
 // An open read-only descriptor of a regular file, closed on destruction.
 class RegularFile {
