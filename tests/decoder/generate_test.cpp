@@ -6,6 +6,7 @@
 #include <set>
 
 #include "decoder_fixtures.h"
+#include "test_util.h"
 #include "wavllm/core/error.h"
 
 namespace {
@@ -238,6 +239,21 @@ TEST(Errors, BadInputsAndOptions) {
   EXPECT_THROW(decoder::generate(demo().llm, demo().tok, s.audio_embeds.narrow(1, 0, 10), s.prompt, scale, {}), Error);
   EXPECT_THROW(decoder::generate(demo().llm, demo().tok, s.audio_embeds, s.prompt, scale.narrow(0, 0, 3), {}), Error);
   EXPECT_THROW(demo().llm.embed({5, 512}), Error);
+}
+
+TEST(Errors, KvCacheIsBudgeted) {
+  WAVLLM_SKIP_UNDER_ASAN();
+  const auto& s = museum();
+  GenerateOptions opt;
+  opt.num_beams = GenerationConfig::kMaxBeams;  // 16 rows of every position: about 11 MB here
+  const at::Tensor scale = demo_scale(s.prompt);
+  wavllm::test::AddressSpaceLimit limit(4u << 20);
+  try {
+    decoder::generate(demo().llm, demo().tok, s.audio_embeds, s.prompt, scale, opt);
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("the KV cache of 16 beam(s) x"), std::string::npos) << e.what();
+  }
 }
 
 // NaN in the weights used to decode to an arbitrary token or an empty answer, with success.
