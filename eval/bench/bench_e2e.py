@@ -157,10 +157,12 @@ def main(argv=None):
     p.add_argument("--first", choices=("engine", "reference"), default="engine",
                    help="with --side both: which side runs first (swap to check that a changing "
                         "machine load does not favour one)")
-    p.add_argument("--json", help="write the results here")
+    p.add_argument("--json", help="write the results to this new file")
     p.add_argument("--samples", help=argparse.SUPPRESS)  # child processes: the decoded audio (.npy)
     p.add_argument("--audio-decode-seconds", type=float, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if args.json and os.path.lexists(args.json):  # checked before minutes of benchmarking
+        p.error(f"--json {args.json} already exists; name a new file")
     # Explicit on both sides: Debian's torch starts with one thread, the engine with every core.
     args.threads = args.threads or len(os.sched_getaffinity(0))
     if args.samples:
@@ -194,7 +196,7 @@ def main(argv=None):
           f"{args.max_new_tokens}, threads {args.threads}\n")
     print(out)
     if args.json:
-        with open(args.json, "w") as f:
+        with open(args.json, "x") as f:
             json.dump({"args": {k: v for k, v in vars(args).items() if k not in ("samples", "audio_decode_seconds")},
                        "audio_seconds": samples.size / 16000, "results": results}, f, indent=1)
     return 0
