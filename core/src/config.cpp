@@ -107,6 +107,15 @@ void positive(const std::string& label, const char* what, double v) {
   if (v > kMaxSize) throw Error(label + ": " + what + " = " + std::to_string(v) + " is absurdly large (limit 1048576)");
 }
 
+// Layer counts: each layer adds a dozen tensors to the schema the loader builds before it reads
+// a weight, so a config of 2^20 layers alone would cost a gigabyte. The largest models have ~130.
+constexpr int kMaxLayers = 1024;
+
+void layer_count(const std::string& label, const char* what, int v) {
+  positive(label, what, v);
+  if (v > kMaxLayers) throw Error(label + ": " + what + " = " + std::to_string(v) + " layers (limit 1024)");
+}
+
 }  // namespace
 
 int64_t WavLMConfig::receptive_field() const {
@@ -190,7 +199,7 @@ void ModelConfig::validate(const std::string& label) const {
   const auto& w = whisper;
   positive(label, "whisper.num_mel_bins", w.num_mel_bins);
   positive(label, "whisper.d_model", w.d_model);
-  positive(label, "whisper.encoder_layers", w.encoder_layers);
+  layer_count(label, "whisper.encoder_layers", w.encoder_layers);
   positive(label, "whisper.encoder_attention_heads", w.encoder_attention_heads);
   positive(label, "whisper.encoder_ffn_dim", w.encoder_ffn_dim);
   positive(label, "whisper.max_source_positions", w.max_source_positions);
@@ -212,7 +221,7 @@ void ModelConfig::validate(const std::string& label) const {
     throw Error(label + ": " + e.what());
   }
   positive(label, "wavlm.hidden_size", v.hidden_size);
-  positive(label, "wavlm.num_hidden_layers", v.num_hidden_layers);
+  layer_count(label, "wavlm.num_hidden_layers", v.num_hidden_layers);
   positive(label, "wavlm.num_attention_heads", v.num_attention_heads);
   positive(label, "wavlm.intermediate_size", v.intermediate_size);
   positive(label, "wavlm.layer_norm_eps", v.layer_norm_eps);
@@ -233,7 +242,7 @@ void ModelConfig::validate(const std::string& label) const {
     throw Error(label + ": adapter.*_sub_mid must be even (GLU halves the channels)");
   const auto& l = llama;
   positive(label, "llama.dim", l.dim);
-  positive(label, "llama.n_layers", l.n_layers);
+  layer_count(label, "llama.n_layers", l.n_layers);
   positive(label, "llama.n_heads", l.n_heads);
   positive(label, "llama.vocab_size", l.vocab_size);
   positive(label, "llama.ffn_dim", l.ffn_dim);

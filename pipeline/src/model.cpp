@@ -218,7 +218,15 @@ struct Model::Impl {
     return fused;
   }
 
+  // Refused before tokenizing: BPE holds a few dozen bytes per input byte, and no token of the
+  // LLaMA vocabulary covers more than kMaxBytesPerToken bytes, so a longer instruction could not
+  // fit the context anyway.
   decoder::PromptIds prompt(const std::string& instruction) const {
+    constexpr size_t kMaxBytesPerToken = 64;
+    const size_t limit = size_t(cfg.llama.max_positions()) * kMaxBytesPerToken;
+    if (instruction.size() > limit)
+      throw Error("the instruction is " + std::to_string(instruction.size()) + " bytes; it cannot fit the decoder's " +
+                  std::to_string(cfg.llama.max_positions()) + " positions (limit " + std::to_string(limit) + " bytes)");
     return decoder::build_prompt(tokenizer, cfg.system_prompt, instruction, cfg.tokens.bos);
   }
 

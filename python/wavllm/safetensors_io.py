@@ -124,9 +124,13 @@ def write_file(path, entries, produce, metadata=None):
     entries: [(name, dtype, shape)] in file order; produce(name) returns that tensor's array
     (called once per tensor, in order, so only one tensor is in memory at a time)."""
     header, total = _header_bytes(entries, metadata)
+    if os.path.lexists(path):  # a writer of new files: nothing already there is replaced
+        raise SafetensorsError(f"{path}: already exists; refusing to overwrite it")
     tmp = path + ".partial"
+    created = False
     try:
-        with open(tmp, "wb") as f:
+        with open(tmp, "xb") as f:
+            created = True
             f.write(header)
             for name, dtype, shape in entries:
                 arr = np.asarray(produce(name), order="C")
@@ -137,7 +141,7 @@ def write_file(path, entries, produce, metadata=None):
                     f.write(memoryview(np.ascontiguousarray(arr.astype(DTYPES[dtype], copy=False))).cast("B"))
         os.replace(tmp, path)
     except BaseException:
-        if os.path.exists(tmp):
+        if created:
             os.remove(tmp)
         raise
     return len(header) + total

@@ -154,6 +154,14 @@ TEST(HostileConfig, ValuesValidAloneThatOverflowTogether) {
   std::string msg = error_of([&] { ModelConfig::from_json_text(j.dump(), "c.json"); });
   EXPECT_NE(msg.find("receptive field"), std::string::npos) << msg;
   j["wavlm"]["conv_stride"] = {5, 2, 2, 2, 2, 2, 2};
+  // 2^20 layers pass the size bound, but their schema alone would cost a gigabyte.
+  for (const auto& [section, key] : std::vector<std::pair<std::string, std::string>>{
+           {"llama", "n_layers"}, {"whisper", "encoder_layers"}, {"wavlm", "num_hidden_layers"}}) {
+    json l = j;
+    l[section][key] = 1 << 20;
+    msg = error_of([&] { ModelConfig::from_json_text(l.dump(), "c.json"); });
+    EXPECT_NE(msg.find(section + "." + key + " = 1048576 layers (limit 1024)"), std::string::npos) << msg;
+  }
   for (const auto& [key, value, says] : std::vector<std::tuple<std::string, json, std::string>>{
            {"temperature", 1e-300, "temperature"},
            {"num_beams", 17, "num_beams"},

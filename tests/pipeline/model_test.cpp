@@ -254,7 +254,8 @@ class DemoCopy {
 };
 
 // The budget counts every live buffer (the old one counted one [heads, T, T] buffer: 2.6x below
-// the real peak). Measured on the demo model: estimate / peak = 1.01 to 1.05.
+// the real peak). Measured on the demo model: estimate / peak = 1.09 to 1.21; a peak varies from run
+// to run by about one head of float32 scores (hence the 5 % margin).
 TEST(Model, ActivationEstimateCoversTheMeasuredPeak) {
   WAVLLM_SKIP_UNDER_ASAN();
   const auto bf16 = Model::load(demo_dir(), ModelOptions{"cpu", "bfloat16", 2});

@@ -153,3 +153,10 @@ def test_tiny_top_p_samples_the_most_likely_token(model, audio):
     greedy = model.generate(audio, "Hi", max_new_tokens=6)
     tiny = model.generate(audio, "Hi", max_new_tokens=6, temperature=1.0, top_p=1e-300, seed=3)
     assert tiny.token_ids == greedy.token_ids
+
+
+def test_huge_instruction_is_refused_before_tokenizing(model, audio):
+    with pytest.raises(wavllm.Error, match="cannot fit the decoder's 2048 positions"):
+        model.generate(audio, "word " * 2_000_000, max_new_tokens=1)
+    with pytest.raises(wavllm.Error, match="cannot fit"):
+        model.prompt_ids("x" * 10_000_000)

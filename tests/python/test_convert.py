@@ -329,7 +329,10 @@ def test_writer_handles_scalars_and_empty_tensors(tmp_path):
     for k, v in arrays.items():
         assert got[k].shape == v.shape and got[k].dtype == v.dtype and np.array_equal(got[k], v), k
     with pytest.raises(stio.SafetensorsError, match="ids"):
-        stio.write_file(path, [("ids", "I64", [2, 1])], arrays.__getitem__)
+        stio.write_file(str(tmp_path / "y.safetensors"), [("ids", "I64", [2, 1])], arrays.__getitem__)
+    with pytest.raises(stio.SafetensorsError, match="refusing to overwrite"):
+        stio.write_file(path, entries, arrays.__getitem__)
+    assert sorted(os.listdir(tmp_path)) == ["x.safetensors"]  # no .partial left behind
 
 
 def test_engine_runs_a_converted_model(tmp_path):
