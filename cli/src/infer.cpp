@@ -1,5 +1,6 @@
 // The subcommands that run the model: transcribe, translate, ask, verify-speaker, emotion,
 // run (one or many audio files) and batch (a reference TSV manifest to JSONL).
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -261,6 +262,37 @@ std::string resolve_audio(const std::string& root, const std::string& audio) {
   return joined.string();  // the load error names the path that was expected
 }
 
+// The batch output, appended to. Opened without blocking: a FIFO nobody reads is an error,
+// not a hang (a pipe that has a reader, /dev/stdout under `| jq`, works).
+class AppendOutput {
+ public:
+  explicit AppendOutput(const std::string& path) : path_(path) {
+    fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0644);
+    if (fd_ < 0)
+      throw Error(path + ": cannot open for writing: " +
+                  (errno == ENXIO ? std::string("a FIFO with no reader") : std::strerror(errno)));
+    const int flags = fcntl(fd_, F_GETFL);
+    if (flags >= 0) fcntl(fd_, F_SETFL, flags & ~O_NONBLOCK);
+  }
+  ~AppendOutput() { ::close(fd_); }
+  AppendOutput(const AppendOutput&) = delete;
+  AppendOutput& operator=(const AppendOutput&) = delete;
+
+  void write_line(const std::string& text) {
+    const std::string line = text + "\n";
+    for (size_t done = 0; done < line.size();) {
+      const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) throw Error(path_ + ": write failed (disk full?): " + std::strerror(n < 0 ? errno : ENOSPC));
+      done += size_t(n);
+    }
+  }
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+
 class Progress {
  public:
   explicit Progress(size_t total) : total_(total), tty_(isatty(STDERR_FILENO) != 0) {}
@@ -315,8 +347,7 @@ int run_batch(const Command& self, const Args& a) {
   if (todo.empty()) return 0;
 
   // Opened before the model loads, so an unwritable path fails in a second, not after the load.
-  std::ofstream os(*out, std::ios::app | std::ios::binary);
-  if (!os) throw Error(*out + ": cannot open for writing: " + std::strerror(errno));
+  AppendOutput os(*out);
   const std::shared_ptr<Model> model = load_model(a);
   const decoder::GenerateOptions opt = flags.apply(model->default_generate_options());
 
@@ -338,8 +369,7 @@ int run_batch(const Command& self, const Args& a) {
     j["audio"] = path;
     j["prompt"] = instruction;
     j["tgt_text"] = item->tgt_text;
-    os << dump(j) << '\n' << std::flush;  // one whole line per item: an interruption loses at most one
-    if (!os) throw Error(*out + ": write failed (disk full?): " + std::strerror(errno));
+    os.write_line(dump(j));  // one whole line per item: an interruption loses at most one
     progress.update(++n, errors);
   }
   if (errors) {

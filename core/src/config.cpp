@@ -248,7 +248,10 @@ void ModelConfig::validate(const std::string& label) const {
   positive(label, "llama.ffn_dim", l.ffn_dim);
   positive(label, "llama.multiple_of", l.multiple_of);
   positive(label, "llama.norm_eps", l.norm_eps);
-  positive(label, "llama.rope_theta", l.rope_theta);
+  // theta^(-2i/d) spans the rotary frequencies: below 1 they overflow float32, and no model uses
+  // a base beyond 1e12 (LLaMA-2: 1e4, LLaMA-3: 5e5).
+  if (!(l.rope_theta >= 1 && l.rope_theta <= 1e12))
+    throw Error(label + ": llama.rope_theta must be in [1, 1e12] (got " + std::to_string(l.rope_theta) + ")");
   positive(label, "llama.max_seq_len", l.max_seq_len);
   positive(label, "llama.lora_r", l.lora_r);
   positive(label, "llama.prompt_hidden", l.prompt_hidden);

@@ -167,13 +167,10 @@ class Decoding {
     GenerateResult res;
     const auto t0 = Clock::now();
     const int64_t capacity = prompt_len_ + rules_.last_step;
-    if (llm_.device().is_cpu()) {
-      const auto& c = llm_.config();
-      const uint64_t kv = 2ull * c.n_layers * opt_.num_beams * capacity * c.dim * c10::elementSize(llm_.dtype());
-      check_memory_budget(kv, available_memory_bytes(),
-                          "the KV cache of " + std::to_string(opt_.num_beams) + " beam(s) x " + std::to_string(capacity) +
-                              " positions");
-    }
+    if (llm_.device().is_cpu())
+      check_memory_budget(request_bytes(capacity), available_memory_bytes(),
+                          "decoding with a KV cache of " + std::to_string(opt_.num_beams) + " beam(s) x " +
+                              std::to_string(capacity) + " positions");
     cache_.emplace(llm_.new_cache(opt_.num_beams, capacity));
     const auto prefill = at::cat({llm_.embed(prompt_.left), audio_.to(llm_.device(), llm_.dtype()),
                                   llm_.embed({tok_.bos_id()})});
@@ -198,6 +195,18 @@ class Decoding {
   }
 
  private:
+  // Bytes one request holds at its peak: the KV cache; the prefill's attention (scores in the
+  // compute dtype, their float32 copy and softmax, the probabilities cast back, the causal mask)
+  // and its FFN; the logits of every step when they are kept.
+  uint64_t request_bytes(int64_t capacity) const {
+    const auto& c = llm_.config();
+    const uint64_t elt = c10::elementSize(llm_.dtype()), t = uint64_t(prompt_len_), beams = uint64_t(opt_.num_beams);
+    const uint64_t kv = 2ull * c.n_layers * beams * uint64_t(capacity) * c.dim * elt;
+    const uint64_t prefill = uint64_t(c.n_heads) * t * t * (2 * elt + 8) + t * t * 4 + 3 * t * uint64_t(c.ffn_dim) * elt;
+    const uint64_t logits = opt_.return_step_logits ? uint64_t(rules_.last_step + 1) * beams * c.vocab_size * 4 : 0;
+    return kv + prefill + logits;
+  }
+
   at::Tensor next_logits(const std::vector<int64_t>& tokens) {
     return checked(llm_.forward(llm_.embed(tokens).unsqueeze(1), *cache_, scale_).cpu());
   }

@@ -276,6 +276,12 @@ std::shared_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
   set_threads(opt.threads);
   InferenceGuard guard;
   const ModelConfig cfg = ModelConfig::load((fs::path(model_dir) / "config.json").string());
+  // The front end cuts 30-s parts of 3000 frames and Whisper's conv stride halves them: another
+  // window is a valid config this engine cannot run (refused before the weights are read).
+  if (2 * int64_t(cfg.whisper.max_source_positions) != audio::kFramesPerPart)
+    throw Error(model_dir + ": config.json's whisper.max_source_positions is " +
+                std::to_string(cfg.whisper.max_source_positions) + "; this engine's 30-s log-mel parts need " +
+                std::to_string(audio::kFramesPerPart / 2));
   // A valid config may ask for a rotary table far larger than its weights (max_seq_len 2^20).
   check_memory_budget(rotary_table_bytes(cfg.llama), available_memory_bytes(),
                       "the decoder's rotary table (llama.max_seq_len " + std::to_string(cfg.llama.max_seq_len) + ")");

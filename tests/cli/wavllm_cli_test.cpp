@@ -333,6 +333,14 @@ TEST_F(Cli, SpecialFilesAndHostileNamesNeverHangOrDriveTheTerminal) {
   Outcome r = run({"batch", "--model", demo_dir(), "--out", (dir_ / "o.jsonl").string(), (dir_ / "m.fifo").string()});
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("FIFO"), std::string::npos) << r.err;
+  // A FIFO as the output: nobody reads it, so opening it to write would block forever.
+  fs::copy_file(audio("short.wav"), dir_ / "short.wav");
+  { std::ofstream(dir_ / "m.tsv") << "id\taudio\nx\tshort.wav\n"; }
+  wavllm::test::make_fifo((dir_ / "out.fifo").string());
+  r = run({"batch", "--model", demo_dir(), "--audio-root", dir_.string(), "--out", (dir_ / "out.fifo").string(),
+           (dir_ / "m.tsv").string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("out.fifo: cannot open for writing: a FIFO with no reader"), std::string::npos) << r.err;
   // A file name with an escape sequence is quoted escaped in the error.
   const std::string evil = (dir_ / "a\x1b[2Jb.wav").string();
   r = run({"transcribe", "--model", demo_dir(), evil});

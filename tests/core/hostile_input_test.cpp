@@ -162,6 +162,10 @@ TEST(HostileConfig, ValuesValidAloneThatOverflowTogether) {
     msg = error_of([&] { ModelConfig::from_json_text(l.dump(), "c.json"); });
     EXPECT_NE(msg.find(section + "." + key + " = 1048576 layers (limit 1024)"), std::string::npos) << msg;
   }
+  json theta = j;
+  theta["llama"]["rope_theta"] = 1e-300;  // positive, but 1 / theta^x overflows float32: NaN logits
+  msg = error_of([&] { ModelConfig::from_json_text(theta.dump(), "c.json"); });
+  EXPECT_NE(msg.find("llama.rope_theta must be in [1, 1e12]"), std::string::npos) << msg;
   for (const auto& [key, value, says] : std::vector<std::tuple<std::string, json, std::string>>{
            {"temperature", 1e-300, "temperature"},
            {"num_beams", 17, "num_beams"},

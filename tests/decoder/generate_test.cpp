@@ -252,7 +252,7 @@ TEST(Errors, KvCacheIsBudgeted) {
     decoder::generate(demo().llm, demo().tok, s.audio_embeds, s.prompt, scale, opt);
     ADD_FAILURE() << "no error";
   } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("the KV cache of 16 beam(s) x"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("decoding with a KV cache of 16 beam(s) x"), std::string::npos) << e.what();
   }
 }
 

@@ -315,6 +315,15 @@ TEST(Model, RotaryTableIsBudgeted) {
   EXPECT_NE(msg.find("rotary table (llama.max_seq_len 1048576) needs about"), std::string::npos) << msg;
 }
 
+// Valid alone, but the encoder would only fail at the first request (its input is 3000 frames).
+TEST(Model, WhisperWindowMustMatchTheFrontEnd) {
+  DemoCopy short_window([](nlohmann::json& c) { c["whisper"]["max_source_positions"] = 100; });
+  const std::string msg = error_of([&] { Model::load(short_window.str()); });
+  EXPECT_NE(msg.find("whisper.max_source_positions is 100; this engine's 30-s log-mel parts need 1500"),
+            std::string::npos)
+      << msg;
+}
+
 TEST(Model, TokenizerSpecialIdsMustMatchTheConfig) {
   DemoCopy other_eos([](nlohmann::json& c) { c["tokens"]["eos"] = 3; });
   const std::string msg = error_of([&] { Model::load(other_eos.str()); });
