@@ -69,12 +69,14 @@ int run(int argc, char** argv) {
            parsed = wavllm::st::File::from_bytes(bytes.data(), bytes.size(), "bench")->tensors().size();
          }));
   if (parsed != size_t(o.entries)) throw wavllm::Error("parsed " + std::to_string(parsed) + " entries");
-  report("nlohmann DOM (floor)", o.entries, wavllm::bench::best_seconds(o.repeat, [&] { (void)json::parse(header); }));
+  size_t keys = 0;
+  report("nlohmann DOM (floor)", o.entries, wavllm::bench::best_seconds(o.repeat, [&] { keys = json::parse(header).size(); }));
+  if (keys != size_t(o.entries) + 1) throw wavllm::Error("the DOM parse found " + std::to_string(keys) + " keys");
   if (o.callback_entries > 0) {
     const std::string small = header_text(o.callback_entries);
     const auto keep = [](int, json::parse_event_t, json&) { return true; };
     report("nlohmann callback (old)", o.callback_entries,
-           wavllm::bench::best_seconds(1, [&] { (void)json::parse(small, keep); }));
+           wavllm::bench::best_seconds(1, [&] { keys = json::parse(small, keep).size(); }));
   }
   return 0;
 }
