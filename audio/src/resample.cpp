@@ -57,7 +57,7 @@ void MonoResampler::drain(const float* in, size_t frames, bool flush, std::vecto
                                           flush ? nullptr : &used, block_.data(), kBlockOutFrames, &made);
     if (err) throw Error(std::string("audio: resampling from ") + std::to_string(rate_) + " Hz failed: " + err);
     mix(block_.data(), made, out);
-    if (!flush && used == 0 && made == 0)  // never expected of libsoxr; a loop here would hang
+    if (!flush && frames > 0 && used == 0 && made == 0)  // never expected of libsoxr: a loop would hang
       throw Error("audio: the resampler from " + std::to_string(rate_) + " Hz made no progress");
     if (!flush) {
       in += used * ch;
