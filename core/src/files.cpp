@@ -25,6 +25,8 @@ const char* kind_of(mode_t mode) {
 }  // namespace
 
 RegularFile::RegularFile(const std::string& path, const std::string& what) : path_(path), what_(what) {
+  // The system would open the path only up to its first NUL: another file than the one named.
+  if (path.find('\0') != std::string::npos) throw FileError(what, path, "the path contains a NUL byte");
   // O_NONBLOCK: opening a FIFO with no writer would otherwise wait forever.
   fd_ = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
   if (fd_ < 0) {

@@ -48,6 +48,7 @@ class Stopwatch {
 // A clear Error, listing everything absent, before any file is parsed. Filesystem failures
 // (a symlink loop, no permission) are Errors naming the path, never std::filesystem exceptions.
 void check_model_dir(const std::string& dir) {
+  if (dir.find('\0') != std::string::npos) throw Error(dir + ": the model directory path contains a NUL byte");
   std::error_code ec;
   const auto status = fs::status(dir, ec);
   if (ec && ec != std::errc::no_such_file_or_directory) throw Error(dir + ": cannot access the model directory: " + ec.message());

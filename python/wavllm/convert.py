@@ -314,8 +314,10 @@ def _check_tokenizer(path, vocab_size):
         import sentencepiece
     except ImportError:
         sentencepiece = None
-    if not os.path.isfile(path):
+    if not os.path.exists(path):
         raise ConvertError(f"{path}: tokenizer file not found")
+    if not os.path.isfile(path):
+        raise ConvertError(f"{path}: the tokenizer is not a regular file (a FIFO, device or directory)")
     if os.path.getsize(path) > _MAX_TOKENIZER_BYTES:  # the engine refuses larger ones
         raise ConvertError(f"{path}: {os.path.getsize(path)} bytes is too large for a tokenizer.model "
                            f"(limit {_MAX_TOKENIZER_BYTES})")

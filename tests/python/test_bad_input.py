@@ -160,3 +160,11 @@ def test_huge_instruction_is_refused_before_tokenizing(model, audio):
         model.generate(audio, "word " * 2_000_000, max_new_tokens=1)
     with pytest.raises(wavllm.Error, match="cannot fit"):
         model.prompt_ids("x" * 10_000_000)
+
+
+def test_paths_with_a_nul_byte_are_refused(model):
+    # The system would open "short.wav" only: another file than the one named.
+    with pytest.raises(wavllm.Error, match="NUL byte"):
+        model.transcribe(SHORT + "\0../../etc/passwd")
+    with pytest.raises(wavllm.Error, match="NUL byte"):
+        wavllm.Model(str(DEMO) + "\0x")

@@ -468,6 +468,8 @@ def test_hparams_and_checkpoints_that_are_special_files(tmp_path):
     os.mkfifo(fifo)
     assert_clean_failure(run_cli(CKPT, str(tmp_path / "o"), "--hparams", str(fifo)), "not a regular file")
     assert_clean_failure(run_cli(str(fifo), str(tmp_path / "o")), "not a torch zip")
+    assert_clean_failure(run_cli(CKPT, str(tmp_path / "o"), "--hparams", HPARAMS, "--tokenizer", "/dev/zero"),
+                         "not a regular file")
     dup = tmp_path / "dup.json"
     dup.write_text(open(HPARAMS).read().replace("{", '{"llama": {}, ', 1))
     assert_clean_failure(run_cli(CKPT, str(tmp_path / "o"), "--hparams", str(dup)), "duplicate key 'llama'")
