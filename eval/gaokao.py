@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""The Gaokao English listening test (SPEC section 7): 2000 spoken-dialogue questions with three
+"""The Gaokao English listening test (docs/model.md §7): 2000 spoken-dialogue questions with three
 options each, scored by accuracy of the option letter the model picks.
 
     PYTHONPATH=build/python /usr/bin/python3 eval/gaokao.py \

@@ -13,7 +13,7 @@ exist its leading folders are dropped one by one, so the reference manifests
 The task decides the score (eval/wavllm_eval/metrics.py): asr -> WER (normalized, and the
 reference's plain whitespace WER) and CER; st -> corpus BLEU (sacreBLEU defaults); sv, er,
 sqa -> accuracy of the extracted answer; free -> no score (outputs and speed only). --task auto
-(default) recognises the task from the prompts (SPEC section 7).
+(default) recognises the task from the prompts (docs/model.md §7).
 
 Writes <out>/items.jsonl (one line per item, as it is produced), <out>/report.json and
 <out>/report.md (score, counts, speed: real-time factor and decode tokens/s). Items whose audio
@@ -94,7 +94,7 @@ def resolve_audio(root, rel):
 # ---------------------------------------------------------------- tasks and scoring
 
 def infer_task(rows):
-    """The task every prompt of the manifest asks for (SPEC section 7), 'free' otherwise."""
+    """The task every prompt of the manifest asks for (docs/model.md §7), 'free' otherwise."""
     def task_of(prompt):
         if prompt == wavllm.transcribe_instruction():
             return "asr"

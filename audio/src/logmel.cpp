@@ -1,4 +1,4 @@
-// Whisper log-mel (HF WhisperFeatureExtractor, SPEC section 2) with double-precision FFTW,
+// Whisper log-mel (HF WhisperFeatureExtractor, docs/model.md §2) with double-precision FFTW,
 // like the reference's float64 numpy: a float32 FFT leaves ~3e-5 of error in the quiet bins
 // just above the (max - 8) clamp, double leaves only the final float32 rounding, and costs
 // no measurable time (the FFTs are a small part of the work).

@@ -1,4 +1,4 @@
-// HF WavLMModel, post-LN layout of WavLM-base (SPEC section 3), plus WavLLM's weighted sum.
+// HF WavLMModel, post-LN layout of WavLM-base (docs/model.md §3), plus WavLLM's weighted sum.
 #include <algorithm>
 #include <cmath>
 #include <string>

@@ -1,4 +1,4 @@
-// HF WhisperEncoder (SPEC section 2): conv stem, learned positions, pre-LN transformer blocks.
+// HF WhisperEncoder (docs/model.md §2): conv stem, learned positions, pre-LN transformer blocks.
 #include <algorithm>
 #include <string>
 

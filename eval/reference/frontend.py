@@ -1,4 +1,4 @@
-"""Audio front end of the reference: 16 kHz WAV reading and Whisper's log-mel (SPEC 1-2).
+"""Audio front end of the reference: 16 kHz WAV reading and Whisper's log-mel (docs/model.md §1-§2).
 
 The log-mel follows HF WhisperFeatureExtractor: periodic Hann 400, hop 160, centred frames
 with reflect padding, power spectrum, 80 Slaney mel filters (0-8000 Hz, area-normalised),

@@ -1,12 +1,12 @@
-"""Eager PyTorch reference of the whole WavLLM inference path (SPEC sections 2-6).
+"""Eager PyTorch reference of the whole WavLLM inference path (docs/model.md §2-§6).
 
-Written from the SPEC and the original code (WavLLM's speechllm_model.py, whisper_encoder.py,
+Written from docs/model.md and the original code (WavLLM's speechllm_model.py, whisper_encoder.py,
 wavlm.py, llama.py; HF WhisperEncoder and WavLMModel) as plain functions over a weight dict,
 one function per stage so a failing engine stage can be compared in isolation:
 
     ref = Reference.load("models/demo")
     mels, frames = ref.log_mel(samples)
-    parts = ref.whisper_encoder(mels, frames)        # per part [T, d], cut as in SPEC 2
+    parts = ref.whisper_encoder(mels, frames)        # per part [T, d], cut as in docs/model.md §2
     wb = ref.whisper_branch(parts)                    # [T1, branch_dim]
     hidden = ref.wavlm_hidden_states(samples)         # layers + 1 of [T, h]
     vb = ref.wavlm_branch(ref.wavlm_weighted(hidden)) # [T2, branch_dim]
@@ -325,7 +325,7 @@ class Reference:
     # ------------------------------------------------------------ prompt
 
     def prompt_ids(self, instruction):
-        """(left, right, orig) token ids of SPEC 6."""
+        """(left, right, orig) token ids of docs/model.md §6."""
         if self.sp is None:
             raise RuntimeError("prompt_ids needs the sentencepiece tokenizer (python3-sentencepiece)")
         bos = self.cfg["tokens"]["bos"]
@@ -403,7 +403,7 @@ class Reference:
         return linear(self._rms(x[-1:], W[p + "norm.weight"]), W[p + "output.weight"])[0]
 
     def decode(self, audio_embeds, left, right, scale, max_new_tokens=None):
-        """Greedy decoding of SPEC 6. Returns (step_logits [steps, vocab], decoded_tokens,
+        """Greedy decoding of docs/model.md §6. Returns (step_logits [steps, vocab], decoded_tokens,
         generated_ids): every step's raw logits, every token chosen after the initial BOS
         (forced prefix included), and the free tokens without EOS."""
         return self._timed("decode", self._decode, audio_embeds, left, right, scale, max_new_tokens)

@@ -156,7 +156,7 @@ struct Model::Impl {
            std::max(whisper.activation_bytes(parts, weights.dtype()), wavlm.activation_bytes(n, weights.dtype()));
   }
 
-  // Audio embeddings of n samples: the shorter of the two subsampled branches (SPEC section 4).
+  // Audio embeddings of n samples: the shorter of the two subsampled branches (docs/model.md §4).
   int64_t audio_tokens(int64_t n) const {
     const int64_t parts = (n + int64_t(audio::kPartSamples) - 1) / int64_t(audio::kPartSamples);
     int64_t longest = 0;

@@ -1,4 +1,4 @@
-// wavllm._wavllm: the research binding of SPEC section 9 (numpy in and out).
+// wavllm._wavllm: the research binding of docs/model.md §9 (numpy in and out).
 // Audio is a path (str / os.PathLike) or a 1-D C-contiguous float32 numpy array at 16 kHz;
 // any other array is a ValueError naming the problem (float64 included: converting silently
 // would also accept int16 PCM-scaled data or a wrong rate without a word, so the caller says
@@ -325,7 +325,7 @@ PYBIND11_MODULE(_wavllm, m) {
             }
             return prompt_ids_tuple(ids);
           },
-          py::arg("instruction"), "(left, right, orig) token id lists of SPEC section 6.")
+          py::arg("instruction"), "(left, right, orig) token id lists of docs/model.md §6.")
       .def(
           "prompt_scale",
           [](const PyModel& pm, const std::string& instruction) {

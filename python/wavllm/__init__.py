@@ -1,6 +1,6 @@
 """wavllm: a C++ inference engine for WavLLM, with Python tools (wavllm.convert).
 
-Research binding (SPEC section 9), numpy in and out:
+Research binding (docs/model.md §9), numpy in and out:
 
     import wavllm
     samples = wavllm.load_audio("speech.flac")          # float32 mono 16 kHz

@@ -1,4 +1,4 @@
-// Tokenizer, prompt layout (SPEC section 6) and streaming text.
+// Tokenizer, prompt layout (docs/model.md §6) and streaming text.
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 

@@ -1,5 +1,5 @@
 #pragma once
-// The modality adapters of both encoder branches and their fusion (SPEC sections 2-4):
+// The modality adapters of both encoder branches and their fusion (docs/model.md §2-§4):
 // encoder output -> Conv1dSubsampler -> bottleneck adapter -> projector, per branch; then both
 // branches are cut to the shorter one, concatenated (Whisper first) and projected to the
 // decoder's width. Computation runs in the weights' dtype on their device.

@@ -1,5 +1,5 @@
 #pragma once
-// Prompt-aware LoRA scale (SPEC section 5): from the decoder's hidden states of the
+// Prompt-aware LoRA scale (docs/model.md §5): from the decoder's hidden states of the
 // instruction (base weights, no final norm) to the per-channel LoRA scale vector.
 #include <ATen/ATen.h>
 

@@ -1,5 +1,5 @@
 #pragma once
-// Audio front end (SPEC sections 1-2): decode any file libsndfile reads, resample to 16 kHz
+// Audio front end (docs/model.md §1-§2): decode any file libsndfile reads, resample to 16 kHz
 // and mix to mono like the reference (SoX `rate 16000` then `channels 1`), and the Whisper
 // log-mel of HF's WhisperFeatureExtractor. Torch-free: the fuzzer and tools use it alone.
 // Every failure is a wavllm::Error naming the input (path or label) and the reason.

@@ -1,5 +1,5 @@
 #pragma once
-// The model directory's config.json: every hyperparameter of SPEC sections 2-6. Sizes that
+// The model directory's config.json: every hyperparameter of docs/model.md §2-§6. Sizes that
 // tensor shapes also tell are checked against the weights when the model loads.
 #include <cstdint>
 #include <string>

@@ -1,5 +1,5 @@
 #pragma once
-// Decoding (SPEC section 6): the reference's procedure (prompt prefill, forced right[1:], EOS
+// Decoding (docs/model.md §6): the reference's procedure (prompt prefill, forced right[1:], EOS
 // forbidden at the first free step, pad/unk never chosen, step limit) with greedy, sampling
 // (temperature, top-k, top-p, seed) or beam search, plus repetition controls, stop strings and
 // streaming text.

@@ -1,5 +1,5 @@
 #pragma once
-// LLaMA-2 decoder with prompt-aware LoRA (SPEC section 5), tensors gpt_model.model_llama.*.
+// LLaMA-2 decoder with prompt-aware LoRA (docs/model.md §5), tensors gpt_model.model_llama.*.
 // Runs in the weights' dtype on their device; never records autograd (callers need not guard).
 #include <ATen/ATen.h>
 

@@ -1,6 +1,6 @@
 #pragma once
 // SentencePiece BPE tokenizer (the LLaMA-2 tokenizer.model, or the fixtures' tiny one), read and run
-// without libsentencepiece (see decoder/CMakeLists.txt), and the prompt layout of SPEC section 6.
+// without libsentencepiece (see decoder/CMakeLists.txt), and the prompt layout of docs/model.md §6.
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -37,7 +37,7 @@ class Tokenizer {
   std::string path_;
 };
 
-// Token ids of one request (SPEC section 6):
+// Token ids of one request (docs/model.md §6):
 //   left  = [bos] + encode("[INST]<<SYS>>\n" + system + "\n<</SYS>>\n\n<SPEECH>")
 //   right = encode(" </SPEECH> " + instruction + " [/INST]")   (right[0] is the lone "▁")
 //   orig  = encode('"' + instruction + '"')                    (input of the prompt adapter)

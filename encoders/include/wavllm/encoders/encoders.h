@@ -1,5 +1,5 @@
 #pragma once
-// The two speech encoders of WavLLM (SPEC sections 2-3): HF WhisperEncoder (Whisper-large-v2)
+// The two speech encoders of WavLLM (docs/model.md §2-§3): HF WhisperEncoder (Whisper-large-v2)
 // and HF WavLMModel (WavLM-base) with WavLLM's softmax-weighted sum of its hidden states.
 // Both hold views of the checkpoint tensors (no copies except the weight-normed pos_conv
 // kernel) and compute in the weights' dtype on their device; inputs may come from any device.

@@ -1,5 +1,5 @@
 #pragma once
-// The whole WavLLM model (SPEC sections 2-7): audio at 16 kHz + an instruction -> text.
+// The whole WavLLM model (docs/model.md §2-§7): audio at 16 kHz + an instruction -> text.
 // Loaded once, then immutable: every method is const and may be called from several threads
 // at once (the CLI batch mode and the Python binding rely on that).
 #include <ATen/ATen.h>
@@ -57,7 +57,7 @@ class Model {
   at::Device device() const;
   at::ScalarType dtype() const;
 
-  // Per 30-s part [T, d], cut as in SPEC section 2 (float32 on CPU).
+  // Per 30-s part [T, d], cut as in docs/model.md §2 (float32 on CPU).
   std::vector<at::Tensor> whisper_encoder(const std::vector<float>& samples16k) const;
   // The input of WavLM layer 0 and the output of every layer: L+1 of [T, h] (float32 on CPU).
   std::vector<at::Tensor> wavlm_hidden_states(const std::vector<float>& samples16k) const;
@@ -84,7 +84,7 @@ class Model {
   std::unique_ptr<Impl> impl_;
 };
 
-// Instruction strings of SPEC section 7 (as in the reference test data).
+// Instruction strings of docs/model.md §7 (as in the reference test data).
 std::string transcribe_instruction();
 // "Translate the audio clip into <Language>." An Error for an empty or unknown language name;
 // the name is matched case-insensitively and written capitalised.
