@@ -105,32 +105,6 @@ struct GenerationFlags {
   }
 };
 
-json timings_json(const StageTimings& t) {
-  return {{"audio", t.audio},       {"frontend", t.frontend}, {"whisper", t.whisper},
-          {"wavlm", t.wavlm},       {"adapters", t.adapters}, {"prompt_adapter", t.prompt_adapter},
-          {"prefill", t.prefill},   {"decode", t.decode},     {"total", t.total()}};
-}
-
-// Loads one file and generates; the audio decoding time joins the result's timings.
-GenerationResult run_one(const Model& m, const std::string& path, const std::string& instruction,
-                         const decoder::GenerateOptions& opt, const decoder::TextCallback& on_text) {
-  const auto t0 = std::chrono::steady_clock::now();
-  const std::vector<float> samples = audio::load_mono_16k(path);
-  const double audio_time = seconds_since(t0);
-  GenerationResult r = m.generate(samples, instruction, opt, on_text);
-  r.timings.audio = audio_time;
-  r.real_time_factor = r.timings.total() / r.audio_seconds;
-  return r;
-}
-
-json result_json(const GenerationResult& r) {
-  return {{"text", r.text},
-          {"token_ids", r.token_ids},
-          {"audio_seconds", r.audio_seconds},
-          {"real_time_factor", r.real_time_factor},
-          {"timings", timings_json(r.timings)}};
-}
-
 // JSON text that survives invalid UTF-8 in the generated text (random weights produce any bytes).
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
@@ -178,14 +152,15 @@ int run_inference_command(const Command& self, const Args& a) {
   for (const std::string& path : files) {
     try {
       if (as_json) {
-        json j = result_json(run_one(*model, path, instruction, opt, nullptr));
+        json j = json::parse(model->generate(DecodedAudio::load(path), instruction, opt).to_json());
         j["file"] = path;
         j["instruction"] = instruction;
         std::cout << dump(j) << std::endl;
       } else {
         if (files.size() > 1) std::cout << "# " << path << "\n";
         // Streamed as decoded: a long answer shows up while it is being produced.
-        run_one(*model, path, instruction, opt, [](const std::string& piece) { std::cout << piece << std::flush; });
+        model->generate(DecodedAudio::load(path), instruction, opt,
+                        [](const std::string& piece) { std::cout << piece << std::flush; });
         std::cout << std::endl;
       }
     } catch (const std::exception& e) {
@@ -360,7 +335,7 @@ int run_batch(const Command& self, const Args& a) {
     try {
       if (!item->with_speech) throw Error("with_speech False (text-only items) is not supported");
       path = resolve_audio(root, item->audio);
-      j = result_json(run_one(*model, path, instruction, opt, nullptr));
+      j = json::parse(model->generate(DecodedAudio::load(path), instruction, opt).to_json());
     } catch (const std::exception& e) {
       j = {{"error", error_text(e)}};
       ++errors;

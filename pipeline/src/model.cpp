@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <nlohmann/json.hpp>
 
 #include "wavllm/adapter/branch.h"
 #include "wavllm/adapter/prompt_adapter.h"
@@ -384,6 +385,39 @@ GenerationResult Model::generate(const std::vector<float>& samples16k, const std
   r.timings.prefill = g.prefill_seconds;
   r.timings.decode = g.decode_seconds;
   r.audio_seconds = double(samples16k.size()) / kSampleRate;
+  r.real_time_factor = r.timings.total() / r.audio_seconds;
+  return r;
+}
+
+std::vector<std::pair<const char*, double>> StageTimings::items() const {
+  return {{"audio", audio},       {"frontend", frontend},         {"whisper", whisper}, {"wavlm", wavlm},
+          {"adapters", adapters}, {"prompt_adapter", prompt_adapter}, {"prefill", prefill}, {"decode", decode},
+          {"total", total()}};
+}
+
+std::string GenerationResult::to_json() const {
+  nlohmann::json stages = nlohmann::json::object();
+  for (const auto& [name, seconds] : timings.items()) stages[name] = seconds;
+  const nlohmann::json j = {{"text", text},
+                            {"token_ids", token_ids},
+                            {"audio_seconds", audio_seconds},
+                            {"real_time_factor", real_time_factor},
+                            {"timings", stages}};
+  return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+}
+
+DecodedAudio DecodedAudio::load(const std::string& path) {
+  Stopwatch sw;
+  DecodedAudio a;
+  a.samples = audio::load_mono_16k(path);
+  a.seconds = sw.lap();
+  return a;
+}
+
+GenerationResult Model::generate(const DecodedAudio& audio, const std::string& instruction,
+                                 const decoder::GenerateOptions& opt, const decoder::TextCallback& on_text) const {
+  GenerationResult r = generate(audio.samples, instruction, opt, on_text);
+  r.timings.audio = audio.seconds;
   r.real_time_factor = r.timings.total() / r.audio_seconds;
   return r;
 }

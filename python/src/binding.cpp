@@ -11,7 +11,6 @@
 
 #include <ATen/ATen.h>
 
-#include <chrono>
 #include <filesystem>
 #include <cstring>
 #include <memory>
@@ -75,14 +74,18 @@ std::optional<std::string> as_path(const py::object& o) {
   return p.cast<std::string>();
 }
 
+// The path of an `audio` argument that is not an array; a TypeError for anything else.
+std::string audio_path(const py::object& audio) {
+  if (const auto path = as_path(audio)) return *path;
+  throw py::type_error("audio must be a file path or a float32 numpy array at 16 kHz (got " + type_name(audio) + ")");
+}
+
 // `audio` is a path or a float32 array; a path is decoded (and resampled) without the GIL.
 std::vector<float> audio_samples(const py::object& audio) {
   if (py::isinstance<py::array>(audio)) return samples_from_array(audio.cast<py::array>());
-  if (const auto path = as_path(audio)) {
-    py::gil_scoped_release nogil;
-    return wavllm::audio::load_mono_16k(*path);
-  }
-  throw py::type_error("audio must be a file path or a float32 numpy array at 16 kHz (got " + type_name(audio) + ")");
+  const std::string path = audio_path(audio);
+  py::gil_scoped_release nogil;
+  return wavllm::audio::load_mono_16k(path);
 }
 
 // A copy: results never alias engine memory (cached prompt scales, weights).
@@ -114,14 +117,7 @@ py::tuple prompt_ids_tuple(const wavllm::decoder::PromptIds& p) {
 
 py::dict timings_dict(const wavllm::StageTimings& t) {
   py::dict d;
-  d["audio"] = t.audio;
-  d["frontend"] = t.frontend;
-  d["whisper"] = t.whisper;
-  d["wavlm"] = t.wavlm;
-  d["adapters"] = t.adapters;
-  d["prompt_adapter"] = t.prompt_adapter;
-  d["prefill"] = t.prefill;
-  d["decode"] = t.decode;
+  for (const auto& [stage, seconds] : t.items()) d[stage] = seconds;
   return d;
 }
 
@@ -175,9 +171,14 @@ class PyModel {
     }
     opt.return_step_logits = return_step_logits;
     if (!on_text.is_none() && !PyCallable_Check(on_text.ptr())) throw py::type_error("on_text must be callable or None");
-    const auto load_start = std::chrono::steady_clock::now();
-    std::vector<float> samples = audio_samples(audio);
-    const std::chrono::duration<double> load_seconds = std::chrono::steady_clock::now() - load_start;
+    wavllm::DecodedAudio input;
+    if (py::isinstance<py::array>(audio)) {
+      input.samples = samples_from_array(audio.cast<py::array>());  // no decoding: audio stage 0
+    } else {
+      const auto path = audio_path(audio);
+      py::gil_scoped_release nogil;
+      input = wavllm::DecodedAudio::load(path);
+    }
 
     // Runs on the generating thread once per text piece: it takes the GIL back to call the user's
     // function and to let Ctrl-C stop a long generation (the Python exception propagates out).
@@ -189,11 +190,8 @@ class PyModel {
     wavllm::GenerationResult r;
     {
       py::gil_scoped_release nogil;
-      r = model_->generate(samples, instruction, opt, callback);
+      r = model_->generate(input, instruction, opt, callback);
     }
-    // The caller's stage: decoding the file (zero for an array), part of the real-time factor.
-    r.timings.audio = py::isinstance<py::array>(audio) ? 0.0 : load_seconds.count();
-    r.real_time_factor = r.timings.total() / r.audio_seconds;
     return py::cast(std::move(r));
   }
 
@@ -294,6 +292,8 @@ PYBIND11_MODULE(_wavllm, m) {
       .def_readonly("audio_seconds", &wavllm::GenerationResult::audio_seconds)
       .def_readonly("real_time_factor", &wavllm::GenerationResult::real_time_factor,
                     "processing seconds / audio seconds")
+      .def("to_json", [](const wavllm::GenerationResult& r) { return to_py_str(r.to_json()); },
+           "The result as one line of JSON, the form `wavllm ... --json` and `wavllm batch` print.")
       .def("__repr__", [](const wavllm::GenerationResult& r) {
         return py::str("GenerationResult(text={!r}, tokens={}, real_time_factor={:.3f})")
             .format(to_py_str(r.text), r.token_ids.size(), r.real_time_factor);

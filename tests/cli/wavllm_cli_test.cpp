@@ -187,6 +187,10 @@ TEST_F(Cli, JsonOutputParses) {
   EXPECT_GT(j["real_time_factor"].get<double>(), 0.0);
   for (const char* stage : {"audio", "frontend", "whisper", "wavlm", "adapters", "prompt_adapter", "prefill", "decode", "total"})
     EXPECT_TRUE(j["timings"].contains(stage)) << stage;
+  // The pipeline times the file's decoding and computes the real-time factor from the total.
+  EXPECT_GT(j["timings"]["audio"].get<double>(), 0.0);
+  EXPECT_DOUBLE_EQ(j["real_time_factor"].get<double>(),
+                   j["timings"]["total"].get<double>() / j["audio_seconds"].get<double>());
   EXPECT_TRUE(objs[1]["text"].is_string());
 }
 

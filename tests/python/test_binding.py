@@ -104,11 +104,16 @@ def test_generate_matches_fixture(model, case):
     assert "".join(pieces) == r.text  # streamed pieces add up to the text
     diff = float(np.abs(r.step_logits - ref["step_logits"]).max())
     assert r.step_logits.shape == ref["step_logits"].shape and diff <= 1e-3, diff
-    assert set(r.timings) == {"audio", "frontend", "whisper", "wavlm", "adapters", "prompt_adapter",
-                              "prefill", "decode"}
+    stages_ = {"audio", "frontend", "whisper", "wavlm", "adapters", "prompt_adapter", "prefill", "decode"}
+    assert set(r.timings) == stages_ | {"total"}
     assert r.audio_seconds == pytest.approx(CASES[case]["samples_16k"] / 16000)
-    assert r.timings["audio"] > 0  # decoding the file, timed by the binding
-    assert r.real_time_factor == pytest.approx(sum(r.timings.values()) / r.audio_seconds)
+    assert r.timings["audio"] > 0  # decoding the file, timed by the engine
+    assert r.timings["total"] == pytest.approx(sum(r.timings[s] for s in stages_))
+    assert r.real_time_factor == pytest.approx(r.timings["total"] / r.audio_seconds)
+    # The same JSON form as `wavllm ... --json` and batch lines (tests/cli check that one).
+    j = json.loads(r.to_json())
+    assert set(j) == {"text", "token_ids", "audio_seconds", "real_time_factor", "timings"}
+    assert j["text"] == r.text and j["token_ids"] == r.token_ids and j["timings"] == r.timings
 
 
 def test_task_helpers(model):

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "wavllm/core/config.h"
@@ -26,6 +27,9 @@ struct StageTimings {
   double audio = 0, frontend = 0, whisper = 0, wavlm = 0, adapters = 0, prompt_adapter = 0, prefill = 0,
          decode = 0;
   double total() const { return audio + frontend + whisper + wavlm + adapters + prompt_adapter + prefill + decode; }
+  // (stage, seconds) in pipeline order with "total" last: the one serialised form of the
+  // timings, for the CLI's JSON, batch lines and the binding's dict alike.
+  std::vector<std::pair<const char*, double>> items() const;
 };
 
 struct GenerationResult {
@@ -33,9 +37,20 @@ struct GenerationResult {
   std::vector<int64_t> token_ids;       // generated ids (after the forced prefix, EOS stripped)
   std::vector<int64_t> decoded_tokens;  // every token chosen after the initial BOS
   at::Tensor step_logits;               // [steps, vocab] when GenerateOptions asked for them
-  StageTimings timings;
+  StageTimings timings;                 // timings.audio: decoding the file (0 for samples given as such)
   double audio_seconds = 0;
-  double real_time_factor = 0;  // timings.total() / audio_seconds (timings.audio is the caller's: decoding the file)
+  double real_time_factor = 0;  // timings.total() / audio_seconds
+
+  // {"text", "token_ids", "audio_seconds", "real_time_factor", "timings": {items()}} as one line
+  // of JSON; invalid UTF-8 in the text (random weights make any bytes) becomes U+FFFD.
+  std::string to_json() const;
+};
+
+// A file's audio at 16 kHz mono, with the seconds decoding it took (the "audio" stage).
+struct DecodedAudio {
+  std::vector<float> samples;
+  double seconds = 0;
+  static DecodedAudio load(const std::string& path);
 };
 
 class Model {
@@ -74,6 +89,10 @@ class Model {
   at::Tensor prompt_scale(const std::string& instruction) const;
   // on_text receives the text as it is produced (streaming output).
   GenerationResult generate(const std::vector<float>& samples16k, const std::string& instruction,
+                            const decoder::GenerateOptions& opt,
+                            const decoder::TextCallback& on_text = nullptr) const;
+  // The same for decoded audio: its decoding time is the result's "audio" stage.
+  GenerationResult generate(const DecodedAudio& audio, const std::string& instruction,
                             const decoder::GenerateOptions& opt,
                             const decoder::TextCallback& on_text = nullptr) const;
 
