@@ -41,18 +41,18 @@ Args Args::parse(const std::vector<std::string>& args, const std::vector<OptionS
       out.help_ = true;
       continue;
     }
-    if (a.rfind("--", 0) != 0) throw UsageError("unknown option " + a);
+    if (a.rfind("--", 0) != 0) throw ArgumentError("unknown option " + a);
     const size_t eq = a.find('=');
     const std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
     const OptionSpec* spec = find_spec(specs, name);
-    if (!spec) throw UsageError("unknown option --" + name);
+    if (!spec) throw ArgumentError("unknown option --" + name);
     if (spec->metavar.empty()) {
-      if (eq != std::string::npos) throw UsageError("option --" + name + " takes no value");
+      if (eq != std::string::npos) throw ArgumentError("option --" + name + " takes no value");
       out.values_[name] = "";
     } else if (eq != std::string::npos) {
       out.values_[name] = a.substr(eq + 1);
     } else {
-      if (i + 1 >= args.size()) throw UsageError("option --" + name + " needs a value (" + spec->metavar + ")");
+      if (i + 1 >= args.size()) throw ArgumentError("option --" + name + " needs a value (" + spec->metavar + ")");
       out.values_[name] = args[++i];
     }
   }
@@ -76,9 +76,9 @@ std::optional<int64_t> Args::integer(const std::string& name, int64_t min, int64
   char* end = nullptr;
   const long long n = std::strtoll(v->c_str(), &end, 10);
   if (v->empty() || *end != '\0' || errno == ERANGE)
-    throw UsageError("option --" + name + ": '" + *v + "' is not an integer");
+    throw ArgumentError("option --" + name + ": '" + *v + "' is not an integer");
   if (n < min || n > max)
-    throw UsageError("option --" + name + ": " + *v + " is outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
+    throw ArgumentError("option --" + name + ": " + *v + " is outside [" + std::to_string(min) + ", " + std::to_string(max) + "]");
   return int64_t(n);
 }
 
@@ -89,9 +89,9 @@ std::optional<double> Args::number(const std::string& name, double min, double m
   char* end = nullptr;
   const double x = std::strtod(v->c_str(), &end);
   if (v->empty() || *end != '\0' || errno == ERANGE || !std::isfinite(x))
-    throw UsageError("option --" + name + ": '" + *v + "' is not a number");
+    throw ArgumentError("option --" + name + ": '" + *v + "' is not a number");
   if (x < min || x > max)
-    throw UsageError("option --" + name + ": " + *v + " is outside [" + fmt(min) + ", " + fmt(max) + "]");
+    throw ArgumentError("option --" + name + ": " + *v + " is outside [" + fmt(min) + ", " + fmt(max) + "]");
   return x;
 }
 

@@ -1,6 +1,6 @@
 #pragma once
 // The command line of one subcommand: "--name value", "--name=value", flags, positionals
-// ("--" ends the options). Every mistake is a UsageError (exit status 2) whose one-line
+// ("--" ends the options). Every mistake is an ArgumentError (exit status 2) whose one-line
 // message names the option. Torch-free and independent of the model, for unit tests.
 #include <cstdint>
 #include <map>
@@ -12,10 +12,6 @@
 
 namespace wavllm::cli {
 
-class UsageError : public Error {
- public:
-  using Error::Error;
-};
 
 struct OptionSpec {
   std::string name;     // without the dashes: "max-new-tokens"
@@ -32,9 +28,20 @@ class Args {
   bool flag(const std::string& name) const { return values_.count(name) != 0; }
   std::optional<std::string> value(const std::string& name) const;
   std::string value_or(const std::string& name, const std::string& fallback) const;
-  // The value parsed whole as a number within [min, max]; a UsageError names the option.
+  // The value parsed whole as a number within [min, max]; an ArgumentError names the option.
   std::optional<int64_t> integer(const std::string& name, int64_t min, int64_t max) const;
   std::optional<double> number(const std::string& name, double min, double max) const;
+  // parse(value, or `fallback` when absent); the ArgumentError of a bad value gets the option's
+  // name in front ("option --dtype: unknown dtype 'x'").
+  template <class Parse>
+  auto parsed(const std::string& name, const std::string& fallback, Parse parse) const {
+    const std::string v = value_or(name, fallback);
+    try {
+      return parse(v);
+    } catch (const ArgumentError& e) {
+      throw ArgumentError("option --" + name + ": " + e.what());
+    }
+  }
   const std::vector<std::string>& positional() const { return positional_; }
 
  private:

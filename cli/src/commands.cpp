@@ -21,18 +21,14 @@ namespace wavllm::cli {
 namespace {
 
 int run_make_random_model(const Command& self, const Args& a) {
-  if (!a.positional().empty()) throw UsageError("make-random-model takes no positional argument");
+  if (!a.positional().empty()) throw ArgumentError("make-random-model takes no positional argument");
   const auto config = a.value("config");
   const auto out = a.value("out");
-  if (!config) throw UsageError("make-random-model needs --config CONFIG.json");
-  if (!out) throw UsageError("make-random-model needs --out DIR");
+  if (!config) throw ArgumentError("make-random-model needs --config CONFIG.json");
+  if (!out) throw ArgumentError("make-random-model needs --out DIR");
   RandomModelOptions o;
   o.seed = uint64_t(a.integer("seed", 0, LLONG_MAX).value_or(0));
-  try {
-    o.dtype = parse_dtype(a.value_or("dtype", "float32"));
-  } catch (const Error& e) {
-    throw UsageError(std::string("option --dtype: ") + e.what());
-  }
+  o.dtype = a.parsed("dtype", "float32", parse_dtype);
   o.tokenizer = a.value_or("tokenizer", "");
   write_random_model(ModelConfig::load(*config), *out, o);
   std::fprintf(stderr, "wavllm: wrote a random-weight model to %s\n", out->c_str());
@@ -101,7 +97,7 @@ int dispatch(int argc, char** argv) {
     }
     return c.run(c, a);
   }
-  throw UsageError("unknown command '" + name + "' (see wavllm --help)");
+  throw ArgumentError("unknown command '" + name + "' (see wavllm --help)");
 }
 
 }  // namespace
@@ -191,7 +187,7 @@ std::string command_help(const Command& c) {
 int run_main(int argc, char** argv) {
   try {
     return dispatch(argc, argv);
-  } catch (const UsageError& e) {
+  } catch (const ArgumentError& e) {
     std::fprintf(stderr, "wavllm: error: %s\n", e.what());
     return 2;
   } catch (const std::exception& e) {

@@ -1,6 +1,6 @@
 #pragma once
 // Subcommands of the `wavllm` executable. Each returns the process exit status (0 ok, 1 failure);
-// usage mistakes throw UsageError (status 2), other failures throw Error (status 1).
+// usage mistakes throw ArgumentError (status 2), other failures throw Error (status 1).
 #include <exception>
 #include <string>
 #include <vector>

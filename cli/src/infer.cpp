@@ -41,15 +41,11 @@ std::shared_ptr<Model> load_model(const Args& a) {
     const char* env = std::getenv("WAVLLM_MODEL");
     if (env) dir = env;
   }
-  if (dir.empty()) throw UsageError("no model: pass --model DIR or set WAVLLM_MODEL");
+  if (dir.empty()) throw ArgumentError("no model: pass --model DIR or set WAVLLM_MODEL");
   ModelOptions mo;
   mo.device = a.value_or("device", mo.device);
   mo.dtype = a.value_or("dtype", mo.dtype);
-  try {
-    parse_dtype(mo.dtype);
-  } catch (const Error& e) {
-    throw UsageError(std::string("option --dtype: ") + e.what());
-  }
+  a.parsed("dtype", mo.dtype, parse_dtype);  // a usage error before the model loads
   mo.threads = int(a.integer("threads", 0, std::numeric_limits<int>::max()).value_or(0));
   std::shared_ptr<Model> m = Model::load(dir, mo);
   // Random-weight models print meaningless text by design; say so once, on stderr, so that
@@ -59,7 +55,7 @@ std::shared_ptr<Model> load_model(const Args& a) {
   return m;
 }
 
-// Decoding options given on the command line; parsed (and a UsageError raised) before the
+// Decoding options given on the command line; parsed (and a ArgumentError raised) before the
 // model loads, then laid over the model's defaults.
 struct GenerationFlags {
   std::optional<double> temperature, top_p;
@@ -86,8 +82,8 @@ struct GenerationFlags {
     if (seed) o.seed = uint64_t(*seed);
     try {
       o.validate();
-    } catch (const Error& e) {
-      throw UsageError(as_flag_names(e.what()));
+    } catch (const ArgumentError& e) {
+      throw ArgumentError(as_flag_names(e.what()));
     }
     return o;
   }
@@ -111,30 +107,24 @@ std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_hand
 std::string instruction_for(const Command& self, const Args& a, std::vector<std::string>* files) {
   *files = a.positional();
   const std::string& n = self.name;
-  try {
-    if (n == "transcribe") return transcribe_instruction();
-    if (n == "verify-speaker") return speaker_verification_instruction();
-    if (n == "emotion") return emotion_instruction();
-    if (n == "translate") {
-      const auto to = a.value("to");
-      if (!to) throw UsageError("translate needs --to LANGUAGE");
-      return translate_instruction(*to);
-    }
-    if (n == "run") {
-      const auto p = a.value("prompt");
-      if (!p || p->find_first_not_of(" \t\r\n") == std::string::npos) throw UsageError("run needs a non-empty --prompt");
-      return *p;
-    }
-    // ask QUESTION FILE...
-    if (files->empty()) throw UsageError("ask needs a question, then the audio files");
-    const std::string q = question_instruction(files->front());
-    files->erase(files->begin());
-    return q;
-  } catch (const UsageError&) {
-    throw;
-  } catch (const Error& e) {
-    throw UsageError(e.what());
+  if (n == "transcribe") return transcribe_instruction();
+  if (n == "verify-speaker") return speaker_verification_instruction();
+  if (n == "emotion") return emotion_instruction();
+  if (n == "translate") {
+    const auto to = a.value("to");
+    if (!to) throw ArgumentError("translate needs --to LANGUAGE");
+    return translate_instruction(*to);
   }
+  if (n == "run") {
+    const auto p = a.value("prompt");
+    if (!p || p->find_first_not_of(" \t\r\n") == std::string::npos) throw ArgumentError("run needs a non-empty --prompt");
+    return *p;
+  }
+  // ask QUESTION FILE...
+  if (files->empty()) throw ArgumentError("ask needs a question, then the audio files");
+  const std::string q = question_instruction(files->front());
+  files->erase(files->begin());
+  return q;
 }
 
 }  // namespace
@@ -142,7 +132,7 @@ std::string instruction_for(const Command& self, const Args& a, std::vector<std:
 int run_inference_command(const Command& self, const Args& a) {
   std::vector<std::string> files;
   const std::string instruction = instruction_for(self, a, &files);
-  if (files.empty()) throw UsageError(self.name + " needs at least one audio file");
+  if (files.empty()) throw ArgumentError(self.name + " needs at least one audio file");
   const bool as_json = a.flag("json");
   const GenerationFlags flags(a);
   const std::shared_ptr<Model> model = load_model(a);
@@ -295,17 +285,11 @@ class Progress {
 }  // namespace
 
 int run_batch(const Command& self, const Args& a) {
-  if (a.positional().size() != 1) throw UsageError("batch needs exactly one MANIFEST.tsv");
+  if (a.positional().size() != 1) throw ArgumentError("batch needs exactly one MANIFEST.tsv");
   const auto out = a.value("out");
-  if (!out) throw UsageError("batch needs --out RESULTS.jsonl");
+  if (!out) throw ArgumentError("batch needs --out RESULTS.jsonl");
   Shard shard;
-  if (auto s = a.value("shard")) {
-    try {
-      shard = parse_shard(*s);
-    } catch (const Error& e) {
-      throw UsageError(std::string("option --shard: ") + e.what());
-    }
-  }
+  if (auto s = a.value("shard")) shard = parse_shard(*s);
   const std::string manifest_path = a.positional()[0];
   const std::string root = a.value_or("audio-root", ".");
   const auto prompt_override = a.value("prompt");

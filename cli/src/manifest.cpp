@@ -105,7 +105,7 @@ Shard parse_shard(const std::string& text) {
   Shard s;
   if (slash == std::string::npos || !parse_count(text.substr(0, slash), &s.index) ||
       !parse_count(text.substr(slash + 1), &s.count) || s.count < 1 || s.index >= s.count)
-    throw Error("shard '" + text + "' is not i/n with 0 <= i < n (e.g. 0/4 ... 3/4)");
+    throw ArgumentError("option --shard: '" + text + "' is not i/n with 0 <= i < n (e.g. 0/4 ... 3/4)");
   return s;
 }
 

@@ -259,24 +259,24 @@ void ModelConfig::validate(const std::string& label) const {
     throw Error(label + ": llama.dim / n_heads must be an even integer (rotary pairs)");
   for (int64_t id : {tokens.bos, tokens.eos, tokens.pad})
     if (id < 0 || id >= l.vocab_size) throw Error(label + ": token id " + std::to_string(id) + " is outside the vocabulary");
-  generation.validate(label + ": generation.");
+  if (const std::string p = generation.problem(); !p.empty()) throw Error(label + ": generation." + p);
 }
 
-void GenerationConfig::validate(const std::string& label) const {
-  auto bad = [&](const char* field, const std::string& rule) { throw Error(label + field + ": " + rule); };
-  if (max_steps < 1 || max_steps > kMaxSteps) bad("max_steps", "must be in [1, " + std::to_string(kMaxSteps) + "]");
+std::string GenerationConfig::problem() const {
+  if (max_steps < 1 || max_steps > kMaxSteps) return "max_steps: must be in [1, " + std::to_string(kMaxSteps) + "]";
   if (!std::isfinite(temperature) || !(temperature == 0 || (temperature >= kMinTemperature && temperature <= kMaxTemperature)))
-    bad("temperature", "must be 0 (greedy) or in [0.001, 100]");
-  if (!(top_p > 0 && top_p <= 1)) bad("top_p", "must be in (0, 1]");
-  if (top_k < 0) bad("top_k", "must be >= 0 (0: no cut)");
-  if (num_beams < 1 || num_beams > kMaxBeams) bad("num_beams", "must be in [1, " + std::to_string(kMaxBeams) + "]");
-  if (num_beams > 1 && temperature > 0) bad("num_beams", "beam search needs temperature 0 (no sampling)");
-  if (!std::isfinite(length_penalty)) bad("length_penalty", "must be finite");
+    return "temperature: must be 0 (greedy) or in [0.001, 100]";
+  if (!(top_p > 0 && top_p <= 1)) return "top_p: must be in (0, 1]";
+  if (top_k < 0) return "top_k: must be >= 0 (0: no cut)";
+  if (num_beams < 1 || num_beams > kMaxBeams) return "num_beams: must be in [1, " + std::to_string(kMaxBeams) + "]";
+  if (num_beams > 1 && temperature > 0) return "num_beams: beam search needs temperature 0 (no sampling)";
+  if (!std::isfinite(length_penalty)) return "length_penalty: must be finite";
   if (!(repetition_penalty > 0) || !std::isfinite(repetition_penalty))
-    bad("repetition_penalty", "must be a finite value > 0");
+    return "repetition_penalty: must be a finite value > 0";
   // Banning repeats scans the generated ids once per step and n-gram position.
   if (no_repeat_ngram_size < 0 || no_repeat_ngram_size > kMaxNoRepeatNgram)
-    bad("no_repeat_ngram_size", "must be in [0, " + std::to_string(kMaxNoRepeatNgram) + "]");
+    return "no_repeat_ngram_size: must be in [0, " + std::to_string(kMaxNoRepeatNgram) + "]";
+  return "";
 }
 
 ModelConfig ModelConfig::load(const std::string& path) {

@@ -35,11 +35,11 @@ at::Device parse_device(const std::string& name) {
   try {
     d = at::Device(name);
   } catch (const std::exception&) {
-    throw Error("unknown device '" + name + "' (expected cpu, cuda or cuda:N)");
+    throw ArgumentError("unknown device '" + name + "' (expected cpu, cuda or cuda:N)");
   }
   if (d.is_cuda() && !at::hasCUDA())
-    throw Error("device '" + name + "': this LibTorch was built without CUDA or no GPU is visible");
-  if (!d.is_cpu() && !d.is_cuda()) throw Error("device '" + name + "' is not supported (cpu or cuda)");
+    throw ArgumentError("device '" + name + "': this LibTorch was built without CUDA or no GPU is visible");
+  if (!d.is_cpu() && !d.is_cuda()) throw ArgumentError("device '" + name + "' is not supported (cpu or cuda)");
   return d;
 }
 
@@ -47,7 +47,7 @@ at::ScalarType parse_dtype(const std::string& name) {
   if (name == "float32" || name == "f32" || name == "fp32" || name == "float") return at::kFloat;
   if (name == "float16" || name == "f16" || name == "fp16" || name == "half") return at::kHalf;
   if (name == "bfloat16" || name == "bf16") return at::kBFloat16;
-  throw Error("unknown dtype '" + name + "' (expected float32, float16 or bfloat16)");
+  throw ArgumentError("unknown dtype '" + name + "' (expected float32, float16 or bfloat16)");
 }
 
 std::string dtype_label(at::ScalarType t) {
@@ -141,7 +141,7 @@ void check_memory_budget(uint64_t needed_bytes, uint64_t available_bytes, const 
     std::snprintf(buf, sizeof buf, "%.2f GiB", b / 1073741824.0);
     return std::string(buf);
   };
-  throw Error(what + " needs about " + gib(needed_bytes) + " of memory but only " + gib(available_bytes) +
+  throw ResourceError(what + " needs about " + gib(needed_bytes) + " of memory but only " + gib(available_bytes) +
               " is available; use a smaller --dtype (bfloat16 halves float32) or a machine with more memory");
 }
 

@@ -25,14 +25,14 @@ void GenerateOptions::validate() const {
   g.length_penalty = length_penalty;
   g.repetition_penalty = repetition_penalty;
   g.no_repeat_ngram_size = no_repeat_ngram_size;
-  g.validate("generation option ");
-  if (max_new_tokens < 0) throw Error("generation option max_new_tokens: must be >= 0 (0: no limit)");
+  if (const std::string p = g.problem(); !p.empty()) throw ArgumentError("generation option " + p);
+  if (max_new_tokens < 0) throw ArgumentError("generation option max_new_tokens: must be >= 0 (0: no limit)");
   // Each decoded piece is matched against every stop string.
   if (stop.size() > kMaxStopStrings)
-    throw Error("generation option stop: at most " + std::to_string(kMaxStopStrings) + " stop strings");
+    throw ArgumentError("generation option stop: at most " + std::to_string(kMaxStopStrings) + " stop strings");
   for (const auto& s : stop)
     if (s.empty() || s.size() > kMaxStopBytes)
-      throw Error("generation option stop: stop strings must have 1 to " + std::to_string(kMaxStopBytes) + " bytes");
+      throw ArgumentError("generation option stop: stop strings must have 1 to " + std::to_string(kMaxStopBytes) + " bytes");
 }
 
 namespace {
@@ -152,7 +152,7 @@ class Decoding {
     const int64_t table = cfg.max_positions();
     // Step s >= 1 feeds one token at position prompt_len + s - 1.
     if (prompt_len_ + F > table)
-      throw Error("decoder: context too long: " + std::to_string(prompt.left.size()) + " prompt tokens + " +
+      throw ResourceError("decoder: context too long: " + std::to_string(prompt.left.size()) + " prompt tokens + " +
                   std::to_string(audio.size(0)) + " audio frames + BOS + " + std::to_string(F) +
                   " instruction tokens need " + std::to_string(prompt_len_ + F) +
                   " positions; the rotary table has " + std::to_string(table) + " (2 x llama.max_seq_len)");

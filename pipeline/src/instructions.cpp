@@ -39,7 +39,7 @@ std::string translate_instruction(const std::string& language) {
     if (lower(name) == want) return std::string("Translate the audio clip into ") + name + ".";
   std::string known;
   for (const char* name : kLanguages) known += (known.empty() ? "" : ", ") + std::string(name);
-  throw Error("unknown target language '" + language + "' (known: " + known + ")");
+  throw ArgumentError("unknown target language '" + language + "' (known: " + known + ")");
 }
 
 std::string speaker_verification_instruction() { return "Is there only one speaker in the audio clip?"; }
@@ -50,7 +50,7 @@ std::string emotion_instruction() {
 
 std::string question_instruction(const std::string& question) {
   const std::string q = trim(question);
-  if (q.empty()) throw Error("the question is empty");
+  if (q.empty()) throw ArgumentError("the question is empty");
   return q;
 }
 

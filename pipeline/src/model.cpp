@@ -137,7 +137,7 @@ struct Model::Impl {
                   std::to_string(wavlm.min_samples()));
     const double seconds = n / kSampleRate;
     if (seconds > kMaxAudioSeconds)
-      throw Error("the audio is " + std::to_string(int64_t(seconds)) + " s long; the limit is " +
+      throw ResourceError("the audio is " + std::to_string(int64_t(seconds)) + " s long; the limit is " +
                   std::to_string(int64_t(kMaxAudioSeconds)) + " s");
     if (weights.device().is_cpu())
       check_memory_budget(activation_bytes(n), available_memory_bytes(),
@@ -177,7 +177,7 @@ struct Model::Impl {
     if (needed > table) {
       char audio_text[64];
       std::snprintf(audio_text, sizeof audio_text, "%.1f s", samples / kSampleRate);
-      throw Error("the request needs " + std::to_string(needed) + " decoder positions (" +
+      throw ResourceError("the request needs " + std::to_string(needed) + " decoder positions (" +
                   std::to_string(audio_tokens(samples)) + " of them for " + audio_text +
                   " of audio); the model's rotary table has " + std::to_string(table) +
                   ": use shorter audio or a shorter instruction");
@@ -227,7 +227,7 @@ struct Model::Impl {
     constexpr size_t kMaxBytesPerToken = 64;
     const size_t limit = size_t(cfg.llama.max_positions()) * kMaxBytesPerToken;
     if (instruction.size() > limit)
-      throw Error("the instruction is " + std::to_string(instruction.size()) + " bytes; it cannot fit the decoder's " +
+      throw ResourceError("the instruction is " + std::to_string(instruction.size()) + " bytes; it cannot fit the decoder's " +
                   std::to_string(cfg.llama.max_positions()) + " positions (limit " + std::to_string(limit) + " bytes)");
     return decoder::build_prompt(tokenizer, cfg.system_prompt, instruction, cfg.tokens.bos);
   }
@@ -272,8 +272,8 @@ std::shared_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
   const at::ScalarType dtype = parse_dtype(opt.dtype);
   // LibTorch has no float16 convolutions on CPU; bfloat16 is the half-size CPU type.
   if (device.is_cpu() && dtype == at::kHalf)
-    throw Error("dtype float16 is not supported on CPU (LibTorch lacks float16 convolutions there): use bfloat16 or float32");
-  if (opt.threads < 0) throw Error("threads must be >= 0 (0 = all cores), got " + std::to_string(opt.threads));
+    throw ArgumentError("dtype float16 is not supported on CPU (LibTorch lacks float16 convolutions there): use bfloat16 or float32");
+  if (opt.threads < 0) throw ArgumentError("threads must be >= 0 (0 = all cores), got " + std::to_string(opt.threads));
   check_model_dir(model_dir);
   set_threads(opt.threads);
   InferenceGuard guard;

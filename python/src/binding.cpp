@@ -220,10 +220,28 @@ auto audio_method(R (wavllm::Model::*method)(const std::vector<float>&) const) {
 
 PYBIND11_MODULE(_wavllm, m) {
   m.doc() = "wavllm C++ engine (see the wavllm package docstring)";
+  // The one mapping of the engine's error kinds (wavllm/core/error.h) to Python: Error for bad
+  // input, ArgumentError (also a ValueError) for an argument outside its rule, ResourceError
+  // for a request beyond a limit of the model or the machine.
   static py::exception<wavllm::Error> error(m, "Error", PyExc_RuntimeError);
+  auto subclass = [&m](const char* name, py::tuple bases, const char* doc) {
+    PyObject* type = PyErr_NewExceptionWithDoc((std::string("wavllm._wavllm.") + name).c_str(), doc, bases.ptr(), nullptr);
+    if (!type) throw py::error_already_set();
+    py::object cls = py::reinterpret_steal<py::object>(type);
+    m.attr(name) = cls;
+    return cls;
+  };
+  static py::object argument_error = subclass("ArgumentError", py::make_tuple(error, py::handle(PyExc_ValueError)),
+                                              "An argument or option outside its rule (also a ValueError).");
+  static py::object resource_error = subclass("ResourceError", py::make_tuple(error),
+                                              "A valid request beyond a limit of the model or the machine.");
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
+    } catch (const wavllm::ArgumentError& e) {
+      PyErr_SetString(argument_error.ptr(), e.what());
+    } catch (const wavllm::ResourceError& e) {
+      PyErr_SetString(resource_error.ptr(), e.what());
     } catch (const wavllm::Error& e) {
       error(e.what());
     } catch (const std::filesystem::filesystem_error& e) {

@@ -11,8 +11,11 @@ Research binding (docs/model.md §9), numpy in and out:
     r.text, r.token_ids, r.timings, r.real_time_factor
 
 Audio arguments are a path or a 1-D C-contiguous float32 array at 16 kHz; other arrays raise
-ValueError (float64 too: convert with .astype(numpy.float32)). Engine failures (bad files, bad
-options, unknown devices) raise wavllm.Error, a RuntimeError. Model methods release the GIL and
+ValueError (float64 too: convert with .astype(numpy.float32)). Engine failures raise
+wavllm.Error, a RuntimeError: bad files, weights or configs as wavllm.Error itself, an option or
+argument outside its rule (a generation option, a dtype, a device, a language) as
+wavllm.ArgumentError (also a ValueError), and a request beyond a limit (memory, context, audio
+length) as wavllm.ResourceError. Model methods release the GIL and
 one Model may be shared by several threads. Generation options left as None take the model's
 config.json "generation" values (greedy for the released model).
 
@@ -28,7 +31,7 @@ except ModuleNotFoundError as e:
         raise
     _wavllm = None
 
-__all__ = ["Error", "Model", "GenerationResult", "load_audio", "log_mel", "set_threads",
+__all__ = ["Error", "ArgumentError", "ResourceError", "Model", "GenerationResult", "load_audio", "log_mel", "set_threads",
            "transcribe_instruction", "translate_instruction", "speaker_verification_instruction",
            "emotion_instruction", "question_instruction"]
 
@@ -39,7 +42,7 @@ if _wavllm is None:
                               "the project and put build/python on PYTHONPATH")
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 else:
-    from ._wavllm import (Error, GenerationResult, emotion_instruction, load_audio, log_mel,
+    from ._wavllm import (ArgumentError, Error, GenerationResult, ResourceError, emotion_instruction, load_audio, log_mel,
                           question_instruction, set_threads, speaker_verification_instruction,
                           transcribe_instruction, translate_instruction)
 

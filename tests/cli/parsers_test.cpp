@@ -20,7 +20,7 @@ Args parse(std::vector<std::string> a) { return Args::parse(a, kSpecs); }
 std::string usage_error(std::vector<std::string> a) {
   try {
     parse(std::move(a));
-  } catch (const UsageError& e) {
+  } catch (const ArgumentError& e) {
     return e.what();
   }
   return "(no error)";
@@ -48,7 +48,7 @@ TEST(Args, MistakesNameTheOption) {
       const Args a = parse({"--" + opt, v});
       if (opt == "threads") a.integer(opt, 0, 10);
       else a.number(opt, 0, 1);
-    } catch (const UsageError& e) {
+    } catch (const ArgumentError& e) {
       return std::string(e.what());
     }
     return std::string("(no error)");

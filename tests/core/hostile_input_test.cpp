@@ -239,3 +239,22 @@ TEST(HostileText, ControlCharactersInErrorsAreEscaped) {
   EXPECT_NE(msg.find("bad\nsecond line\tok"), std::string::npos) << msg;  // layout kept
   EXPECT_EQ(printable("caf\xC3\xA9"), "caf\xC3\xA9");                    // other UTF-8 untouched
 }
+
+TEST(HostileText, ErrorKindsAreToldApart) {
+  EXPECT_THROW(parse_dtype("int8"), ArgumentError);
+  EXPECT_THROW(parse_device("tpu"), ArgumentError);
+  EXPECT_THROW(check_memory_budget(2, 1, "x"), ResourceError);
+  GenerationConfig g;
+  g.num_beams = 99;
+  EXPECT_NE(g.problem().find("num_beams"), std::string::npos);
+  json j = json::parse(ModelConfig::load(demo_dir()).to_json_text());
+  j["generation"]["num_beams"] = 99;  // in a file: bad input, not an argument
+  try {
+    ModelConfig::from_json_text(j.dump(), "c.json");
+    ADD_FAILURE() << "accepted";
+  } catch (const ArgumentError&) {
+    ADD_FAILURE() << "a config file's value is bad input";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("c.json: generation.num_beams"), std::string::npos) << e.what();
+  }
+}

@@ -168,3 +168,20 @@ def test_paths_with_a_nul_byte_are_refused(model):
         model.transcribe(SHORT + "\0../../etc/passwd")
     with pytest.raises(wavllm.Error, match="NUL byte"):
         wavllm.Model(str(DEMO) + "\0x")
+
+
+def test_error_kinds_are_told_apart(model, audio):
+    # An argument outside its rule: ArgumentError, also a ValueError and a wavllm.Error.
+    for call in (lambda: model.generate(audio, "Hi", temperature=-1),
+                 lambda: wavllm.Model(str(DEMO), dtype="int8"),
+                 lambda: model.translate(audio, to="Klingonese")):
+        with pytest.raises(wavllm.ArgumentError) as info:
+            call()
+        assert isinstance(info.value, ValueError) and isinstance(info.value, wavllm.Error)
+    # A request beyond a limit: ResourceError.
+    with pytest.raises(wavllm.ResourceError, match="decoder positions"):
+        model.generate(np.full(16000 * 170, 0.01, np.float32), "Hi")
+    # Bad input: wavllm.Error itself.
+    with pytest.raises(wavllm.Error) as info:
+        model.transcribe(str(ROOT / "README.md"))
+    assert not isinstance(info.value, (wavllm.ArgumentError, wavllm.ResourceError))

@@ -90,8 +90,9 @@ struct GenerationConfig {
   double repetition_penalty = 1.0;
   int no_repeat_ngram_size = 0;
 
-  // The one rule set for these values: an Error "<label>temperature: ..." naming the field.
-  void validate(const std::string& label) const;
+  // The one rule set for these values: "" when valid, else "temperature: must be ..." naming
+  // the first field that breaks it (config.json reports it as bad input, options as a bad argument).
+  std::string problem() const;
 };
 
 struct ModelConfig {
