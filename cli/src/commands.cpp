@@ -13,6 +13,7 @@
 #include "wavllm/core/config.h"
 #include "wavllm/core/random_model.h"
 #include "wavllm/core/runtime.h"
+#include "wavllm/core/schema.h"
 
 namespace fs = std::filesystem;
 
@@ -32,6 +33,14 @@ int run_make_random_model(const Command& self, const Args& a) {
   o.tokenizer = a.value_or("tokenizer", "");
   write_random_model(ModelConfig::load(*config), *out, o);
   std::fprintf(stderr, "wavllm: wrote a random-weight model to %s\n", out->c_str());
+  return 0;
+}
+
+int run_spec(const Command& self, const Args& a) {
+  if (!a.positional().empty()) throw ArgumentError("spec takes no positional argument");
+  const auto config = a.value("config");
+  if (!config) throw ArgumentError("spec needs --config CONFIG.json (or a model directory)");
+  std::fputs(model_schema_json(ModelConfig::load(*config)).c_str(), stdout);
   return 0;
 }
 
@@ -155,6 +164,11 @@ const std::vector<Command>& commands() {
          "skipped (delete a line to rerun it). Audio paths: AUDIO_ROOT/PATH, else AUDIO_ROOT/FILENAME\n"
          "(the reference manifests name files under the authors' checkout).",
          batch_opts, run_batch},
+        {"spec", "--config CONFIG.json", "print the tensors a model of this config has, as JSON",
+         "One object per tensor: name, shape and whether inference uses it. The loader, the random-model\n"
+         "generator and the converter check against this list.",
+         {{"config", "FILE", "config.json (or a model directory)"}},
+         run_spec},
         {"make-random-model", "--config CONFIG.json --out DIR [OPTIONS]",
          "write a model directory with random weights (tests, benchmarks)", "",
          {{"config", "FILE", "config.json (or a model directory) giving every size"},

@@ -1,5 +1,7 @@
 #include "wavllm/core/schema.h"
 
+#include <nlohmann/json.hpp>
+
 namespace wavllm {
 
 std::string shape_str(const std::vector<int64_t>& shape) {
@@ -120,6 +122,12 @@ std::vector<TensorSchema> model_schema(const ModelConfig& cfg) {
   b.linear(lp + "scale_fc_2", l.dim, l.prompt_hidden);
   b.linear(lp + "scale_weight_attention", 1, l.dim);
   return b.out;
+}
+
+std::string model_schema_json(const ModelConfig& cfg) {
+  nlohmann::json list = nlohmann::json::array();
+  for (const TensorSchema& t : model_schema(cfg)) list.push_back({{"name", t.name}, {"shape", t.shape}, {"used", t.used}});
+  return list.dump(1) + "\n";
 }
 
 }  // namespace wavllm

@@ -22,6 +22,7 @@
 #include "wavllm/core/config.h"
 #include "wavllm/core/error.h"
 #include "wavllm/core/runtime.h"
+#include "wavllm/core/schema.h"
 #include "wavllm/pipeline/model.h"
 
 namespace py = pybind11;
@@ -280,10 +281,13 @@ PYBIND11_MODULE(_wavllm, m) {
       "Whisper log-mel per 30-s part: (float32 [parts, n_mels, 3000], int64 [parts] valid frames).");
 
   m.def(
-      "check_config",
-      [](const std::string& text) { wavllm::ModelConfig::from_json_text(text, "config.json"); },
+      "tensor_spec",
+      [](const std::string& text) {
+        return wavllm::model_schema_json(wavllm::ModelConfig::from_json_text(text, "config.json"));
+      },
       py::arg("json_text"),
-      "Raises wavllm.Error naming the field when config.json text would not load (the converter's check).");
+      "The tensors a model of this config.json text has, as JSON: [{name, shape, used}]. The converter "
+      "checks a checkpoint against it.");
 
   m.def("transcribe_instruction", &wavllm::transcribe_instruction);
   m.def("translate_instruction", &wavllm::translate_instruction, py::arg("language"));

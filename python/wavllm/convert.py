@@ -232,9 +232,11 @@ def _read_hparams(path):
     return hparams
 
 
-def _engine_check(cfg):
-    """The engine's own config.json validation (every range rule), when the compiled module is
-    there: a config it would refuse is never written. Without it, _check's rules apply."""
+def _engine_check(cfg, shapes):
+    """The engine's own checks, when the compiled module is there: its config.json validation
+    (every range rule) and its tensor list for that config (names and shapes, as the loader
+    will check them), so a model it would refuse is never written, and nothing beyond what the
+    model has is expanded. Without it, _check's rules apply and the loader checks the rest."""
     try:
         from . import _wavllm  # None when the package finds no compiled module
     except ImportError:
@@ -242,9 +244,18 @@ def _engine_check(cfg):
     if _wavllm is None:
         return
     try:
-        _wavllm.check_config(json.dumps(cfg))
+        spec = json.loads(_wavllm.tensor_spec(json.dumps(cfg)))
     except _wavllm.Error as e:
         raise ConvertError(f"the derived config.json would not load: {e}") from None
+    expected = {t["name"]: t["shape"] for t in spec}
+    problems = [f"missing {t['name']} {t['shape']}" for t in spec if t["used"] and t["name"] not in shapes]
+    problems += [f"unexpected {n} {s}" for n, s in shapes.items() if n not in expected]
+    problems += [f"{n} is {s}, the config says {expected[n]}" for n, s in shapes.items()
+                 if n in expected and s != expected[n]]
+    if problems:
+        shown = problems[:20] + ([f"... and {len(problems) - 20} more"] if len(problems) > 20 else [])
+        raise ConvertError("the checkpoint's tensors do not match the model the engine would load:\n  "
+                           + "\n  ".join(shown))
 
 
 _MODEL_FILE = re.compile(r"model(-\d{5}-of-\d{5})?\.safetensors(\.index\.json)?|config\.json|tokenizer\.model")
@@ -346,7 +357,7 @@ def convert(checkpoint, out_dir, dtype="float32", shard_size="2GB", preset="wavl
     _check_out_dir(out_dir)
     tensors = _state_dict(checkpoint)
     cfg = derive_config({n: list(t.shape) for n, t in tensors.items()}, hparams, preset)
-    _engine_check(cfg)
+    _engine_check(cfg, {n: list(t.shape) for n, t in tensors.items()})
     if tokenizer:
         _check_tokenizer(tokenizer, cfg["llama"]["vocab_size"])
 

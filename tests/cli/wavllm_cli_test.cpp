@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "wavllm/core/safetensors.h"
 #include "test_util.h"
 
 namespace {
@@ -98,9 +99,11 @@ int count_lines(const std::string& s) { return int(std::count(s.begin(), s.end()
 TEST_F(Cli, HelpEverywhere) {
   Outcome r = run({"--help"});
   EXPECT_EQ(r.status, 0);
-  for (const char* c : {"transcribe", "translate", "ask", "verify-speaker", "emotion", "run", "batch", "make-random-model", "convert"})
+  for (const char* c : {"transcribe", "translate", "ask", "verify-speaker", "emotion", "run", "batch", "spec",
+                        "make-random-model", "convert"})
     EXPECT_NE(r.out.find(c), std::string::npos) << c;
-  for (const char* c : {"transcribe", "translate", "ask", "verify-speaker", "emotion", "run", "batch", "make-random-model"}) {
+  for (const char* c : {"transcribe", "translate", "ask", "verify-speaker", "emotion", "run", "batch", "spec",
+                        "make-random-model"}) {
     r = run({c, "--help"});
     EXPECT_EQ(r.status, 0) << c;
     EXPECT_NE(r.out.find(std::string("usage: wavllm ") + c), std::string::npos) << c;
@@ -369,4 +372,23 @@ TEST_F(Cli, OptionsThatPassAloneButFailLaterAreUsageErrors) {
                             "1e-300", "--threads", "100000", a});
   EXPECT_EQ(tiny.status, 0) << tiny.err;
   EXPECT_EQ(tiny.out, greedy.out);
+}
+
+// One tensor list: what `wavllm spec` prints is what the demo model holds and what
+// make-random-model writes (the converter checks checkpoints against it: tests/python).
+TEST_F(Cli, SpecListsEveryTensorOfTheModel) {
+  const Outcome r = run({"spec", "--config", demo_dir()});
+  ASSERT_EQ(r.status, 0) << r.err;
+  std::map<std::string, std::vector<int64_t>> spec;
+  for (const json& t : json::parse(r.out)) spec[t["name"].get<std::string>()] = t["shape"].get<std::vector<int64_t>>();
+  auto tensors_of = [](const fs::path& file) {
+    std::map<std::string, std::vector<int64_t>> out;
+    const auto f = wavllm::st::File::open(file.string());  // alive while its tensors are read
+    for (const auto& [name, info] : f->tensors()) out[name] = info.shape;
+    return out;
+  };
+  EXPECT_EQ(tensors_of(fs::path(demo_dir()) / "model.safetensors"), spec);
+  ASSERT_EQ(run({"make-random-model", "--config", demo_dir(), "--out", (dir_ / "m").string()}).status, 0);
+  EXPECT_EQ(tensors_of(dir_ / "m" / "model.safetensors"), spec);
+  EXPECT_EQ(run({"spec"}).status, 2);
 }

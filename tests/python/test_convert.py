@@ -475,6 +475,24 @@ def test_hparams_and_checkpoints_that_are_special_files(tmp_path):
     assert_clean_failure(run_cli(CKPT, str(tmp_path / "o"), "--hparams", str(dup)), "duplicate key 'llama'")
 
 
+def test_tensors_the_engine_would_not_load_are_refused_before_writing(tmp_path):
+    torch = pytest.importorskip("torch")
+    installed = pytest.importorskip("wavllm.convert")
+    if getattr(importlib.import_module("wavllm"), "_wavllm", None) is None:
+        pytest.skip("the compiled engine is not on PYTHONPATH")
+    state = {n: torch.from_numpy(a.copy()) for n, a in REFERENCE.items()}
+    state["gpt_model.model_llama.extra.weight"] = torch.zeros(3)  # not a tensor of the model
+    wq = "gpt_model.model_llama.layers.1.attention.wq.weight"
+    state[wq] = torch.zeros(64, 63)  # layer 0 (which the config comes from) says [64, 64]
+    path = tmp_path / "odd.pt"
+    torch.save({"model": state}, path)
+    with pytest.raises(installed.ConvertError) as info:
+        installed.convert(str(path), str(tmp_path / "o"), hparams=json.load(open(HPARAMS)), log=lambda *_: None)
+    assert "unexpected gpt_model.model_llama.extra.weight [3]" in str(info.value)
+    assert f"{wq} is [64, 63], the config says [64, 64]" in str(info.value)
+    assert not (tmp_path / "o").exists()
+
+
 def test_engine_validation_refuses_what_the_engine_would_not_load(tmp_path):
     installed = pytest.importorskip("wavllm.convert")  # the package beside the compiled engine
     if getattr(importlib.import_module("wavllm"), "_wavllm", None) is None:

@@ -21,6 +21,10 @@ struct TensorSchema {
 
 std::vector<TensorSchema> model_schema(const ModelConfig& cfg);
 
+// model_schema(cfg) as JSON text, [{"name": ..., "shape": [...], "used": true}, ...]: what
+// `wavllm spec` prints and the converter checks a checkpoint against.
+std::string model_schema_json(const ModelConfig& cfg);
+
 std::string shape_str(const std::vector<int64_t>& shape);
 
 }  // namespace wavllm
