@@ -110,7 +110,6 @@ void check_header(SNDFILE* f, const SF_INFO& info, const std::string& label, con
 // a 43-byte file may declare millions of frames (found by fuzz_audio).
 template <class Sink>
 void read_blocks(SNDFILE* f, const SF_INFO& info, const std::string& label, const DecodeOptions& opt, Sink&& sink) {
-  check_header(f, info, label, opt);
   const bool known_length = info.frames >= 0 && info.frames != SF_COUNT_MAX;
   const sf_count_t limit_frames = static_cast<sf_count_t>(std::min(opt.max_seconds * info.samplerate, 9.0e18));
   const size_t ch = static_cast<size_t>(info.channels);
@@ -148,7 +147,6 @@ Buffer read_raw(SNDFILE* f, const SF_INFO& info, const std::string& label, const
 }
 
 std::vector<float> read_mono_16k(SNDFILE* f, const SF_INFO& info, const std::string& label, const DecodeOptions& opt) {
-  check_header(f, info, label, opt);  // the resampler needs a valid rate and channel count
   MonoResampler resampler(info.samplerate, info.channels);
   std::vector<float> mono;
   const size_t ch = static_cast<size_t>(info.channels);
@@ -163,14 +161,14 @@ std::vector<float> read_mono_16k(SNDFILE* f, const SF_INFO& info, const std::str
     resampler.push(block, frames, mono);
   });
   resampler.finish(mono);
-  for (float v : mono)
-    if (!std::isfinite(v)) {
-      char text[32];
-      std::snprintf(text, sizeof text, "%.3g", peak);
-      fail(label, std::string("overflows when resampled to 16 kHz: its samples reach ") + text +
-                      " in magnitude (audio is expected within [-1, 1]); rescale it");
-    }
-  check_samples(mono.data(), mono.size(), label);
+  // The input was finite, so a non-finite output is the resampler's filter overflowing.
+  if (std::any_of(mono.begin(), mono.end(), [](float v) { return !std::isfinite(v); })) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%.3g", peak);
+    fail(label, std::string("overflows when resampled to 16 kHz: its samples reach ") + text +
+                    " in magnitude (audio is expected within [-1, 1]); rescale it");
+  }
+  if (mono.empty()) fail(label, "contains no samples (empty audio)");
   return mono;
 }
 
@@ -182,6 +180,7 @@ using Handle = std::unique_ptr<SNDFILE, Closer>;
 template <class Reader>
 auto decode_open(SNDFILE* f, const SF_INFO& info, const std::string& label, const DecodeOptions& opt, Reader read) {
   Handle h(f);
+  check_header(h.get(), info, label, opt);  // for both readers; the resampler needs a valid rate
   try {
     return read(h.get(), info, label, opt);
   } catch (const Error&) {

@@ -94,10 +94,8 @@ Weights Weights::load(const std::string& path, const ModelConfig& cfg, at::Devic
   Weights w;
   w.device_ = device;
   w.dtype_ = dtype;
-  for (const auto& [name, entry] : set.tensors()) {
-    const auto& meta = entry.first->metadata();
-    if (auto it = meta.find("format"); it != meta.end()) w.formats_.insert(it->second);
-  }
+  for (const auto& file : set.files())
+    if (auto it = file->metadata().find("format"); it != file->metadata().end()) w.formats_.insert(it->second);
   std::map<std::string, bool> used;
   for (const auto& t : model_schema(cfg)) used[t.name] = t.used;
   for (const auto& [name, entry] : set.tensors()) {

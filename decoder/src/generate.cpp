@@ -211,9 +211,11 @@ class Decoding {
     return checked(llm_.forward(llm_.embed(tokens).unsqueeze(1), *cache_, scale_).cpu());
   }
 
-  // NaN logits would decode to an arbitrary token (argmax of NaN) or an empty answer.
+  // NaN logits would decode to an arbitrary token (argmax of NaN) or an empty answer. Checked in
+  // place every step (float32 [rows, vocab] on the CPU): no tensor is made for it per token.
   at::Tensor checked(at::Tensor logits) const {
-    if (!at::isfinite(logits).all().item<bool>())
+    const float* p = logits.data_ptr<float>();
+    if (!std::all_of(p, p + logits.numel(), [](float v) { return std::isfinite(v); }))
       throw Error("the decoder produced non-finite logits (NaN or infinity) at position " +
                   std::to_string(cache_->length()) + ": its weights or its input embeddings hold NaN or infinite values");
     return logits;

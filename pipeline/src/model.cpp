@@ -85,21 +85,17 @@ std::string magnitude_text(double v) {
 }
 
 // A stage whose output is not finite has failed: NaN from hostile audio or corrupt weights must
-// never reach the decoder and come out as an empty "success". `peak` is the input audio's
-// largest magnitude, to tell the two causes apart.
-void require_finite(const at::Tensor& t, const std::string& stage, float peak) {
+// never reach the decoder and come out as an empty "success". The input audio's largest
+// magnitude, found only then, tells the two causes apart.
+void require_finite(const at::Tensor& t, const std::string& stage, const std::vector<float>& samples) {
   if (at::isfinite(t).all().item<bool>()) return;
+  float peak = 0;
+  for (float v : samples) peak = std::max(peak, std::fabs(v));
   std::string why = peak > 1e3f ? "the audio's samples reach " + magnitude_text(peak) +
                                       " in magnitude (audio is expected within [-1, 1]); rescale it"
                                 : "the audio is in range (peak " + magnitude_text(peak) +
                                       "), so the model's weights likely hold NaN or infinite values";
   throw Error(stage + " produced non-finite values (NaN or infinity): " + why);
-}
-
-float peak_magnitude(const std::vector<float>& samples) {
-  float peak = 0;
-  for (float v : samples) peak = std::max(peak, std::fabs(v));
-  return peak;
 }
 
 }  // namespace
@@ -135,10 +131,8 @@ struct Model::Impl {
     if (n < wavlm.min_samples())
       throw Error("the audio is too short: " + std::to_string(n) + " samples at 16 kHz, the model needs at least " +
                   std::to_string(wavlm.min_samples()));
+    check_audio_length(n);
     const double seconds = n / kSampleRate;
-    if (seconds > kMaxAudioSeconds)
-      throw ResourceError("the audio is " + std::to_string(int64_t(seconds)) + " s long; the limit is " +
-                  std::to_string(int64_t(kMaxAudioSeconds)) + " s");
     if (weights.device().is_cpu())
       check_memory_budget(activation_bytes(n), available_memory_bytes(),
                           "encoding " + std::to_string(int64_t(seconds)) + " s of audio");
@@ -207,15 +201,14 @@ struct Model::Impl {
 
   // Callers check the samples first.
   at::Tensor embeddings(const std::vector<float>& samples, StageTimings* t) const {
-    const float peak = peak_magnitude(samples);
     const at::Tensor w_out = whisper_out(samples, t);
-    require_finite(w_out, "the Whisper encoder", peak);
+    require_finite(w_out, "the Whisper encoder", samples);
     Stopwatch sw;
     const at::Tensor v_out = wavlm.weighted_sum(wavlm_hidden(samples));
-    require_finite(v_out, "the WavLM encoder", peak);
+    require_finite(v_out, "the WavLM encoder", samples);
     if (t) t->wavlm += sw.lap();
     at::Tensor fused = fusion.forward(whisper_branch.forward(w_out), wavlm_branch.forward(v_out));
-    require_finite(fused, "the modality adapters", peak);
+    require_finite(fused, "the modality adapters", samples);
     if (t) t->adapters += sw.lap();
     return fused;
   }
@@ -353,6 +346,13 @@ at::Tensor Model::audio_embeddings(const std::vector<float>& samples16k) const {
 int64_t Model::audio_token_count(int64_t samples16k) const {
   if (samples16k < impl_->wavlm.min_samples()) return 0;
   return impl_->audio_tokens(samples16k);
+}
+
+void check_audio_length(int64_t samples16k) {
+  const double seconds = double(samples16k) / kSampleRate;
+  if (seconds > kMaxAudioSeconds)
+    throw ResourceError("the audio is " + std::to_string(int64_t(seconds)) + " s long; the limit is " +
+                        std::to_string(int64_t(kMaxAudioSeconds)) + " s");
 }
 
 uint64_t Model::activation_bytes(int64_t samples16k) const { return impl_->activation_bytes(samples16k); }

@@ -55,11 +55,7 @@ std::vector<float> samples_from_array(const py::array& a) {
   if (!(a.flags() & py::array::c_style))
     throw py::value_error("audio samples must be C-contiguous (got a strided view); "
                           "use numpy.ascontiguousarray(samples)");
-  // Refused before the copy: three hours of samples are 690 MB.
-  const double seconds = double(a.size()) / wavllm::audio::kSampleRate, limit = wavllm::audio::DecodeOptions{}.max_seconds;
-  if (seconds > limit)
-    throw wavllm::Error("the audio is " + std::to_string(int64_t(seconds)) + " s long; the limit is " +
-                        std::to_string(int64_t(limit)) + " s");
+  wavllm::check_audio_length(a.size());  // before the copy: three hours of samples are 690 MB
   std::vector<float> out(static_cast<size_t>(a.size()));
   std::memcpy(out.data(), a.data(), out.size() * sizeof(float));
   return out;
@@ -67,7 +63,7 @@ std::vector<float> samples_from_array(const py::array& a) {
 
 std::string type_name(const py::object& o) { return py::str(py::type::of(o).attr("__name__")); }
 
-// A str or os.PathLike (pathlib.Path) as a path string; `what` names the argument in the TypeError.
+// A str or os.PathLike (pathlib.Path) as a path string; nullopt for anything else.
 std::optional<std::string> as_path(const py::object& o) {
   if (!py::isinstance<py::str>(o) && !py::hasattr(o, "__fspath__")) return std::nullopt;
   py::object p = py::module_::import("os").attr("fspath")(o);

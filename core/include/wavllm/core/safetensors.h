@@ -102,6 +102,7 @@ class ShardSet {
     return tensors_;
   }
   bool contains(const std::string& name) const { return tensors_.count(name) != 0; }
+  const std::vector<std::shared_ptr<File>>& files() const { return files_; }
 
  private:
   void add(const std::shared_ptr<File>& f);

@@ -103,6 +103,10 @@ class Model {
   std::unique_ptr<Impl> impl_;
 };
 
+// A ResourceError for more 16 kHz samples than the audio time limit allows (the limit of audio
+// files, audio::DecodeOptions): callers holding samples check it before copying them.
+void check_audio_length(int64_t samples16k);
+
 // Instruction strings of docs/model.md §7 (as in the reference test data).
 std::string transcribe_instruction();
 // "Translate the audio clip into <Language>." An Error for an empty or unknown language name;
