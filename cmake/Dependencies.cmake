@@ -29,6 +29,8 @@ if(NOT Torch_FOUND)
                       "another LibTorch (e.g. a CUDA build) (or run ./setup.sh)")
 endif()
 message(STATUS "LibTorch ${Torch_VERSION} at ${TORCH_INSTALL_PREFIX}")
+# LibTorch's intra-op pool is OpenMP's: per-call thread counts set the calling thread's count.
+find_package(OpenMP REQUIRED COMPONENTS CXX)
 
 if(WAVLLM_BUILD_TESTS)
   find_package(GTest QUIET)

@@ -23,8 +23,7 @@
 #include "wavllm/core/config.h"
 #include "wavllm/core/error.h"
 #include "wavllm/core/runtime.h"
-#include "wavllm/core/schema.h"
-#include "wavllm/core/weights.h"
+#include "wavllm/core/random_model.h"
 #include "wavllm/decoder/llama.h"
 
 namespace {
@@ -66,31 +65,16 @@ double peak_rss_gib() {
   return u.ru_maxrss / 1048576.0;  // KiB
 }
 
-// Random decoder tensors (the only ones the benchmark runs); every other tensor of the schema is a
-// zero-stride view of one zero, which satisfies the loader's shape checks at 2 bytes.
-Weights decoder_weights(const ModelConfig& cfg, at::ScalarType dtype) {
+// The decoder alone with random weights (nn::Scope::random), once its size is known to fit.
+decoder::Llama random_decoder(const LlamaConfig& cfg, at::ScalarType dtype) {
+  ModelSpec spec;
+  decoder::Llama(cfg, nn::Scope::declaring(spec));
   uint64_t bytes = 0;
-  const auto schema = model_schema(cfg);
-  for (const auto& t : schema)
-    if (t.name.rfind("gpt_model.", 0) == 0) bytes += uint64_t(c10::multiply_integers(t.shape)) * c10::elementSize(dtype);
+  for (const auto& t : spec.tensors) bytes += uint64_t(c10::multiply_integers(t.shape)) * c10::elementSize(dtype);
   check_memory_budget(bytes + (1ull << 30), available_memory_bytes(), "the " + std::to_string(bytes >> 30) + "-GiB decoder");
-  std::map<std::string, at::Tensor> tensors;
-  const at::Tensor zero = at::zeros({1}, at::TensorOptions().dtype(dtype));
-  for (const auto& t : schema) {
-    if (!t.used) continue;
-    if (t.name.rfind("gpt_model.", 0) != 0) {
-      tensors[t.name] = zero.expand(t.shape);
-      continue;
-    }
-    at::Tensor x = at::empty(t.shape, at::TensorOptions().dtype(dtype));
-    switch (t.init) {
-      case InitKind::Ones: x.fill_(1.0); break;
-      case InitKind::Zeros: x.zero_(); break;
-      case InitKind::Normal: x.normal_(0.0, 0.02); break;
-    }
-    tensors[t.name] = x;
-  }
-  return Weights::from_map(std::move(tensors), cfg);
+  RandomModelOptions random;
+  random.dtype = dtype;
+  return decoder::Llama(cfg, nn::Scope::random(random, at::kCPU));
 }
 
 struct Figures {
@@ -101,8 +85,7 @@ Figures bench_ours(const Shape& s, const Options& o) {
   ModelConfig cfg = ModelConfig::released();
   cfg.llama = s.llama;
   InferenceGuard guard;
-  const Weights w = decoder_weights(cfg, s.dtype);
-  const decoder::Llama llm(cfg.llama, w);
+  const decoder::Llama llm = random_decoder(cfg.llama, s.dtype);
   const at::Tensor scale = (at::rand({cfg.llama.dim}) * 2).to(s.dtype);
   const auto ids = at::randint(3, cfg.llama.vocab_size, {o.prompt}, at::kLong);
   const at::Tensor prompt = llm.embed(std::vector<int64_t>(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + o.prompt));

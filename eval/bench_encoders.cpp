@@ -1,5 +1,5 @@
 // Times both speech encoders at the released model's sizes (Whisper-large-v2 on one 30-s part,
-// WavLM-base on 30 s of audio) with random weights built in memory; after each, runs
+// WavLM-base on 30 s of audio) with random weights built in memory (nn::Scope::random); after each, runs
 // eval/bench_encoders.py: the same computation written in PyTorch, same threads and sizes.
 // Reports seconds per forward and GFLOP/s (matrix products and convolutions only).
 //
@@ -22,8 +22,7 @@
 #include "wavllm/core/config.h"
 #include "wavllm/core/error.h"
 #include "wavllm/core/runtime.h"
-#include "wavllm/core/schema.h"
-#include "wavllm/core/weights.h"
+#include "wavllm/core/random_model.h"
 #include "wavllm/encoders/encoders.h"
 
 namespace {
@@ -57,32 +56,6 @@ Options parse(int argc, char** argv) {
   if (o.seconds <= 0 || o.repeat < 1 || o.whisper_layers < 0)
     throw Error("--seconds must be > 0, --repeat >= 1 and --whisper-layers >= 0");
   return o;
-}
-
-// Random tensors for the names starting with one of `prefixes`; every other tensor of the schema
-// is a zero-stride view of one zero (its shape satisfies the loader's checks, its memory is 4
-// bytes), so neither the 7B decoder nor the other encoder is built.
-Weights random_weights(const ModelConfig& cfg, const std::vector<std::string>& prefixes, at::Device device,
-                       at::ScalarType dtype) {
-  std::map<std::string, at::Tensor> tensors;
-  const at::Tensor zero = at::zeros({1}, at::TensorOptions().device(device).dtype(dtype));
-  for (const auto& t : model_schema(cfg)) {
-    if (!t.used) continue;
-    bool wanted = false;
-    for (const auto& p : prefixes) wanted = wanted || t.name.rfind(p, 0) == 0;
-    if (!wanted) {
-      tensors[t.name] = zero.expand(t.shape);
-      continue;
-    }
-    at::Tensor x = at::empty(t.shape);
-    switch (t.init) {
-      case InitKind::Ones: x.fill_(1.0); break;
-      case InitKind::Zeros: x.zero_(); break;
-      case InitKind::Normal: x.normal_(0.0, 0.02); break;
-    }
-    tensors[t.name] = x.to(device, dtype);
-  }
-  return Weights::from_map(std::move(tensors), cfg);
 }
 
 // Multiply-adds x 2 of the matrix products and convolutions (elementwise work is left out).
@@ -157,7 +130,9 @@ int run(int argc, char** argv) {
   // both see about the same machine load and only one copy of the weights is in memory.
   // .item() waits for the device, so a time covers the whole forward.
   {
-    const Weights w = random_weights(cfg, {"audio_encoder.model."}, device, dtype);
+    RandomModelOptions random;
+    random.dtype = dtype;
+    const nn::Scope w = nn::Scope::random(random, device);
     const at::Tensor mel = at::randn({1, cfg.whisper.num_mel_bins, 2 * cfg.whisper.max_source_positions});
     const std::vector<int64_t> valid = {2 * cfg.whisper.max_source_positions};
     WhisperConfig one_layer = cfg.whisper;  // warm-up (allocator, thread pools) at a fraction of the cost
@@ -169,7 +144,9 @@ int run(int argc, char** argv) {
   }
   if (!o.python.empty()) report("whisper", "pytorch", run_python(o, config, threads, "whisper"), whisper_flops(cfg.whisper));
   {
-    const Weights w = random_weights(cfg, {"wavlm_encoder.model.", "wavlm_encoder.output_weights"}, device, dtype);
+    RandomModelOptions random;
+    random.dtype = dtype;
+    const nn::Scope w = nn::Scope::random(random, device);
     const at::Tensor wave = at::randn({samples}) * 0.1;
     const encoders::WavLMEncoder wavlm(cfg.wavlm, w);
     wavlm.weighted_sum(wavlm.hidden_states(wave.narrow(0, 0, std::min<int64_t>(samples, 16000)))).sum().item();

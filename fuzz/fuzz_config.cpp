@@ -5,16 +5,14 @@
 
 #include "wavllm/core/config.h"
 #include "wavllm/core/error.h"
-#include "wavllm/core/schema.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   try {
     auto cfg = wavllm::ModelConfig::from_json_text(std::string(reinterpret_cast<const char*>(data), size), "fuzz");
-    // A valid config must round-trip and give a schema without overflowing sizes.
+    // A valid config must round-trip. (Its tensor list comes from the LibTorch layers, which this
+    // torch-free fuzzer does not link; ConfigTest checks it for extreme configs.)
     auto again = wavllm::ModelConfig::from_json_text(cfg.to_json_text(), "fuzz round trip");
     if (again.to_json_text() != cfg.to_json_text()) __builtin_trap();
-    if (cfg.llama.n_layers < 64 && cfg.whisper.encoder_layers < 64 && cfg.wavlm.num_hidden_layers < 64)
-      wavllm::model_schema(cfg);
   } catch (const wavllm::Error&) {
   }
   return 0;

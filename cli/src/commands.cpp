@@ -13,7 +13,7 @@
 #include "wavllm/core/config.h"
 #include "wavllm/core/random_model.h"
 #include "wavllm/core/runtime.h"
-#include "wavllm/core/schema.h"
+#include "wavllm/pipeline/stages.h"
 
 namespace fs = std::filesystem;
 
@@ -31,7 +31,8 @@ int run_make_random_model(const Command& self, const Args& a) {
   o.seed = uint64_t(a.integer("seed", 0, LLONG_MAX).value_or(0));
   o.dtype = a.parsed("dtype", "float32", parse_dtype);
   o.tokenizer = a.value_or("tokenizer", "");
-  write_random_model(ModelConfig::load(*config), *out, o);
+  const ModelConfig cfg = ModelConfig::load(*config);
+  write_random_model(cfg, model_spec(cfg), *out, o);
   std::fprintf(stderr, "wavllm: wrote a random-weight model to %s\n", out->c_str());
   return 0;
 }
@@ -40,7 +41,7 @@ int run_spec(const Command& self, const Args& a) {
   if (!a.positional().empty()) throw ArgumentError("spec takes no positional argument");
   const auto config = a.value("config");
   if (!config) throw ArgumentError("spec needs --config CONFIG.json (or a model directory)");
-  std::fputs(model_schema_json(ModelConfig::load(*config)).c_str(), stdout);
+  std::fputs(model_spec(ModelConfig::load(*config)).to_json().c_str(), stdout);
   return 0;
 }
 
@@ -165,8 +166,10 @@ const std::vector<Command>& commands() {
          "(the reference manifests name files under the authors' checkout).",
          batch_opts, run_batch},
         {"spec", "--config CONFIG.json", "print the tensors a model of this config has, as JSON",
-         "One object per tensor: name, shape and whether inference uses it. The loader, the random-model\n"
-         "generator and the converter check against this list.",
+         "{\"tensors\": [...], \"repeats\": [...], \"flags\": [...]}: each tensor's name, shape, the config\n"
+         "field each axis measures, whether inference uses it and whether it may be quantized; the\n"
+         "repeated blocks and the flags that decide a tensor. The layers declare this list; the loader,\n"
+         "the random-model generator and the converter all read it.",
          {{"config", "FILE", "config.json (or a model directory)"}},
          run_spec},
         {"make-random-model", "--config CONFIG.json --out DIR [OPTIONS]",

@@ -42,10 +42,10 @@ std::shared_ptr<Model> load_model(const Args& a) {
     if (env) dir = env;
   }
   if (dir.empty()) throw ArgumentError("no model: pass --model DIR or set WAVLLM_MODEL");
+  // Usage errors (naming the option) before the model loads.
   ModelOptions mo;
-  mo.device = a.value_or("device", mo.device);
-  mo.dtype = a.value_or("dtype", mo.dtype);
-  a.parsed("dtype", mo.dtype, parse_dtype);  // a usage error before the model loads
+  mo.device = a.parsed("device", "cpu", parse_device);
+  mo.dtype = a.parsed("dtype", "float32", parse_dtype);
   mo.threads = int(a.integer("threads", 0, std::numeric_limits<int>::max()).value_or(0));
   std::shared_ptr<Model> m = Model::load(dir, mo);
   // Random-weight models print meaningless text by design; say so once, on stderr, so that
@@ -62,18 +62,18 @@ struct GenerationFlags {
   std::optional<int64_t> top_k, beams, max_new_tokens, seed;
 
   explicit GenerationFlags(const Args& a)
-      // Ranges here only keep the numbers representable; GenerateOptions::validate() is the rule.
+      // Ranges here only keep the numbers representable; GenerationOptions::validate() is the rule.
       : temperature(a.number("temperature", std::numeric_limits<double>::lowest(), std::numeric_limits<double>::max())),
         top_p(a.number("top-p", std::numeric_limits<double>::lowest(), std::numeric_limits<double>::max())),
         top_k(a.integer("top-k", 0, std::numeric_limits<int>::max())),
         beams(a.integer("beams", std::numeric_limits<int>::min(), std::numeric_limits<int>::max())),
         max_new_tokens(a.integer("max-new-tokens", 0, std::numeric_limits<int>::max())),
         seed(a.integer("seed", 0, std::numeric_limits<int64_t>::max())) {
-    apply(decoder::GenerateOptions{});
+    apply(GenerationOptions{});
   }
 
   // An invalid combination is a usage mistake too (e.g. beams with sampling).
-  decoder::GenerateOptions apply(decoder::GenerateOptions o) const {
+  GenerationOptions apply(GenerationOptions o) const {
     o.temperature = temperature.value_or(o.temperature);
     o.top_p = top_p.value_or(o.top_p);
     o.top_k = int(top_k.value_or(o.top_k));
@@ -136,7 +136,7 @@ int run_inference_command(const Command& self, const Args& a) {
   const bool as_json = a.flag("json");
   const GenerationFlags flags(a);
   const std::shared_ptr<Model> model = load_model(a);
-  const decoder::GenerateOptions opt = flags.apply(model->default_generate_options());
+  const GenerationOptions opt = flags.apply(model->generation_options());
 
   int status = 0;
   for (const std::string& path : files) {
@@ -308,7 +308,7 @@ int run_batch(const Command& self, const Args& a) {
   // Opened before the model loads, so an unwritable path fails in a second, not after the load.
   AppendOutput os(*out);
   const std::shared_ptr<Model> model = load_model(a);
-  const decoder::GenerateOptions opt = flags.apply(model->default_generate_options());
+  const GenerationOptions opt = flags.apply(model->generation_options());
 
   Progress progress(todo.size());
   size_t errors = 0, n = 0;

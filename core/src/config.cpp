@@ -262,7 +262,7 @@ void ModelConfig::validate(const std::string& label) const {
   if (const std::string p = generation.problem(); !p.empty()) throw Error(label + ": generation." + p);
 }
 
-std::string GenerationConfig::problem() const {
+std::string GenerationOptions::problem() const {
   if (max_steps < 1 || max_steps > kMaxSteps) return "max_steps: must be in [1, " + std::to_string(kMaxSteps) + "]";
   if (!std::isfinite(temperature) || !(temperature == 0 || (temperature >= kMinTemperature && temperature <= kMaxTemperature)))
     return "temperature: must be 0 (greedy) or in [0.001, 100]";
@@ -276,7 +276,16 @@ std::string GenerationConfig::problem() const {
   // Banning repeats scans the generated ids once per step and n-gram position.
   if (no_repeat_ngram_size < 0 || no_repeat_ngram_size > kMaxNoRepeatNgram)
     return "no_repeat_ngram_size: must be in [0, " + std::to_string(kMaxNoRepeatNgram) + "]";
+  if (max_new_tokens < 0) return "max_new_tokens: must be >= 0 (0: no limit)";
+  if (stop.size() > kMaxStopStrings) return "stop: at most " + std::to_string(kMaxStopStrings) + " stop strings";
+  for (const auto& s : stop)
+    if (s.empty() || s.size() > kMaxStopBytes)
+      return "stop: stop strings must have 1 to " + std::to_string(kMaxStopBytes) + " bytes";
   return "";
+}
+
+void GenerationOptions::validate() const {
+  if (const std::string p = problem(); !p.empty()) throw ArgumentError("generation option " + p);
 }
 
 ModelConfig ModelConfig::load(const std::string& path) {

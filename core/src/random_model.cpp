@@ -10,7 +10,7 @@
 #include "wavllm/core/error.h"
 #include "wavllm/core/files.h"
 #include "wavllm/core/safetensors.h"
-#include "wavllm/core/schema.h"
+#include "wavllm/core/tensor_spec.h"
 
 namespace wavllm {
 namespace fs = std::filesystem;
@@ -35,7 +35,9 @@ st::DType st_dtype(at::ScalarType t) {
   }
 }
 
-at::Tensor make_tensor(const TensorSchema& t, const RandomModelOptions& opt) {
+}  // namespace
+
+at::Tensor random_tensor(const TensorDecl& t, const RandomModelOptions& opt) {
   switch (t.init) {
     case InitKind::Ones: return at::ones(t.shape);
     case InitKind::Zeros: return at::zeros(t.shape);
@@ -45,19 +47,15 @@ at::Tensor make_tensor(const TensorSchema& t, const RandomModelOptions& opt) {
   return at::normal(0.0, opt.stddev, t.shape, gen);
 }
 
-}  // namespace
-
 namespace {
 
-void write_model_files(const ModelConfig& cfg, const std::string& dir, const RandomModelOptions& opt) {
-  std::error_code ec;
+void write_model_files(const ModelConfig& cfg, const ModelSpec& spec, const std::string& dir,
+                       const RandomModelOptions& opt) {
   const st::DType dtype = st_dtype(opt.dtype);
-  const auto schema = model_schema(cfg);
-
-  // Group tensors into shards by size, in schema order.
-  std::vector<std::vector<const TensorSchema*>> shards(1);
+  // Group tensors into shards by size, in declaration order.
+  std::vector<std::vector<const TensorDecl*>> shards(1);
   uint64_t in_shard = 0;
-  for (const auto& t : schema) {
+  for (const auto& t : spec.tensors) {
     uint64_t n = st::dtype_size(dtype);
     for (auto d : t.shape) n *= static_cast<uint64_t>(d);
     if (in_shard > 0 && in_shard + n > opt.shard_bytes) {
@@ -82,7 +80,7 @@ void write_model_files(const ModelConfig& cfg, const std::string& dir, const Ran
     }
     st::Writer writer((fs::path(dir) / shard_name(i)).string(), specs, {{"format", "wavllm-random"}});
     for (const auto* t : shards[i]) {
-      at::Tensor v = make_tensor(*t, opt).to(opt.dtype).contiguous();
+      at::Tensor v = random_tensor(*t, opt).to(opt.dtype).contiguous();
       writer.write(t->name, v.data_ptr(), v.nbytes());
     }
     writer.close();
@@ -103,7 +101,8 @@ void write_model_files(const ModelConfig& cfg, const std::string& dir, const Ran
 
 }  // namespace
 
-void write_random_model(const ModelConfig& cfg, const std::string& dir, const RandomModelOptions& opt) {
+void write_random_model(const ModelConfig& cfg, const ModelSpec& spec, const std::string& dir,
+                        const RandomModelOptions& opt) {
   cfg.validate("random model config");
   st_dtype(opt.dtype);
   // Written into a new folder beside `dir`, renamed into place only once complete: a failure
@@ -120,7 +119,7 @@ void write_random_model(const ModelConfig& cfg, const std::string& dir, const Ra
   if (!fs::create_directory(staging, ec))
     throw Error(staging.string() + ": cannot create the staging directory: " + (ec ? ec.message() : "it already exists"));
   try {
-    write_model_files(cfg, staging.string(), opt);
+    write_model_files(cfg, spec, staging.string(), opt);
     fs::rename(staging, target, ec);  // replaces an empty directory
     if (ec) throw Error(dir + ": cannot move the finished model into place: " + ec.message());
   } catch (...) {

@@ -1,6 +1,7 @@
 #include "wavllm/core/runtime.h"
 
 #include <ATen/Parallel.h>
+#include <omp.h>
 #include <sched.h>
 #include <sys/resource.h>
 #include <unistd.h>
@@ -29,6 +30,12 @@ int resolve_threads(int n) {
 }
 
 void set_threads(int n) { at::set_num_threads(resolve_threads(n)); }
+
+ThreadScope::ThreadScope(int n) : previous_(at::get_num_threads()) {  // also LibTorch's per-thread first setup
+  omp_set_num_threads(resolve_threads(n));
+}
+
+ThreadScope::~ThreadScope() { omp_set_num_threads(previous_); }
 
 at::Device parse_device(const std::string& name) {
   at::Device d = at::kCPU;

@@ -5,7 +5,6 @@
 #include "wavllm/core/error.h"
 #include "wavllm/core/runtime.h"
 #include "wavllm/core/safetensors.h"
-#include "wavllm/core/schema.h"
 
 namespace wavllm {
 
@@ -28,14 +27,13 @@ at::ScalarType to_scalar(st::DType d) {
 }
 
 // One Error listing every problem, so a user fixes a converted model in one round.
-void check_against_schema(const std::map<std::string, std::vector<int64_t>>& shapes,
-                          const std::map<std::string, bool>& is_float, const ModelConfig& cfg,
+void check_against_spec(const std::map<std::string, std::vector<int64_t>>& shapes,
+                          const std::map<std::string, bool>& is_float, const ModelSpec& spec,
                           const std::string& label) {
   std::vector<std::string> missing, misshaped, unexpected, not_float;
-  std::map<std::string, const TensorSchema*> schema;
-  const auto list = model_schema(cfg);
-  for (const auto& t : list) schema[t.name] = &t;
-  for (const auto& t : list) {
+  std::map<std::string, const TensorDecl*> declared;
+  for (const auto& t : spec.tensors) declared[t.name] = &t;
+  for (const auto& t : spec.tensors) {
     auto it = shapes.find(t.name);
     if (it == shapes.end()) {
       if (t.used) missing.push_back(t.name + " " + shape_str(t.shape));
@@ -46,7 +44,7 @@ void check_against_schema(const std::map<std::string, std::vector<int64_t>>& sha
     }
   }
   for (const auto& [name, shape] : shapes)
-    if (!schema.count(name)) unexpected.push_back(name + " " + shape_str(shape));
+    if (!declared.count(name)) unexpected.push_back(name + " " + shape_str(shape));
   if (missing.empty() && misshaped.empty() && unexpected.empty() && not_float.empty()) return;
   std::ostringstream os;
   os << label << ": the weights do not match config.json";
@@ -68,7 +66,7 @@ void check_against_schema(const std::map<std::string, std::vector<int64_t>>& sha
 
 }  // namespace
 
-Weights Weights::load(const std::string& path, const ModelConfig& cfg, at::Device device,
+Weights Weights::load(const std::string& path, const ModelSpec& spec, at::Device device,
                       at::ScalarType dtype) {
   st::ShardSet set = st::ShardSet::open(path);
   std::map<std::string, std::vector<int64_t>> shapes;
@@ -78,11 +76,11 @@ Weights Weights::load(const std::string& path, const ModelConfig& cfg, at::Devic
     at::ScalarType s = to_scalar(entry.second->dtype);
     is_float[name] = at::isFloatingType(s);
   }
-  check_against_schema(shapes, is_float, cfg, path);
+  check_against_spec(shapes, is_float, spec, path);
 
   // Tensors kept as views of the mapping cost no anonymous memory; every other one is a copy.
   uint64_t needed = 0;
-  for (const auto& t : model_schema(cfg)) {
+  for (const auto& t : spec.tensors) {
     if (!t.used) continue;
     if (device.is_cpu() && to_scalar(set.tensors().at(t.name).second->dtype) == dtype) continue;
     uint64_t n = c10::elementSize(dtype);
@@ -97,7 +95,7 @@ Weights Weights::load(const std::string& path, const ModelConfig& cfg, at::Devic
   for (const auto& file : set.files())
     if (auto it = file->metadata().find("format"); it != file->metadata().end()) w.formats_.insert(it->second);
   std::map<std::string, bool> used;
-  for (const auto& t : model_schema(cfg)) used[t.name] = t.used;
+  for (const auto& t : spec.tensors) used[t.name] = t.used;
   for (const auto& [name, entry] : set.tensors()) {
     if (!used[name]) continue;
     const auto& [file, info] = entry;
@@ -123,7 +121,7 @@ Weights Weights::load(const std::string& path, const ModelConfig& cfg, at::Devic
   return w;
 }
 
-Weights Weights::from_map(std::map<std::string, at::Tensor> tensors, const ModelConfig& cfg) {
+Weights Weights::from_map(std::map<std::string, at::Tensor> tensors, const ModelSpec& spec) {
   std::map<std::string, std::vector<int64_t>> shapes;
   std::map<std::string, bool> is_float;
   at::Device device = at::kCPU;
@@ -134,7 +132,7 @@ Weights Weights::from_map(std::map<std::string, at::Tensor> tensors, const Model
     device = t.device();
     dtype = t.scalar_type();
   }
-  check_against_schema(shapes, is_float, cfg, "weights");
+  check_against_spec(shapes, is_float, spec, "weights");
   Weights w;
   w.tensors_ = std::move(tensors);
   w.device_ = device;

@@ -3,22 +3,18 @@
 #include <cmath>
 #include <string>
 
-#include "common.h"
 #include "wavllm/core/error.h"
 #include "wavllm/core/runtime.h"
-#include "wavllm/core/schema.h"
 #include "wavllm/encoders/encoders.h"
 
 namespace wavllm::encoders {
 
-using detail::take;
-
 namespace {
+
 // HF builds the feature extractor's GroupNorm with torch's default eps, not layer_norm_eps.
 constexpr double kGroupNormEps = 1e-5;
-}  // namespace
 
-WavLMEncoder::WavLMEncoder(const WavLMConfig& cfg, const Weights& w) : cfg_(cfg) {
+const WavLMConfig& checked(const WavLMConfig& cfg) {
   const size_t n_conv = cfg.conv_dim.size();
   if (n_conv == 0 || cfg.conv_kernel.size() != n_conv || cfg.conv_stride.size() != n_conv)
     throw Error("wavlm encoder: conv_dim, conv_kernel and conv_stride must be non-empty and of equal length");
@@ -28,72 +24,55 @@ WavLMEncoder::WavLMEncoder(const WavLMConfig& cfg, const Weights& w) : cfg_(cfg)
                 "num_attention_heads and num_conv_pos_embedding_groups");
   if (cfg.num_buckets < 4 || cfg.num_buckets % 2 != 0 || cfg.max_bucket_distance <= cfg.num_buckets / 4)
     throw Error("wavlm encoder: num_buckets must be even and >= 4, and max_bucket_distance > num_buckets / 4");
+  return cfg;
+}
 
+Dim width(const WavLMConfig& cfg) { return {cfg.hidden_size, "wavlm.hidden_size"}; }
+Dim heads(const WavLMConfig& cfg) { return {cfg.num_attention_heads, "wavlm.num_attention_heads"}; }
+Dim conv_channels(const WavLMConfig& cfg, size_t i) { return {cfg.conv_dim[i], "wavlm.conv_dim." + std::to_string(i)}; }
+
+}  // namespace
+
+WavLMEncoder::Layer::Layer(const nn::Scope& s, const WavLMConfig& cfg)
+    : attention(s / "attention", width(cfg), heads(cfg)),
+      attention_norm(s, "layer_norm", width(cfg), cfg.layer_norm_eps),
+      ffn(s / "feed_forward", "intermediate_dense", "output_dense", width(cfg),
+          {cfg.intermediate_size, "wavlm.intermediate_size"}),
+      ffn_norm(s, "final_layer_norm", width(cfg), cfg.layer_norm_eps) {}
+
+WavLMEncoder::WavLMEncoder(const WavLMConfig& cfg, const nn::Scope& s) : cfg_(checked(cfg)) {
   try {
     min_samples_ = cfg.receptive_field();
   } catch (const Error& e) {
     throw Error(std::string("wavlm encoder: ") + e.what());
   }
-
-  const std::string p = "wavlm_encoder.model.";
-  for (size_t i = 0; i < n_conv; ++i) {
-    const std::string c = p + "feature_extractor.conv_layers." + std::to_string(i) + ".";
-    conv_w_.push_back(take(w, c + "conv.weight", {cfg.conv_dim[i], i == 0 ? 1 : cfg.conv_dim[i - 1], cfg.conv_kernel[i]}));
-    conv_b_.push_back(cfg.conv_bias ? take(w, c + "conv.bias", {cfg.conv_dim[i]}) : at::Tensor());
+  const nn::Scope m = s / "model";
+  const auto conv_layers = (m / "feature_extractor").repeat("conv_layers", {int64_t(cfg.conv_dim.size()), "wavlm.conv_dim"});
+  for (size_t i = 0; i < conv_layers.size(); ++i) {
+    const Dim in = i == 0 ? Dim(1) : conv_channels(cfg, i - 1);
+    const Dim kernel{cfg.conv_kernel[i], "wavlm.conv_kernel." + std::to_string(i)};
+    convs_.emplace_back(conv_layers[i], "conv", conv_channels(cfg, i), in, kernel, nn::ConvGeometry{cfg.conv_stride[i], 0, 1},
+                        nn::Flag{cfg.conv_bias, "wavlm.conv_bias"});
+    // GroupNorm with one group per channel, after the first conv only.
+    if (i == 0) conv0_norm_ = nn::GroupNorm(conv_layers[0], "layer_norm", cfg.conv_dim[0], conv_channels(cfg, 0), kGroupNormEps);
   }
-  const std::string gn = p + "feature_extractor.conv_layers.0.layer_norm.";
-  gn_w_ = take(w, gn + "weight", {cfg.conv_dim[0]});
-  gn_b_ = take(w, gn + "bias", {cfg.conv_dim[0]});
-  const int64_t c_out = cfg.conv_dim.back();
-  fp_ln_w_ = take(w, p + "feature_projection.layer_norm.weight", {c_out});
-  fp_ln_b_ = take(w, p + "feature_projection.layer_norm.bias", {c_out});
-  fp_w_ = take(w, p + "feature_projection.projection.weight", {h, c_out});
-  fp_b_ = take(w, p + "feature_projection.projection.bias", {h});
+  const Dim c_out = conv_channels(cfg, cfg.conv_dim.size() - 1);
+  projection_norm_ = nn::LayerNorm(m / "feature_projection", "layer_norm", c_out, cfg.layer_norm_eps);
+  projection_ = nn::Linear(m / "feature_projection", "projection", width(cfg), c_out);
+  m.unused("masked_spec_embed", {width(cfg)});  // the training-time mask embedding
 
-  // torch weight_norm(dim=2): weight = g * v / ||v||, the norm taken over every axis but the
-  // kernel axis (one norm per tap). Computed once here, in float32, then kept in the weights' dtype.
-  const int64_t k = cfg.num_conv_pos_embeddings;
-  const std::string pc = p + "encoder.pos_conv_embed.conv.";
-  const at::Tensor g = take(w, pc + "weight_g", {1, 1, k});
-  const at::Tensor v = take(w, pc + "weight_v", {h, h / groups, k});
-  {
-    InferenceGuard guard;
-    const at::Tensor vf = v.to(at::kFloat);
-    const at::Tensor norm = vf.pow(2).sum(at::IntArrayRef{0, 1}, /*keepdim=*/true).sqrt();
-    pos_conv_w_ = (vf * (g.to(at::kFloat) / norm)).to(v.scalar_type()).contiguous();
-  }
-  pos_conv_b_ = take(w, pc + "bias", {h});
-  enc_ln_w_ = take(w, p + "encoder.layer_norm.weight", {h});
-  enc_ln_b_ = take(w, p + "encoder.layer_norm.bias", {h});
-  rel_embed_ = take(w, p + "encoder.layers.0.attention.rel_attn_embed.weight", {cfg.num_buckets, heads});
-  output_weights_ = take(w, "wavlm_encoder.output_weights", {cfg.num_hidden_layers + 1});
-
-  const int64_t ffn = cfg.intermediate_size;
-  for (int i = 0; i < cfg.num_hidden_layers; ++i) {
-    const std::string q = p + "encoder.layers." + std::to_string(i) + ".";
-    const std::string a = q + "attention.";
-    Layer l;
-    l.q_w = take(w, a + "q_proj.weight", {h, h});
-    l.q_b = take(w, a + "q_proj.bias", {h});
-    l.k_w = take(w, a + "k_proj.weight", {h, h});
-    l.k_b = take(w, a + "k_proj.bias", {h});
-    l.v_w = take(w, a + "v_proj.weight", {h, h});
-    l.v_b = take(w, a + "v_proj.bias", {h});
-    l.o_w = take(w, a + "out_proj.weight", {h, h});
-    l.o_b = take(w, a + "out_proj.bias", {h});
-    l.gru_w = take(w, a + "gru_rel_pos_linear.weight", {8, h / heads});
-    l.gru_b = take(w, a + "gru_rel_pos_linear.bias", {8});
-    l.gru_const = take(w, a + "gru_rel_pos_const", {1, heads, 1, 1}).view({heads, 1, 1});
-    l.ln1_w = take(w, q + "layer_norm.weight", {h});
-    l.ln1_b = take(w, q + "layer_norm.bias", {h});
-    l.ff1_w = take(w, q + "feed_forward.intermediate_dense.weight", {ffn, h});
-    l.ff1_b = take(w, q + "feed_forward.intermediate_dense.bias", {ffn});
-    l.ff2_w = take(w, q + "feed_forward.output_dense.weight", {h, ffn});
-    l.ff2_b = take(w, q + "feed_forward.output_dense.bias", {h});
-    l.ln2_w = take(w, q + "final_layer_norm.weight", {h});
-    l.ln2_b = take(w, q + "final_layer_norm.bias", {h});
-    layers_.push_back(std::move(l));
-  }
+  const Dim groups{cfg.num_conv_pos_embedding_groups, "wavlm.num_conv_pos_embedding_groups"};
+  const Dim kernel{cfg.num_conv_pos_embeddings, "wavlm.num_conv_pos_embeddings"};
+  pos_conv_ = nn::WeightNormConv1d(m / "encoder" / "pos_conv_embed", "conv", width(cfg), width(cfg).over(groups), kernel,
+                                   {1, cfg.num_conv_pos_embeddings / 2, cfg.num_conv_pos_embedding_groups});
+  encoder_norm_ = nn::LayerNorm(m / "encoder", "layer_norm", width(cfg), cfg.layer_norm_eps);
+  const auto layer_scopes = (m / "encoder").repeat("layers", {cfg.num_hidden_layers, "wavlm.num_hidden_layers"});
+  for (const nn::Scope& l : layer_scopes) layers_.emplace_back(l, cfg);
+  // Only layer 0 has the bucket table; every layer gates the bias it gives.
+  if (!layer_scopes.empty())
+    rel_embed_ = nn::Embedding(layer_scopes[0] / "attention", "rel_attn_embed", {cfg.num_buckets, "wavlm.num_buckets"},
+                               heads(cfg));
+  output_weights_ = s.tensor("output_weights", {cfg.num_hidden_layers + 1}, InitKind::Zeros);
 }
 
 int64_t WavLMEncoder::frames(int64_t samples) const {
@@ -108,7 +87,7 @@ at::Tensor WavLMEncoder::position_bias(int64_t t) const {
   // Bucket of each offset (key - query) in -(t-1)..t-1, with the reference's float32 ops so
   // that offsets on a bucket boundary land in the same bucket.
   const int64_t half = cfg_.num_buckets / 2, exact = half / 2;
-  const auto longs = at::TensorOptions().dtype(at::kLong).device(rel_embed_.device());
+  const auto longs = at::TensorOptions().dtype(at::kLong).device(rel_embed_.table().device());
   const at::Tensor offset = at::arange(-(t - 1), t, longs);
   const at::Tensor dist = offset.abs();
   // log(0) never matters (distance 0 is exact) but is kept finite before the integer cast.
@@ -116,7 +95,7 @@ at::Tensor WavLMEncoder::position_bias(int64_t t) const {
   far = far / std::log(double(cfg_.max_bucket_distance) / exact) * (half - exact);
   far = (far + exact).to(at::kLong).clamp_max(half - 1);
   const at::Tensor bucket = (offset > 0).to(at::kLong) * half + at::where(dist < exact, dist, far);
-  const at::Tensor per_offset = at::embedding(rel_embed_, bucket);  // [2t - 1, heads], row t - 1 + offset
+  const at::Tensor per_offset = rel_embed_.lookup(bucket);  // [2t - 1, heads], row t - 1 + offset
   // bias[h, q, k] = per_offset[t - 1 - q + k, h]. Rows reversed, that is rev[h, q + (t - 1 - k)]:
   // a strided view over (q, t - 1 - k), flipped along the key axis. Only the [heads, t, t] result
   // is materialised (an index tensor of the same size in int64 would cost twice as much).
@@ -153,23 +132,6 @@ uint64_t WavLMEncoder::activation_bytes(int64_t samples, at::ScalarType dtype) c
   return n * elt + std::max({conv, scores + layer + hidden, weighted});
 }
 
-at::Tensor WavLMEncoder::attention(const at::Tensor& x, const Layer& l, const at::Tensor& bias,
-                                   at::Tensor& scores) const {
-  const int64_t t = x.size(0), heads = cfg_.num_attention_heads, hd = cfg_.hidden_size / heads;
-  auto split = [&](const at::Tensor& y) { return y.view({t, heads, hd}).transpose(0, 1); };  // [heads, t, hd]
-  // Gate per head and query from the layer input: sigmoid of two sums of 4 projections.
-  const at::Tensor proj = at::linear(split(x), l.gru_w, l.gru_b).view({heads, t, 2, 4}).sum(-1).sigmoid();
-  const at::Tensor gate_a = proj.narrow(-1, 0, 1), gate_b = proj.narrow(-1, 1, 1);
-  const at::Tensor gate = gate_a * (gate_b * l.gru_const - 1.0) + 2.0;  // [heads, t, 1]
-
-  const at::Tensor q = split(at::linear(x, l.q_w, l.q_b).mul_(1.0 / std::sqrt(double(hd))));
-  const at::Tensor k = split(at::linear(x, l.k_w, l.k_b));
-  const at::Tensor v = split(at::linear(x, l.v_w, l.v_b));
-  at::mul_out(scores, gate, bias).baddbmm_(q, k.transpose(1, 2));  // gated bias + q k^T
-  const at::Tensor ctx = at::bmm(detail::softmax_scores(scores), v).transpose(0, 1).reshape({t, cfg_.hidden_size});
-  return at::linear(ctx, l.o_w, l.o_b);
-}
-
 std::vector<at::Tensor> WavLMEncoder::hidden_states(const at::Tensor& wave) const {
   InferenceGuard guard;
   if (wave.dim() != 1)
@@ -177,33 +139,28 @@ std::vector<at::Tensor> WavLMEncoder::hidden_states(const at::Tensor& wave) cons
   if (wave.size(0) < min_samples_)
     throw Error("wavlm encoder: " + std::to_string(wave.size(0)) + " samples is shorter than the feature "
                 "extractor's receptive field of " + std::to_string(min_samples_) + " samples");
-  const int64_t h = cfg_.hidden_size;
-  const double eps = cfg_.layer_norm_eps;
-
-  at::Tensor x = wave.to(conv_w_[0].device(), conv_w_[0].scalar_type()).view({1, 1, -1});
-  for (size_t i = 0; i < conv_w_.size(); ++i) {
-    x = at::conv1d(x, conv_w_[i], conv_b_[i], cfg_.conv_stride[i]);
-    if (i == 0) x = at::group_norm(x, cfg_.conv_dim[0], gn_w_, gn_b_, kGroupNormEps);
+  const at::Tensor& conv0_weight = convs_[0].weight();
+  at::Tensor x = wave.to(conv0_weight.device(), conv0_weight.scalar_type()).view({1, 1, -1});
+  for (size_t i = 0; i < convs_.size(); ++i) {
+    x = convs_[i].forward(x);
+    if (i == 0) x = conv0_norm_.forward(x);
     x = at::gelu(x);
   }
   x = x[0].t();  // [T, channels]
-  x = at::linear(at::layer_norm(x, {x.size(1)}, fp_ln_w_, fp_ln_b_, eps), fp_w_, fp_b_);
+  x = projection_.forward(projection_norm_.forward(x));
   const int64_t t = x.size(0);
 
   // Positional conv over time; an even kernel gives one extra frame, which is dropped.
-  const int64_t k = cfg_.num_conv_pos_embeddings;
-  const at::Tensor pos = at::conv1d(x.t().unsqueeze(0), pos_conv_w_, pos_conv_b_, 1, k / 2, 1,
-                                    cfg_.num_conv_pos_embedding_groups);
-  x = at::layer_norm(x + at::gelu(pos.narrow(2, 0, t))[0].t(), {h}, enc_ln_w_, enc_ln_b_, eps);
+  const at::Tensor pos = pos_conv_.forward(x.t().unsqueeze(0));
+  x = encoder_norm_.forward(x + at::gelu(pos.narrow(2, 0, t))[0].t());
 
   // Layer 0's bias, ungated, serves every layer (each gates it with its own input).
   const at::Tensor bias = position_bias(t);
   at::Tensor scores = at::empty_like(bias);
   std::vector<at::Tensor> out{x};
   for (const Layer& l : layers_) {
-    x = at::layer_norm(x + attention(x, l, bias, scores), {h}, l.ln1_w, l.ln1_b, eps);
-    const at::Tensor ff = at::linear(at::gelu(at::linear(x, l.ff1_w, l.ff1_b)), l.ff2_w, l.ff2_b);
-    x = at::layer_norm(x + ff, {h}, l.ln2_w, l.ln2_b, eps);
+    x = l.attention_norm.forward(x + l.attention.forward(x, bias, scores));
+    x = l.ffn_norm.forward(x + l.ffn.forward(x));
     out.push_back(x);
   }
   return out;

@@ -2,49 +2,40 @@
 #include <algorithm>
 #include <string>
 
-#include "common.h"
 #include "wavllm/core/error.h"
 #include "wavllm/core/runtime.h"
-#include "wavllm/core/schema.h"
 #include "wavllm/encoders/encoders.h"
 
 namespace wavllm::encoders {
 
-using detail::take;
+namespace {
 
-WhisperEncoder::WhisperEncoder(const WhisperConfig& cfg, const Weights& w) : cfg_(cfg) {
-  const int64_t d = cfg.d_model, ffn = cfg.encoder_ffn_dim;
-  if (d <= 0 || cfg.encoder_attention_heads <= 0 || d % cfg.encoder_attention_heads != 0)
-    throw Error("whisper encoder: d_model " + std::to_string(d) + " is not a positive multiple of "
+const WhisperConfig& checked(const WhisperConfig& cfg) {
+  if (cfg.d_model <= 0 || cfg.encoder_attention_heads <= 0 || cfg.d_model % cfg.encoder_attention_heads != 0)
+    throw Error("whisper encoder: d_model " + std::to_string(cfg.d_model) + " is not a positive multiple of "
                 "encoder_attention_heads " + std::to_string(cfg.encoder_attention_heads));
-  const std::string p = "audio_encoder.model.";
-  conv1_w_ = take(w, p + "conv1.weight", {d, cfg.num_mel_bins, 3});
-  conv1_b_ = take(w, p + "conv1.bias", {d});
-  conv2_w_ = take(w, p + "conv2.weight", {d, d, 3});
-  conv2_b_ = take(w, p + "conv2.bias", {d});
-  pos_ = take(w, p + "embed_positions.weight", {cfg.max_source_positions, d});
-  ln_w_ = take(w, p + "layer_norm.weight", {d});
-  ln_b_ = take(w, p + "layer_norm.bias", {d});
-  for (int i = 0; i < cfg.encoder_layers; ++i) {
-    const std::string q = p + "layers." + std::to_string(i) + ".";
-    Layer l;
-    l.ln1_w = take(w, q + "self_attn_layer_norm.weight", {d});
-    l.ln1_b = take(w, q + "self_attn_layer_norm.bias", {d});
-    l.q_w = take(w, q + "self_attn.q_proj.weight", {d, d});
-    l.q_b = take(w, q + "self_attn.q_proj.bias", {d});
-    l.k_w = take(w, q + "self_attn.k_proj.weight", {d, d});
-    l.v_w = take(w, q + "self_attn.v_proj.weight", {d, d});
-    l.v_b = take(w, q + "self_attn.v_proj.bias", {d});
-    l.o_w = take(w, q + "self_attn.out_proj.weight", {d, d});
-    l.o_b = take(w, q + "self_attn.out_proj.bias", {d});
-    l.ln2_w = take(w, q + "final_layer_norm.weight", {d});
-    l.ln2_b = take(w, q + "final_layer_norm.bias", {d});
-    l.fc1_w = take(w, q + "fc1.weight", {ffn, d});
-    l.fc1_b = take(w, q + "fc1.bias", {ffn});
-    l.fc2_w = take(w, q + "fc2.weight", {d, ffn});
-    l.fc2_b = take(w, q + "fc2.bias", {d});
-    layers_.push_back(std::move(l));
-  }
+  return cfg;
+}
+
+Dim width(const WhisperConfig& cfg) { return {cfg.d_model, "whisper.d_model"}; }
+
+}  // namespace
+
+WhisperEncoder::Layer::Layer(const nn::Scope& s, const WhisperConfig& cfg)
+    : attention(s / "self_attn", width(cfg), cfg.encoder_attention_heads),
+      attention_norm(s, "self_attn_layer_norm", width(cfg), cfg.layer_norm_eps),
+      ffn(s, "fc1", "fc2", width(cfg), {cfg.encoder_ffn_dim, "whisper.encoder_ffn_dim"}),
+      ffn_norm(s, "final_layer_norm", width(cfg), cfg.layer_norm_eps) {}
+
+WhisperEncoder::WhisperEncoder(const WhisperConfig& cfg, const nn::Scope& s)
+    : cfg_(checked(cfg)),
+      conv1_(s / "model", "conv1", width(cfg), {cfg.num_mel_bins, "whisper.num_mel_bins"}, 3, {1, 1, 1}),
+      conv2_(s / "model", "conv2", width(cfg), width(cfg), 3, {2, 1, 1}),
+      positions_(s / "model", "embed_positions", {cfg.max_source_positions, "whisper.max_source_positions"},
+                 width(cfg)) {
+  for (const nn::Scope& l : (s / "model").repeat("layers", {cfg.encoder_layers, "whisper.encoder_layers"}))
+    layers_.emplace_back(l, cfg);
+  final_norm_ = nn::LayerNorm(s / "model", "layer_norm", width(cfg), cfg.layer_norm_eps);
 }
 
 int64_t WhisperEncoder::output_length(int64_t valid_frames) { return (valid_frames - 1) / 2 + 1; }
@@ -63,20 +54,6 @@ uint64_t WhisperEncoder::activation_bytes(int64_t parts, at::ScalarType dtype) c
   return std::max(convs, scores + layer);
 }
 
-at::Tensor WhisperEncoder::self_attention(const at::Tensor& x, const Layer& l, at::Tensor& scores) const {
-  const int64_t b = x.size(0), t = x.size(1), heads = cfg_.encoder_attention_heads;
-  const int64_t hd = cfg_.d_model / heads;
-  // [b, t, d] -> [b * heads, t, hd]
-  auto split = [&](const at::Tensor& y) { return y.view({b, t, heads, hd}).transpose(1, 2).reshape({b * heads, t, hd}); };
-  // The reference scales q after its bias: (x Wq + bq) * hd^-0.5.
-  const at::Tensor q = split(at::linear(x, l.q_w, l.q_b).mul_(1.0 / std::sqrt(double(hd))));
-  const at::Tensor k = split(at::linear(x, l.k_w));
-  const at::Tensor v = split(at::linear(x, l.v_w, l.v_b));
-  at::bmm_out(scores, q, k.transpose(1, 2));
-  const at::Tensor ctx = at::bmm(detail::softmax_scores(scores), v);
-  return at::linear(ctx.view({b, heads, t, hd}).transpose(1, 2).reshape({b, t, cfg_.d_model}), l.o_w, l.o_b);
-}
-
 at::Tensor WhisperEncoder::forward(const at::Tensor& mel, const std::vector<int64_t>& valid_frames) const {
   InferenceGuard guard;
   const int64_t frames = 2 * int64_t(cfg_.max_source_positions);
@@ -92,22 +69,19 @@ at::Tensor WhisperEncoder::forward(const at::Tensor& mel, const std::vector<int6
       throw Error("whisper encoder: valid frames " + std::to_string(v) + " outside 1.." + std::to_string(frames));
     out_len = std::max(out_len, output_length(v));
   }
-  const int64_t d = cfg_.d_model;
-  const double eps = cfg_.layer_norm_eps;
-
-  at::Tensor x = mel.to(conv1_w_.device(), conv1_w_.scalar_type());
-  x = at::gelu(at::conv1d(x, conv1_w_, conv1_b_, /*stride=*/1, /*padding=*/1));
-  x = at::gelu(at::conv1d(x, conv2_w_, conv2_b_, /*stride=*/2, /*padding=*/1));
-  x = x.transpose(1, 2).contiguous().add_(pos_);  // [parts, positions, d]
+  const at::Tensor& conv1_weight = conv1_.weight();
+  at::Tensor x = mel.to(conv1_weight.device(), conv1_weight.scalar_type());
+  x = at::gelu(conv1_.forward(x));
+  x = at::gelu(conv2_.forward(x));
+  x = x.transpose(1, 2).contiguous().add_(positions_.table());  // [parts, positions, d]
   const int64_t parts = x.size(0), positions = x.size(1);
   at::Tensor scores = at::empty({parts * cfg_.encoder_attention_heads, positions, positions}, x.options());
   for (const Layer& l : layers_) {
-    x.add_(self_attention(at::layer_norm(x, {d}, l.ln1_w, l.ln1_b, eps), l, scores));
-    const at::Tensor h = at::layer_norm(x, {d}, l.ln2_w, l.ln2_b, eps);
-    x.add_(at::linear(at::gelu(at::linear(h, l.fc1_w, l.fc1_b)), l.fc2_w, l.fc2_b));
+    x.add_(l.attention.forward(l.attention_norm.forward(x), scores));
+    x.add_(l.ffn.forward(l.ffn_norm.forward(x)));
   }
   // The final LayerNorm is per position: normalising only the kept positions gives the same rows.
-  return at::layer_norm(x.narrow(1, 0, out_len), {d}, ln_w_, ln_b_, eps).contiguous();
+  return final_norm_.forward(x.narrow(1, 0, out_len)).contiguous();
 }
 
 }  // namespace wavllm::encoders

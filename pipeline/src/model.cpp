@@ -9,15 +9,12 @@
 #include <mutex>
 #include <nlohmann/json.hpp>
 
-#include "wavllm/adapter/branch.h"
-#include "wavllm/adapter/prompt_adapter.h"
 #include "wavllm/audio/audio.h"
 #include "wavllm/core/error.h"
 #include "wavllm/core/files.h"
 #include "wavllm/core/runtime.h"
 #include "wavllm/core/weights.h"
-#include "wavllm/decoder/llama.h"
-#include "wavllm/encoders/encoders.h"
+#include "wavllm/pipeline/stages.h"
 
 namespace fs = std::filesystem;
 
@@ -104,16 +101,10 @@ struct Model::Impl {
   Impl(const std::string& dir, const ModelConfig& c, at::Device device, at::ScalarType dtype)
       : directory(dir),
         cfg(c),
-        weights(Weights::load(dir, cfg, device, dtype)),
+        weights(Weights::load(dir, model_spec(cfg), device, dtype)),
         tokenizer(decoder::Tokenizer::load((fs::path(dir) / "tokenizer.model").string())),
         log_mel(cfg.whisper.num_mel_bins),
-        whisper(cfg.whisper, weights),
-        wavlm(cfg.wavlm, weights),
-        whisper_branch(adapter::Branch::whisper(cfg, weights)),
-        wavlm_branch(adapter::Branch::wavlm(cfg, weights)),
-        fusion(cfg, weights),
-        llama(cfg.llama, weights),
-        prompt_adapter(cfg.llama, weights) {
+        stages(cfg, weights) {
     if (tokenizer.vocab_size() != cfg.llama.vocab_size)
       throw Error(dir + ": tokenizer.model has " + std::to_string(tokenizer.vocab_size()) +
                   " pieces, config.json says vocab_size " + std::to_string(cfg.llama.vocab_size));
@@ -128,9 +119,9 @@ struct Model::Impl {
   void check_samples(const std::vector<float>& samples) const {
     audio::check_samples(samples.data(), samples.size(), "audio");
     const int64_t n = int64_t(samples.size());
-    if (n < wavlm.min_samples())
+    if (n < stages.wavlm.min_samples())
       throw Error("the audio is too short: " + std::to_string(n) + " samples at 16 kHz, the model needs at least " +
-                  std::to_string(wavlm.min_samples()));
+                  std::to_string(stages.wavlm.min_samples()));
     check_audio_length(n);
     const double seconds = n / kSampleRate;
     if (weights.device().is_cpu())
@@ -148,7 +139,7 @@ struct Model::Impl {
     const uint64_t mel = uint64_t(parts) * cfg.whisper.num_mel_bins * audio::kFramesPerPart * 4;
     const uint64_t whisper_out = uint64_t(parts) * cfg.whisper.max_source_positions * cfg.whisper.d_model * elt;
     return kScratch + uint64_t(n) * 4 + mel + whisper_out +
-           std::max(whisper.activation_bytes(parts, weights.dtype()), wavlm.activation_bytes(n, weights.dtype()));
+           std::max(stages.whisper.activation_bytes(parts, weights.dtype()), stages.wavlm.activation_bytes(n, weights.dtype()));
   }
 
   // Audio embeddings of n samples: the shorter of the two subsampled branches (docs/model.md §4).
@@ -160,7 +151,7 @@ struct Model::Impl {
       longest = std::max(longest, encoders::WhisperEncoder::output_length((part_samples + audio::kHop - 1) / audio::kHop));
     }
     auto sub = [](int64_t frames) { return adapter::Conv1dSubsampler::output_length(frames); };
-    return std::min(parts * sub(longest), sub(wavlm.frames(n)));
+    return std::min(parts * sub(longest), sub(stages.wavlm.frames(n)));
   }
 
   // The decoder's first step holds left + audio + BOS and the forced prefix follows: all of it
@@ -184,7 +175,7 @@ struct Model::Impl {
     audio::LogMel mel = log_mel.compute(samples.data(), samples.size());
     const at::Tensor input = at::from_blob(mel.values.data(), {mel.parts, mel.n_mels, audio::kFramesPerPart}, at::kFloat);
     if (t) t->frontend += sw.lap();
-    at::Tensor out = whisper.forward(input, mel.valid_frames);
+    at::Tensor out = stages.whisper.forward(input, mel.valid_frames);
     if (t) t->whisper += sw.lap();
     return out;
   }
@@ -193,10 +184,10 @@ struct Model::Impl {
     if (cfg.wavlm.do_normalize) {
       std::vector<float> normalized = samples;
       audio::normalize_zero_mean_unit_var(normalized);
-      return wavlm.hidden_states(at::from_blob(normalized.data(), {int64_t(normalized.size())}, at::kFloat));
+      return stages.wavlm.hidden_states(at::from_blob(normalized.data(), {int64_t(normalized.size())}, at::kFloat));
     }
     // The encoder only reads its input (and copies it to its device/dtype).
-    return wavlm.hidden_states(at::from_blob(const_cast<float*>(samples.data()), {int64_t(samples.size())}, at::kFloat));
+    return stages.wavlm.hidden_states(at::from_blob(const_cast<float*>(samples.data()), {int64_t(samples.size())}, at::kFloat));
   }
 
   // Callers check the samples first.
@@ -204,10 +195,10 @@ struct Model::Impl {
     const at::Tensor w_out = whisper_out(samples, t);
     require_finite(w_out, "the Whisper encoder", samples);
     Stopwatch sw;
-    const at::Tensor v_out = wavlm.weighted_sum(wavlm_hidden(samples));
+    const at::Tensor v_out = stages.wavlm.weighted_sum(wavlm_hidden(samples));
     require_finite(v_out, "the WavLM encoder", samples);
     if (t) t->wavlm += sw.lap();
-    at::Tensor fused = fusion.forward(whisper_branch.forward(w_out), wavlm_branch.forward(v_out));
+    at::Tensor fused = stages.fusion.forward(stages.whisper_branch.forward(w_out), stages.wavlm_branch.forward(v_out));
     require_finite(fused, "the modality adapters", samples);
     if (t) t->adapters += sw.lap();
     return fused;
@@ -234,7 +225,7 @@ struct Model::Impl {
     }
     // Computed outside the lock: two threads may both compute a new instruction's scale,
     // which is cheaper than serialising every request behind one.
-    at::Tensor s = prompt_adapter.scale(llama.prompt_hidden(prompt(instruction).orig));
+    at::Tensor s = stages.prompt_adapter.scale(stages.llama.prompt_hidden(prompt(instruction).orig));
     if (!at::isfinite(s).all().item<bool>())
       throw Error("the prompt adapter produced non-finite LoRA scales (NaN or infinity) for this instruction: "
                   "the decoder's or the prompt adapter's weights hold NaN or infinite values");
@@ -246,29 +237,34 @@ struct Model::Impl {
 
   std::string directory;
   ModelConfig cfg;
+  int threads = 1;
   Weights weights;  // before every stage: they hold views of its tensors
   decoder::Tokenizer tokenizer;
   audio::LogMelExtractor log_mel;
-  encoders::WhisperEncoder whisper;
-  encoders::WavLMEncoder wavlm;
-  adapter::Branch whisper_branch, wavlm_branch;
-  adapter::Fusion fusion;
-  decoder::Llama llama;
-  adapter::PromptAdapter prompt_adapter;
+  Stages stages;
 
   mutable std::mutex scale_mu;
   mutable std::map<std::string, at::Tensor> scale_cache;
 };
 
+ModelOptions ModelOptions::parse(const std::string& device, const std::string& dtype, int threads) {
+  ModelOptions o;
+  o.device = parse_device(device);
+  o.dtype = parse_dtype(dtype);
+  o.threads = threads;
+  return o;
+}
+
 std::shared_ptr<Model> Model::load(const std::string& model_dir, const ModelOptions& opt) {
-  const at::Device device = parse_device(opt.device);
-  const at::ScalarType dtype = parse_dtype(opt.dtype);
+  const at::Device device = opt.device;
+  const at::ScalarType dtype = opt.dtype;
   // LibTorch has no float16 convolutions on CPU; bfloat16 is the half-size CPU type.
   if (device.is_cpu() && dtype == at::kHalf)
     throw ArgumentError("dtype float16 is not supported on CPU (LibTorch lacks float16 convolutions there): use bfloat16 or float32");
+  if (dtype != at::kFloat && dtype != at::kHalf && dtype != at::kBFloat16)
+    throw ArgumentError("dtype " + dtype_label(dtype) + " is not supported (float32, float16 or bfloat16)");
   if (opt.threads < 0) throw ArgumentError("threads must be >= 0 (0 = all cores), got " + std::to_string(opt.threads));
   check_model_dir(model_dir);
-  set_threads(opt.threads);
   InferenceGuard guard;
   const ModelConfig cfg = ModelConfig::load((fs::path(model_dir) / "config.json").string());
   // The front end cuts 30-s parts of 3000 frames and Whisper's conv stride halves them: another
@@ -281,7 +277,9 @@ std::shared_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
   check_memory_budget(rotary_table_bytes(cfg.llama), available_memory_bytes(),
                       "the decoder's rotary table (llama.max_seq_len " + std::to_string(cfg.llama.max_seq_len) + ")");
   try {
-    return std::shared_ptr<Model>(new Model(std::make_unique<Impl>(model_dir, cfg, device, dtype)));
+    auto impl = std::make_unique<Impl>(model_dir, cfg, device, dtype);
+    impl->threads = resolve_threads(opt.threads);
+    return std::shared_ptr<Model>(new Model(std::move(impl)));
   } catch (const fs::filesystem_error& e) {
     throw Error(model_dir + ": " + e.what());
   }
@@ -305,23 +303,13 @@ bool Model::random_weights() const {
 const std::string& Model::directory() const { return impl_->directory; }
 at::Device Model::device() const { return impl_->weights.device(); }
 at::ScalarType Model::dtype() const { return impl_->weights.dtype(); }
+int Model::threads() const { return impl_->threads; }
 
-decoder::GenerateOptions Model::default_generate_options() const {
-  const GenerationConfig& g = impl_->cfg.generation;
-  decoder::GenerateOptions o;
-  o.max_steps = g.max_steps;
-  o.temperature = g.temperature;
-  o.top_p = g.top_p;
-  o.top_k = g.top_k;
-  o.num_beams = g.num_beams;
-  o.length_penalty = g.length_penalty;
-  o.repetition_penalty = g.repetition_penalty;
-  o.no_repeat_ngram_size = g.no_repeat_ngram_size;
-  return o;
-}
+GenerationOptions Model::generation_options() const { return impl_->cfg.generation; }
 
 std::vector<at::Tensor> Model::whisper_encoder(const std::vector<float>& samples16k) const {
   InferenceGuard guard;
+  ThreadScope threads(impl_->threads);
   impl_->check_samples(samples16k);
   const at::Tensor out = impl_->whisper_out(samples16k, nullptr);
   std::vector<at::Tensor> parts;
@@ -331,6 +319,7 @@ std::vector<at::Tensor> Model::whisper_encoder(const std::vector<float>& samples
 
 std::vector<at::Tensor> Model::wavlm_hidden_states(const std::vector<float>& samples16k) const {
   InferenceGuard guard;
+  ThreadScope threads(impl_->threads);
   impl_->check_samples(samples16k);
   std::vector<at::Tensor> hidden = impl_->wavlm_hidden(samples16k);
   for (auto& h : hidden) h = to_cpu_float(h);
@@ -339,12 +328,13 @@ std::vector<at::Tensor> Model::wavlm_hidden_states(const std::vector<float>& sam
 
 at::Tensor Model::audio_embeddings(const std::vector<float>& samples16k) const {
   InferenceGuard guard;
+  ThreadScope threads(impl_->threads);
   impl_->check_samples(samples16k);
   return to_cpu_float(impl_->embeddings(samples16k, nullptr));
 }
 
 int64_t Model::audio_token_count(int64_t samples16k) const {
-  if (samples16k < impl_->wavlm.min_samples()) return 0;
+  if (samples16k < impl_->stages.wavlm.min_samples()) return 0;
   return impl_->audio_tokens(samples16k);
 }
 
@@ -361,13 +351,15 @@ decoder::PromptIds Model::prompt_ids(const std::string& instruction) const { ret
 
 at::Tensor Model::prompt_scale(const std::string& instruction) const {
   InferenceGuard guard;
+  ThreadScope threads(impl_->threads);
   // A copy: the caller (a numpy array, say) must not be able to write into the cache.
   return impl_->scale(instruction).to(at::kCPU, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
 }
 
 GenerationResult Model::generate(const std::vector<float>& samples16k, const std::string& instruction,
-                                 const decoder::GenerateOptions& opt, const decoder::TextCallback& on_text) const {
+                                 const GenerationOptions& opt, const decoder::TextCallback& on_text) const {
   InferenceGuard guard;
+  ThreadScope threads(impl_->threads);
   opt.validate();
   GenerationResult r;
   const decoder::PromptIds ids = impl_->prompt(instruction);  // a bad instruction fails before any compute
@@ -377,7 +369,7 @@ GenerationResult Model::generate(const std::vector<float>& samples16k, const std
   Stopwatch sw;
   const at::Tensor scale = impl_->scale(instruction);
   r.timings.prompt_adapter = sw.lap();
-  decoder::GenerateResult g = decoder::generate(impl_->llama, impl_->tokenizer, embeds, ids, scale, opt, on_text);
+  decoder::Completion g = decoder::complete(impl_->stages.llama, impl_->tokenizer, embeds, ids, scale, opt, on_text);
   r.text = std::move(g.text);
   r.token_ids = std::move(g.generated_ids);
   r.decoded_tokens = std::move(g.decoded_tokens);
@@ -415,7 +407,7 @@ DecodedAudio DecodedAudio::load(const std::string& path) {
 }
 
 GenerationResult Model::generate(const DecodedAudio& audio, const std::string& instruction,
-                                 const decoder::GenerateOptions& opt, const decoder::TextCallback& on_text) const {
+                                 const GenerationOptions& opt, const decoder::TextCallback& on_text) const {
   GenerationResult r = generate(audio.samples, instruction, opt, on_text);
   r.timings.audio = audio.seconds;
   r.real_time_factor = r.timings.total() / r.audio_seconds;

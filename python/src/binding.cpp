@@ -22,7 +22,7 @@
 #include "wavllm/core/config.h"
 #include "wavllm/core/error.h"
 #include "wavllm/core/runtime.h"
-#include "wavllm/core/schema.h"
+#include "wavllm/pipeline/stages.h"
 #include "wavllm/pipeline/model.h"
 
 namespace py = pybind11;
@@ -118,9 +118,14 @@ py::dict timings_dict(const wavllm::StageTimings& t) {
   return d;
 }
 
-template <typename T>
-void set_if(const std::optional<T>& v, T& field) {
-  if (v) field = *v;
+// A str is one stop string; otherwise a sequence of them.
+std::vector<std::string> stop_strings(const py::object& stop) {
+  if (py::isinstance<py::str>(stop)) return {stop.cast<std::string>()};
+  try {
+    return stop.cast<std::vector<std::string>>();
+  } catch (const py::cast_error&) {
+    throw py::type_error("stop must be a string or a list of strings");
+  }
 }
 
 class PyModel {
@@ -130,43 +135,27 @@ class PyModel {
     if (!path) throw py::type_error("path must be a model directory (str or os.PathLike), not " + type_name(path_like));
     if (threads && *threads < 1)
       throw py::value_error("threads must be >= 1 (got " + std::to_string(*threads) + "); None uses every core");
-    wavllm::ModelOptions opt;
-    opt.device = device;
-    opt.dtype = dtype;
-    opt.threads = threads.value_or(0);
+    const auto opt = wavllm::ModelOptions::parse(device, dtype, threads.value_or(0));
     py::gil_scoped_release nogil;
     model_ = wavllm::Model::load(*path, opt);
   }
 
   const wavllm::Model& get() const { return *model_; }
 
-  py::object generate(const py::object& audio, const std::string& instruction, std::optional<int> max_new_tokens,
-                      std::optional<int> max_steps, std::optional<double> temperature, std::optional<double> top_p,
-                      std::optional<int> top_k, std::optional<uint64_t> seed, std::optional<int> num_beams,
-                      std::optional<double> length_penalty, std::optional<double> repetition_penalty,
-                      std::optional<int> no_repeat_ngram_size, const py::object& stop, bool return_step_logits,
-                      const py::object& on_text) const {
-    wavllm::decoder::GenerateOptions opt = model_->default_generate_options();
-    set_if(max_new_tokens, opt.max_new_tokens);
-    set_if(max_steps, opt.max_steps);
-    set_if(temperature, opt.temperature);
-    set_if(top_p, opt.top_p);
-    set_if(top_k, opt.top_k);
-    if (seed) opt.seed = *seed;
-    set_if(num_beams, opt.num_beams);
-    set_if(length_penalty, opt.length_penalty);
-    set_if(repetition_penalty, opt.repetition_penalty);
-    set_if(no_repeat_ngram_size, opt.no_repeat_ngram_size);
-    if (py::isinstance<py::str>(stop)) {
-      opt.stop = {stop.cast<std::string>()};
-    } else if (!stop.is_none()) {
-      try {
-        opt.stop = stop.cast<std::vector<std::string>>();
-      } catch (const py::cast_error&) {
-        throw py::type_error("stop must be a string or a list of strings");
-      }
+  // options: a GenerationOptions (None: the model's config.json defaults); each keyword that is
+  // not None is then set on a copy of it by its field name, through the class's own attributes.
+  py::object generate(const py::object& audio, const std::string& instruction, const py::object& options,
+                      const py::object& on_text, const py::kwargs& overrides) const {
+    py::object chosen = options.is_none() ? py::cast(model_->generation_options())
+                                          : py::cast(options.cast<wavllm::GenerationOptions>());
+    const py::object property = py::module_::import("builtins").attr("property");
+    for (const auto& [key, value] : overrides) {
+      const std::string name = py::str(key);
+      if (!py::isinstance(py::getattr(py::type::of(chosen), name.c_str(), py::none()), property))
+        throw py::type_error("generate() got an unexpected keyword argument '" + name + "'");
+      if (!value.is_none()) chosen.attr(name.c_str()) = value;
     }
-    opt.return_step_logits = return_step_logits;
+    const auto opt = chosen.cast<wavllm::GenerationOptions>();
     if (!on_text.is_none() && !PyCallable_Check(on_text.ptr())) throw py::type_error("on_text must be callable or None");
     wavllm::DecodedAudio input;
     if (py::isinstance<py::array>(audio)) {
@@ -279,11 +268,11 @@ PYBIND11_MODULE(_wavllm, m) {
   m.def(
       "tensor_spec",
       [](const std::string& text) {
-        return wavllm::model_schema_json(wavllm::ModelConfig::from_json_text(text, "config.json"));
+        return wavllm::model_spec(wavllm::ModelConfig::from_json_text(text, "config.json")).to_json();
       },
       py::arg("json_text"),
-      "The tensors a model of this config.json text has, as JSON: [{name, shape, used}]. The converter "
-      "checks a checkpoint against it.");
+      "The tensors a model of this config.json text has, as the layers declare them (JSON, as "
+      "`wavllm spec` prints it). The converter reads config sizes and checks checkpoints with it.");
 
   m.def("transcribe_instruction", &wavllm::transcribe_instruction);
   m.def("translate_instruction", &wavllm::translate_instruction, py::arg("language"));
@@ -291,7 +280,35 @@ PYBIND11_MODULE(_wavllm, m) {
   m.def("emotion_instruction", &wavllm::emotion_instruction);
   m.def("question_instruction", &wavllm::question_instruction, py::arg("question"));
   m.def("set_threads", &wavllm::set_threads, py::arg("n"),
-        "Intra-op threads of the process (n <= 0: one per core; more than the cores are capped at the core count).");
+        "Intra-op threads of the whole process (n <= 0: one per core; capped at the core count). A Model "
+        "runs its calls with its own `threads` whatever this says.");
+
+  using wavllm::GenerationOptions;
+  py::class_<GenerationOptions>(m, "GenerationOptions",
+                                "Decoding options (the engine's GenerationOptions): defaults from config.json's "
+                                "`generation` section via Model.generation_options, or these field defaults.")
+      .def(py::init<>())
+      .def_readwrite("max_steps", &GenerationOptions::max_steps)
+      .def_readwrite("temperature", &GenerationOptions::temperature)
+      .def_readwrite("top_p", &GenerationOptions::top_p)
+      .def_readwrite("top_k", &GenerationOptions::top_k)
+      .def_readwrite("num_beams", &GenerationOptions::num_beams)
+      .def_readwrite("length_penalty", &GenerationOptions::length_penalty)
+      .def_readwrite("repetition_penalty", &GenerationOptions::repetition_penalty)
+      .def_readwrite("no_repeat_ngram_size", &GenerationOptions::no_repeat_ngram_size)
+      .def_readwrite("max_new_tokens", &GenerationOptions::max_new_tokens)
+      .def_readwrite("seed", &GenerationOptions::seed)
+      .def_property(
+          "stop", [](const GenerationOptions& o) { return o.stop; },
+          [](GenerationOptions& o, const py::object& v) { o.stop = v.is_none() ? std::vector<std::string>{} : stop_strings(v); })
+      .def_readwrite("return_step_logits", &GenerationOptions::return_step_logits)
+      .def("validate", &GenerationOptions::validate,
+           "Raises wavllm.ArgumentError naming the first option outside its range.")
+      .def("__repr__", [](const GenerationOptions& o) {
+        return "GenerationOptions(temperature=" + std::to_string(o.temperature) + ", top_p=" + std::to_string(o.top_p) +
+               ", top_k=" + std::to_string(o.top_k) + ", num_beams=" + std::to_string(o.num_beams) +
+               ", max_new_tokens=" + std::to_string(o.max_new_tokens) + ", max_steps=" + std::to_string(o.max_steps) + ")";
+      });
 
   py::class_<wavllm::GenerationResult>(m, "GenerationResult")
       .def_property_readonly("text", [](const wavllm::GenerationResult& r) { return to_py_str(r.text); })
@@ -323,6 +340,8 @@ PYBIND11_MODULE(_wavllm, m) {
       .def_property_readonly("directory", [](const PyModel& pm) { return pm.get().directory(); })
       .def_property_readonly("device", [](const PyModel& pm) { return pm.get().device().str(); })
       .def_property_readonly("dtype", [](const PyModel& pm) { return wavllm::dtype_label(pm.get().dtype()); })
+      .def_property_readonly("threads", [](const PyModel& pm) { return pm.get().threads(); },
+                             "Intra-op threads each call of this model runs with.")
       .def_property_readonly(
           "config",
           [](const PyModel& pm) { return py::module_::import("json").attr("loads")(pm.get().config().to_json_text()); },
@@ -355,12 +374,14 @@ PYBIND11_MODULE(_wavllm, m) {
             return to_numpy<float>(s);
           },
           py::arg("instruction"), "The prompt adapter's LoRA scale vector: float32 [dim].")
+      .def_property_readonly(
+          "generation_options", [](const PyModel& pm) { return pm.get().generation_options(); },
+          "A copy of the model's default GenerationOptions (config.json's `generation` section).")
       .def("generate", &PyModel::generate, py::arg("audio"), py::arg("instruction"), py::kw_only(),
-           py::arg("max_new_tokens") = py::none(), py::arg("max_steps") = py::none(),
-           py::arg("temperature") = py::none(), py::arg("top_p") = py::none(), py::arg("top_k") = py::none(),
-           py::arg("seed") = py::none(), py::arg("num_beams") = py::none(), py::arg("length_penalty") = py::none(),
-           py::arg("repetition_penalty") = py::none(), py::arg("no_repeat_ngram_size") = py::none(),
-           py::arg("stop") = py::none(), py::arg("return_step_logits") = false, py::arg("on_text") = py::none(),
-           "Generates the answer to `instruction` about `audio`. Options left as None take the model's "
-           "config.json `generation` values (greedy for the released model).");
+           py::arg("options") = py::none(), py::arg("on_text") = py::none(),
+           "generate(audio, instruction, *, options=None, on_text=None, **fields): the answer to "
+           "`instruction` about `audio`. Keywords are GenerationOptions fields (max_new_tokens, max_steps, "
+           "temperature, top_p, top_k, seed, num_beams, length_penalty, repetition_penalty, "
+           "no_repeat_ngram_size, stop, return_step_logits) set over `options` (default: the model's "
+           "config.json `generation` values, greedy for the released model); None leaves a field as it is.");
 }

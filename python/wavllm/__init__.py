@@ -31,7 +31,8 @@ except ModuleNotFoundError as e:
         raise
     _wavllm = None
 
-__all__ = ["Error", "ArgumentError", "ResourceError", "Model", "GenerationResult", "load_audio", "log_mel", "set_threads",
+__all__ = ["Error", "ArgumentError", "ResourceError", "Model", "GenerationOptions", "GenerationResult", "load_audio",
+           "log_mel", "set_threads",
            "transcribe_instruction", "translate_instruction", "speaker_verification_instruction",
            "emotion_instruction", "question_instruction"]
 
@@ -42,16 +43,17 @@ if _wavllm is None:
                               "the project and put build/python on PYTHONPATH")
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 else:
-    from ._wavllm import (ArgumentError, Error, GenerationResult, ResourceError, emotion_instruction, load_audio, log_mel,
+    from ._wavllm import (ArgumentError, Error, GenerationOptions, GenerationResult, ResourceError, emotion_instruction, load_audio, log_mel,
                           question_instruction, set_threads, speaker_verification_instruction,
                           transcribe_instruction, translate_instruction)
 
     class Model(_wavllm.Model):
         """A loaded WavLLM model directory (config.json, model*.safetensors, tokenizer.model).
 
-        Model(path, device="cpu", dtype="float32", threads=None); threads=None uses every core
-        (the setting is process-wide). The task helpers take generate()'s keyword options and
-        return the text; generate() returns a GenerationResult."""
+        Model(path, device="cpu", dtype="float32", threads=None); threads=None uses every core.
+        The thread count belongs to this model: each call runs with it and the process's
+        setting (set_threads) is left as it was. The task helpers take generate()'s keyword
+        options and return the text; generate() returns a GenerationResult."""
 
         def transcribe(self, audio, **options):
             return self.generate(audio, transcribe_instruction(), **options).text

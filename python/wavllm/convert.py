@@ -9,6 +9,9 @@ and tokenizer.model. Only the checkpoint's `model` state dict is kept (optimizer
 training state are dropped). The checkpoint is read without executing pickled code
 (wavllm._unpickle) and without torch, fairseq or omegaconf.
 
+The tensor names come from the engine: its layers declare every tensor with the config field
+each axis measures (`wavllm spec`, the binding's tensor_spec), so the converter needs numpy and
+the compiled engine module beside this file (build/python, or `wavllm convert`).
 config.json takes every size that tensor shapes tell from the shapes; the rest (attention
 heads, strides, eps, rotary settings...) comes from the preset (the released WavLLM:
 Whisper-large-v2, WavLM-base, LLaMA-2-7B) or from an --hparams JSON whose sections
@@ -89,53 +92,97 @@ def _count(names, prefix):
     found = {int(m.group(1)) for m in map(pat.match, names) if m}
     if found != set(range(len(found))):
         raise ConvertError(f"layers under {prefix} are not numbered 0..N-1: {sorted(found)}")
+    if not found:
+        raise ConvertError(f"the checkpoint's model has no tensor {prefix}0.* (is this a WavLLM checkpoint?)")
     return len(found)
 
 
-def _shape_config(shapes):
-    """Every config value that tensor shapes determine, as a config.json-shaped dict."""
-    def need(name):
-        if name not in shapes:
-            raise ConvertError(f"the checkpoint's model has no tensor {name} "
-                               f"(is this a WavLLM checkpoint?)")
-        return shapes[name]
+def _engine():
+    """The compiled engine module, whose layers name every tensor."""
+    try:
+        from . import _wavllm  # None when the package finds no compiled module
+    except ImportError:
+        _wavllm = None
+    if _wavllm is None:
+        raise ConvertError("the converter takes the model's tensor list from the compiled engine "
+                           "(wavllm/_wavllm), which is not beside it: build the project and run "
+                           "`wavllm convert` or PYTHONPATH=build/python python3 -m wavllm.convert")
+    return _wavllm
 
+
+def _spec(cfg):
+    """The engine's declared tensors for config.json dict `cfg` (see `wavllm spec`)."""
+    engine = _engine()
+    try:
+        return json.loads(engine.tensor_spec(json.dumps(cfg)))
+    except engine.Error as e:
+        raise ConvertError(f"the derived config.json would not load: {e}") from None
+
+
+def _get(cfg, key):
+    section, field = key.split(".", 1)
+    return cfg[section][field]
+
+
+def _with_counts(cfg, counts):
+    """`cfg` with the repeat counts and flags set (list-valued keys: their lengths), for
+    asking the engine which tensors such a model has."""
+    probe = copy.deepcopy(cfg)
+    for key, n in counts.items():
+        section, field = key.split(".", 1)
+        if isinstance(probe[section][field], list):  # a list's siblings share its length
+            for name, value in probe[section].items():
+                if isinstance(value, list) and len(value) == len(probe[section][field]):
+                    probe[section][name] = (value + value[-1:] * n)[:n]
+        else:
+            probe[section][field] = n
+    return probe
+
+
+def _shape_config(shapes, base):
+    """Every config value that tensor shapes determine, as a config.json-shaped dict: counts
+    of repeated blocks, flags deciding a tensor, then each declared axis's config field."""
     names = list(shapes)
-    wp, vp, lp = "audio_encoder.model.", "wavlm_encoder.model.", "gpt_model.model_llama."
-    d_model, mels, _ = need(wp + "conv1.weight")
-    n_conv = _count(names, vp + "feature_extractor.conv_layers.")
-    convs = [need(f"{vp}feature_extractor.conv_layers.{i}.conv.weight") for i in range(n_conv)]
-    hidden = need(vp + "feature_projection.projection.weight")[0]
-    pos_v = need(vp + "encoder.pos_conv_embed.conv.weight_v")
-    vocab, dim = need(lp + "tok_embeddings.weight")
-    return {
-        "whisper": {
-            "num_mel_bins": mels, "d_model": d_model,
-            "encoder_layers": _count(names, wp + "layers."),
-            "encoder_ffn_dim": need(wp + "layers.0.fc1.weight")[0],
-            "max_source_positions": need(wp + "embed_positions.weight")[0]},
-        "wavlm": {
-            "conv_dim": [c[0] for c in convs], "conv_kernel": [c[2] for c in convs],
-            "conv_bias": vp + "feature_extractor.conv_layers.0.conv.bias" in shapes,
-            "hidden_size": hidden,
-            "num_hidden_layers": _count(names, vp + "encoder.layers."),
-            "num_attention_heads": need(vp + "encoder.layers.0.attention.gru_rel_pos_const")[1],
-            "intermediate_size": need(vp + "encoder.layers.0.feed_forward.intermediate_dense.weight")[0],
-            "num_conv_pos_embeddings": pos_v[2],
-            "num_conv_pos_embedding_groups": hidden // pos_v[1] if pos_v[1] else 0,
-            "num_buckets": need(vp + "encoder.layers.0.attention.rel_attn_embed.weight")[0]},
-        "adapter": {
-            "whisper_sub_mid": need("audio_encoder.subsample.conv_layers.0.weight")[0],
-            "wavlm_sub_mid": need("wavlm_encoder.subsample.conv_layers.0.weight")[0],
-            "sub_out": need("audio_encoder.subsample.conv_layers.1.weight")[0] // 2,
-            "adapter_down": need("audio_encoder.adapter.down_layer.weight")[0],
-            "branch_dim": need("audio_encoder.projector.weight")[0]},
-        "llama": {
-            "dim": dim, "vocab_size": vocab, "n_layers": _count(names, lp + "layers."),
-            "ffn_dim": need(lp + "layers.0.feed_forward.w1.weight")[0],
-            "lora_r": need(lp + "layers.0.attention.wq_lora_A")[1],
-            "prompt_hidden": need(lp + "scale_fc_1.weight")[0]},
-    }
+    first = _spec(base)
+    values = {}
+    for r in first["repeats"]:
+        values[r["key"]] = _count(names, r["prefix"])
+    for f in first["flags"]:
+        values.setdefault(f["key"], f["tensor"] in shapes)
+    spec = _spec(_with_counts(base, values))
+    sources, ratios = {}, []
+    for t in spec["tensors"]:
+        for axis, src in enumerate(t["dims"]):
+            if src is None:
+                continue
+            sources.setdefault(src["key"], t["name"])
+            shape = shapes.get(t["name"])
+            if shape is None or len(shape) != len(t["dims"]):
+                continue  # reported by the tensor check once the config is complete
+            size, factor = shape[axis], src.get("factor", 1)
+            if "per" in src:
+                ratios.append((src["key"], src["per"], size))
+            elif size % factor == 0:
+                values.setdefault(src["key"], size // factor)
+    for key, per, size in ratios:
+        if key in values and size and values[key] % size == 0:
+            values.setdefault(per, values[key] // size)
+    for key, name in sources.items():
+        if key not in values:
+            raise ConvertError(f"the checkpoint's model has no tensor {name} (is this a WavLLM checkpoint?)")
+    out = {}
+    for key, value in values.items():
+        section, field = key.split(".", 1)
+        head, _, index = field.rpartition(".")
+        if index.isdigit():  # an element of a list field: "conv_dim.3"
+            out.setdefault(section, {}).setdefault(head, {})[int(index)] = value
+        elif not isinstance(_get(base, key), list):  # a list's length is told by its elements
+            out.setdefault(section, {})[field] = value
+    for section in out.values():
+        for field, value in section.items():
+            if isinstance(value, dict):
+                section[field] = [value[i] for i in sorted(value)]
+    return out
 
 
 def _same_kind(value, like):
@@ -163,7 +210,7 @@ def derive_config(shapes, hparams=None, preset="wavllm-7b"):
     if preset not in PRESETS:
         raise ConvertError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
     cfg = copy.deepcopy(PRESETS[preset])
-    from_shapes = _shape_config(shapes)
+    from_shapes = _shape_config(shapes, cfg)
     for section, values in (hparams or {}).items():
         if section not in cfg or section in ("format_version", "model_type"):
             raise ConvertError(f"hparams: unknown section {section!r}")
@@ -233,20 +280,10 @@ def _read_hparams(path):
 
 
 def _engine_check(cfg, shapes):
-    """The engine's own checks, when the compiled module is there: its config.json validation
-    (every range rule) and its tensor list for that config (names and shapes, as the loader
-    will check them), so a model it would refuse is never written, and nothing beyond what the
-    model has is expanded. Without it, _check's rules apply and the loader checks the rest."""
-    try:
-        from . import _wavllm  # None when the package finds no compiled module
-    except ImportError:
-        _wavllm = None
-    if _wavllm is None:
-        return
-    try:
-        spec = json.loads(_wavllm.tensor_spec(json.dumps(cfg)))
-    except _wavllm.Error as e:
-        raise ConvertError(f"the derived config.json would not load: {e}") from None
+    """The engine's own checks: its config.json validation (every range rule) and its tensor
+    list for that config (names and shapes, as the loader will check them), so a model it
+    would refuse is never written, and nothing beyond what the model has is expanded."""
+    spec = _spec(cfg)["tensors"]
     expected = {t["name"]: t["shape"] for t in spec}
     problems = [f"missing {t['name']} {t['shape']}" for t in spec if t["used"] and t["name"] not in shapes]
     problems += [f"unexpected {n} {s}" for n, s in shapes.items() if n not in expected]

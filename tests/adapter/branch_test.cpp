@@ -7,6 +7,7 @@
 #include "torch_util.h"
 #include "wavllm/adapter/branch.h"
 #include "wavllm/core/error.h"
+#include "wavllm/pipeline/stages.h"
 
 namespace {
 
@@ -19,7 +20,8 @@ std::string demo_dir() { return std::string(WAVLLM_TEST_FIXTURES) + "/../../mode
 
 struct Demo {
   ModelConfig cfg = ModelConfig::load(demo_dir());
-  Weights w = Weights::load(demo_dir(), cfg, at::kCPU, at::kFloat);
+  Weights w = Weights::load(demo_dir(), model_spec(cfg), at::kCPU, at::kFloat);
+  Stages stages{cfg, w};
 };
 const Demo& demo() {
   static const Demo d;
@@ -44,7 +46,7 @@ TEST_P(AdapterCase, WhisperBranchMatchesReference) {
   c10::InferenceMode guard;
   auto f = stage(GetParam());
   const at::Tensor parts = whisper_parts(*f);
-  const at::Tensor out = adapter::Branch::whisper(demo().cfg, demo().w).forward(parts);
+  const at::Tensor out = demo().stages.whisper_branch.forward(parts);
   EXPECT_EQ(out.size(0), parts.size(0) * adapter::Conv1dSubsampler::output_length(parts.size(1)));
   WAVLLM_EXPECT_CLOSE_REL(out, load_tensor(*f, "whisper_branch"), GetParam() + " whisper_branch");
 }
@@ -52,14 +54,14 @@ TEST_P(AdapterCase, WhisperBranchMatchesReference) {
 TEST_P(AdapterCase, WavlmBranchMatchesReference) {
   c10::InferenceMode guard;
   auto f = stage(GetParam());
-  const at::Tensor out = adapter::Branch::wavlm(demo().cfg, demo().w).forward(load_tensor(*f, "wavlm.weighted"));
+  const at::Tensor out = demo().stages.wavlm_branch.forward(load_tensor(*f, "wavlm.weighted"));
   WAVLLM_EXPECT_CLOSE_REL(out, load_tensor(*f, "wavlm_branch"), GetParam() + " wavlm_branch");
 }
 
 TEST_P(AdapterCase, FusionMatchesReference) {
   c10::InferenceMode guard;
   auto f = stage(GetParam());
-  const at::Tensor out = adapter::Fusion(demo().cfg, demo().w)
+  const at::Tensor out = demo().stages.fusion
                              .forward(load_tensor(*f, "whisper_branch"), load_tensor(*f, "wavlm_branch"));
   WAVLLM_EXPECT_CLOSE_REL(out, load_tensor(*f, "audio_embeds"), GetParam() + " audio_embeds");
 }
@@ -77,10 +79,10 @@ TEST(Subsampler, OutputLengthHalvesTwiceRoundingUp) {
 TEST(Branch, RunsInTheWeightsDtype) {
   c10::InferenceMode guard;
   const auto& d = demo();
-  Weights half = Weights::load(demo_dir(), d.cfg, at::kCPU, at::kBFloat16);
+  Weights half = Weights::load(demo_dir(), model_spec(d.cfg), at::kCPU, at::kBFloat16);
   auto f = stage("plants_asr");
   const at::Tensor in = load_tensor(*f, "wavlm.weighted");
-  const at::Tensor out = adapter::Branch::wavlm(d.cfg, half).forward(in);
+  const at::Tensor out = Stages(d.cfg, half).wavlm_branch.forward(in);
   EXPECT_EQ(out.scalar_type(), at::kBFloat16);
   const at::Tensor ref = load_tensor(*f, "wavlm_branch");
   // bfloat16 keeps ~3 significant digits: a loose sanity bound, not a parity claim.
@@ -90,7 +92,7 @@ TEST(Branch, RunsInTheWeightsDtype) {
 TEST(Branch, RejectsWrongShapes) {
   c10::InferenceMode guard;
   const auto& d = demo();
-  const auto whisper = adapter::Branch::whisper(d.cfg, d.w);
+  const auto& whisper = d.stages.whisper_branch;
   const int64_t c = d.cfg.whisper.d_model;
   for (const auto& bad : {at::zeros({5, c + 1}), at::zeros({0, c}), at::zeros({c}), at::zeros({1, 1, 5, c})}) {
     try {
@@ -100,7 +102,7 @@ TEST(Branch, RejectsWrongShapes) {
       EXPECT_NE(std::string(e.what()).find("audio_encoder adapter"), std::string::npos) << e.what();
     }
   }
-  const adapter::Fusion fusion(d.cfg, d.w);
+  const adapter::Fusion& fusion = d.stages.fusion;
   const int64_t b = d.cfg.adapter.branch_dim;
   EXPECT_THROW(fusion.forward(at::zeros({3, b}), at::zeros({3, b + 1})), Error);
   EXPECT_THROW(fusion.forward(at::zeros({0, b}), at::zeros({3, b})), Error);
@@ -109,7 +111,7 @@ TEST(Branch, RejectsWrongShapes) {
 TEST(Fusion, CutsToTheShorterBranch) {
   c10::InferenceMode guard;
   const auto& d = demo();
-  const adapter::Fusion fusion(d.cfg, d.w);
+  const adapter::Fusion& fusion = d.stages.fusion;
   const int64_t b = d.cfg.adapter.branch_dim;
   const at::Tensor a = at::randn({7, b}), v = at::randn({5, b});
   const at::Tensor out = fusion.forward(a, v);

@@ -380,7 +380,8 @@ TEST_F(Cli, SpecListsEveryTensorOfTheModel) {
   const Outcome r = run({"spec", "--config", demo_dir()});
   ASSERT_EQ(r.status, 0) << r.err;
   std::map<std::string, std::vector<int64_t>> spec;
-  for (const json& t : json::parse(r.out)) spec[t["name"].get<std::string>()] = t["shape"].get<std::vector<int64_t>>();
+  const json declared = json::parse(r.out);
+  for (const json& t : declared.at("tensors")) spec[t["name"].get<std::string>()] = t["shape"].get<std::vector<int64_t>>();
   auto tensors_of = [](const fs::path& file) {
     std::map<std::string, std::vector<int64_t>> out;
     const auto f = wavllm::st::File::open(file.string());  // alive while its tensors are read

@@ -15,6 +15,7 @@
 #include "wavllm/core/files.h"
 #include "wavllm/core/json_strict.h"
 #include "wavllm/core/random_model.h"
+#include "wavllm/pipeline/stages.h"
 #include "wavllm/core/runtime.h"
 #include "wavllm/core/safetensors.h"
 
@@ -190,19 +191,19 @@ TEST(HostileWriters, NothingOfTheUsersIsOverwritten) {
 
   // make-random-model: a folder with anything in it is refused and left as it was.
   RandomModelOptions opt;
-  EXPECT_NE(error_of([&] { write_random_model(cfg, dir.str(), opt); }).find("not an empty directory"), std::string::npos);
+  EXPECT_NE(error_of([&] { write_random_model(cfg, model_spec(cfg), dir.str(), opt); }).find("not an empty directory"), std::string::npos);
   EXPECT_EQ(file_text(dir.file("config.json")), "mine");
   // A failure half way (the tokenizer is a FIFO) leaves neither the target nor a staging folder.
   wavllm::test::make_fifo(dir.file("tok.fifo"));
   opt.tokenizer = dir.file("tok.fifo");
-  EXPECT_NE(error_of([&] { write_random_model(cfg, dir.file("new"), opt); }).find("FIFO"), std::string::npos);
+  EXPECT_NE(error_of([&] { write_random_model(cfg, model_spec(cfg), dir.file("new"), opt); }).find("FIFO"), std::string::npos);
   for (const auto& e : fs::directory_iterator(dir.str()))
     EXPECT_TRUE(e.path().filename() != "new" && e.path().filename().string().find("partial") == std::string::npos)
         << e.path();
   // An empty folder is filled.
   fs::create_directory(dir.file("empty"));
   opt.tokenizer = demo_dir() + "/tokenizer.model";
-  write_random_model(cfg, dir.file("empty"), opt);
+  write_random_model(cfg, model_spec(cfg), dir.file("empty"), opt);
   EXPECT_TRUE(fs::exists(dir.file("empty/model.safetensors")));
 }
 
@@ -244,7 +245,7 @@ TEST(HostileText, ErrorKindsAreToldApart) {
   EXPECT_THROW(parse_dtype("int8"), ArgumentError);
   EXPECT_THROW(parse_device("tpu"), ArgumentError);
   EXPECT_THROW(check_memory_budget(2, 1, "x"), ResourceError);
-  GenerationConfig g;
+  GenerationOptions g;
   g.num_beams = 99;
   EXPECT_NE(g.problem().find("num_beams"), std::string::npos);
   json j = json::parse(ModelConfig::load(demo_dir()).to_json_text());

@@ -11,7 +11,7 @@
 #include "wavllm/core/random_model.h"
 #include "wavllm/core/runtime.h"
 #include "wavllm/core/safetensors.h"
-#include "wavllm/core/schema.h"
+#include "wavllm/pipeline/stages.h"
 
 namespace fs = std::filesystem;
 using namespace wavllm;
@@ -34,9 +34,9 @@ std::string error_of(const std::function<void()>& f) {
 
 TEST(Weights, LoadsDemoModelAsViewsWithFixtureValues) {
   ModelConfig cfg = ModelConfig::load(demo_dir());
-  Weights w = Weights::load(demo_dir(), cfg, at::kCPU, at::kFloat);
+  Weights w = Weights::load(demo_dir(), model_spec(cfg), at::kCPU, at::kFloat);
   size_t used = 0;
-  for (const auto& t : model_schema(cfg)) used += t.used;
+  for (const auto& t : model_spec(cfg).tensors) used += t.used;
   EXPECT_EQ(w.all().size(), used);
   EXPECT_FALSE(w.contains("audio_proj.weight"));  // in checkpoints, unused by inference
   const at::Tensor& norm = w.get("gpt_model.model_llama.norm.weight");
@@ -47,7 +47,7 @@ TEST(Weights, LoadsDemoModelAsViewsWithFixtureValues) {
 
 TEST(Weights, ConvertsDtype) {
   ModelConfig cfg = ModelConfig::load(demo_dir());
-  Weights w = Weights::load(demo_dir(), cfg, at::kCPU, at::kBFloat16);
+  Weights w = Weights::load(demo_dir(), model_spec(cfg), at::kCPU, at::kBFloat16);
   const at::Tensor& t = w.get("gpt_model.model_llama.output.weight");
   EXPECT_EQ(t.scalar_type(), at::kBFloat16);
   EXPECT_NEAR(t.to(at::kFloat).sum().item<double>(), -24.145, 0.5);
@@ -77,7 +77,7 @@ TEST(Weights, ReportsEveryMismatchInOneError) {
     }
     wr.close();
   }
-  std::string msg = error_of([&] { Weights::load(tmp.str(), cfg, at::kCPU, at::kFloat); });
+  std::string msg = error_of([&] { Weights::load(tmp.str(), model_spec(cfg), at::kCPU, at::kFloat); });
   EXPECT_NE(msg.find("missing (1)"), std::string::npos) << msg;
   EXPECT_NE(msg.find("gpt_model.model_llama.norm.weight"), std::string::npos) << msg;
   EXPECT_NE(msg.find("wavlm_audio_proj.bias is [65], config says [64]"), std::string::npos) << msg;
@@ -88,15 +88,15 @@ TEST(Weights, ReportsEveryMismatchInOneError) {
 TEST(Weights, RejectsIntegerWeightsAndWrongConfig) {
   ModelConfig cfg = ModelConfig::load(demo_dir());
   cfg.llama.lora_r = 8;  // the demo has r = 4: every LoRA tensor is mis-shaped
-  std::string msg = error_of([&] { Weights::load(demo_dir(), cfg, at::kCPU, at::kFloat); });
+  std::string msg = error_of([&] { Weights::load(demo_dir(), model_spec(cfg), at::kCPU, at::kFloat); });
   EXPECT_NE(msg.find("wq_lora_A is [64, 4], config says [64, 8]"), std::string::npos) << msg;
 
   ModelConfig good = ModelConfig::load(demo_dir());
   std::map<std::string, at::Tensor> m;
-  for (const auto& t : model_schema(good))
+  for (const auto& t : model_spec(good).tensors)
     if (t.used) m[t.name] = at::zeros(t.shape);
   m["gpt_model.model_llama.norm.weight"] = at::zeros({64}, at::kLong);
-  msg = error_of([&] { Weights::from_map(m, good); });
+  msg = error_of([&] { Weights::from_map(m, model_spec(good)); });
   EXPECT_NE(msg.find("not a floating-point dtype"), std::string::npos) << msg;
 }
 
@@ -106,9 +106,9 @@ TEST(RandomModel, WritesLoadableDeterministicShardedModels) {
   RandomModelOptions opt;
   opt.seed = 7;
   opt.tokenizer = demo_dir() + "/tokenizer.model";
-  write_random_model(cfg, a.str() + "/m", opt);
+  write_random_model(cfg, model_spec(cfg), a.str() + "/m", opt);
   opt.shard_bytes = 200000;  // forces several shards and an index
-  write_random_model(cfg, b.str() + "/m", opt);
+  write_random_model(cfg, model_spec(cfg), b.str() + "/m", opt);
   EXPECT_TRUE(fs::exists(b.str() + "/m/model.safetensors.index.json"));
   int shards = 0;
   for (auto& e : fs::directory_iterator(b.str() + "/m")) shards += e.path().extension() == ".safetensors";
@@ -117,8 +117,8 @@ TEST(RandomModel, WritesLoadableDeterministicShardedModels) {
   EXPECT_TRUE(fs::exists(a.str() + "/m/tokenizer.model"));
   ModelConfig back = ModelConfig::load(a.str() + "/m");
   EXPECT_EQ(back.to_json_text(), cfg.to_json_text());
-  Weights wa = Weights::load(a.str() + "/m", cfg, at::kCPU, at::kFloat);
-  Weights wb = Weights::load(b.str() + "/m", cfg, at::kCPU, at::kFloat);
+  Weights wa = Weights::load(a.str() + "/m", model_spec(cfg), at::kCPU, at::kFloat);
+  Weights wb = Weights::load(b.str() + "/m", model_spec(cfg), at::kCPU, at::kFloat);
   for (const auto& [name, t] : wa.all()) EXPECT_TRUE(at::equal(t, wb.get(name))) << name;
   const at::Tensor& emb = wa.get("gpt_model.model_llama.tok_embeddings.weight");
   EXPECT_NEAR(emb.std().item<double>(), 0.02, 0.002);
@@ -127,10 +127,10 @@ TEST(RandomModel, WritesLoadableDeterministicShardedModels) {
   opt.seed = 8;
   opt.shard_bytes = 2000000000ull;
   TempDir c;
-  write_random_model(cfg, c.str() + "/m", opt);
-  Weights wc = Weights::load(c.str() + "/m", cfg, at::kCPU, at::kFloat);
+  write_random_model(cfg, model_spec(cfg), c.str() + "/m", opt);
+  Weights wc = Weights::load(c.str() + "/m", model_spec(cfg), at::kCPU, at::kFloat);
   EXPECT_FALSE(at::equal(emb, wc.get("gpt_model.model_llama.tok_embeddings.weight")));
-  EXPECT_THROW(write_random_model(cfg, c.str() + "/m", opt), Error);
+  EXPECT_THROW(write_random_model(cfg, model_spec(cfg), c.str() + "/m", opt), Error);
 }
 
 TEST(Runtime, ParsesDevicesAndDtypes) {

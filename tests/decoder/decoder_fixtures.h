@@ -11,9 +11,10 @@
 #include "wavllm/adapter/prompt_adapter.h"
 #include "wavllm/core/config.h"
 #include "wavllm/core/weights.h"
-#include "wavllm/decoder/generate.h"
+#include "wavllm/decoder/decoding.h"
 #include "wavllm/decoder/llama.h"
 #include "wavllm/decoder/tokenizer.h"
+#include "wavllm/pipeline/stages.h"
 
 namespace wavllm::test {
 
@@ -21,9 +22,9 @@ inline std::string demo_dir() { return std::string(WAVLLM_TEST_FIXTURES) + "/../
 
 struct DemoDecoder {
   ModelConfig cfg = ModelConfig::load(demo_dir());
-  Weights w = Weights::load(demo_dir(), cfg, at::kCPU, at::kFloat);
-  decoder::Llama llm{cfg.llama, w};
-  adapter::PromptAdapter prompt_adapter{cfg.llama, w};
+  Weights w = Weights::load(demo_dir(), model_spec(cfg), at::kCPU, at::kFloat);
+  decoder::Llama llm{cfg.llama, decoder_module(nn::Scope::binding(w))};
+  adapter::PromptAdapter prompt_adapter{cfg.llama, decoder_module(nn::Scope::binding(w))};
   decoder::Tokenizer tok = decoder::Tokenizer::load(fixture("tiny/tokenizer.model"));
 };
 
@@ -68,9 +69,9 @@ inline at::Tensor demo_scale(const decoder::PromptIds& p) {
   return demo().prompt_adapter.scale(demo().llm.prompt_hidden(p.orig));
 }
 
-inline decoder::GenerateResult demo_generate(const StageInputs& s, const decoder::GenerateOptions& opt,
+inline decoder::Completion demo_complete(const StageInputs& s, const GenerationOptions& opt,
                                              const decoder::TextCallback& cb = nullptr) {
-  return decoder::generate(demo().llm, demo().tok, s.audio_embeds, s.prompt, demo_scale(s.prompt), opt, cb);
+  return decoder::complete(demo().llm, demo().tok, s.audio_embeds, s.prompt, demo_scale(s.prompt), opt, cb);
 }
 
 }  // namespace wavllm::test

@@ -22,10 +22,10 @@ TEST(DecoderParity, GreedyDecodingMatchesEveryStage) {
   for (const auto& name : stage_cases()) {
     const auto s = stage_inputs(name);
     const auto ref_generated = s.file->read_i64("generated_ids");
-    decoder::GenerateOptions opt;
+    GenerationOptions opt;
     opt.max_new_tokens = static_cast<int>(ref_generated.size());
     opt.return_step_logits = true;
-    const auto r = demo_generate(s, opt);
+    const auto r = demo_complete(s, opt);
     EXPECT_EQ(r.decoded_tokens, s.file->read_i64("decoded_tokens")) << name;
     EXPECT_EQ(r.generated_ids, ref_generated) << name;
     const at::Tensor ref = load_tensor(*s.file, "step_logits");
@@ -67,16 +67,16 @@ TEST(Llama, ZeroScaleIsTheBaseModel) {
 
 TEST(Llama, RunsInBfloat16) {
   const auto& d = demo();
-  const Weights half = Weights::load(demo_dir(), d.cfg, at::kCPU, at::kBFloat16);
-  const decoder::Llama llm(d.cfg.llama, half);
-  const adapter::PromptAdapter pa(d.cfg.llama, half);
+  const Weights half = Weights::load(demo_dir(), model_spec(d.cfg), at::kCPU, at::kBFloat16);
+  const decoder::Llama llm(d.cfg.llama, decoder_module(nn::Scope::binding(half)));
+  const adapter::PromptAdapter pa(d.cfg.llama, decoder_module(nn::Scope::binding(half)));
   const auto s = stage_inputs(stage_cases().front());
   const at::Tensor scale = pa.scale(llm.prompt_hidden(s.prompt.orig));
   EXPECT_EQ(scale.scalar_type(), at::kBFloat16);
-  decoder::GenerateOptions opt;
+  GenerationOptions opt;
   opt.max_new_tokens = 3;
   opt.return_step_logits = true;
-  const auto r = decoder::generate(llm, d.tok, s.audio_embeds, s.prompt, scale, opt);
+  const auto r = decoder::complete(llm, d.tok, s.audio_embeds, s.prompt, scale, opt);
   const std::vector<int64_t> forced(s.prompt.right.begin() + 1, s.prompt.right.end());
   EXPECT_EQ(std::vector<int64_t>(r.decoded_tokens.begin(), r.decoded_tokens.begin() + forced.size()), forced);
   EXPECT_EQ(r.generated_ids.size(), 3u);

@@ -47,17 +47,17 @@ TEST(WhisperEncoder, OutputLengthFollowsConvStride) {
 TEST(WhisperEncoder, ConstructorNamesTensorsTheConfigDisagreesWith) {
   WhisperConfig more_layers = demo().cfg.whisper;
   ++more_layers.encoder_layers;
-  EXPECT_NE(error_of([&] { encoders::WhisperEncoder(more_layers, demo().w); })
-                .find("'audio_encoder.model.layers.2.self_attn_layer_norm.weight'"),
+  EXPECT_NE(error_of([&] { encoders::WhisperEncoder(more_layers, whisper_module(nn::Scope::binding(demo().w))); })
+                .find("'audio_encoder.model.layers.2.self_attn.q_proj.weight'"),
             std::string::npos);
   WhisperConfig mels = demo().cfg.whisper;
   mels.num_mel_bins = 128;
-  EXPECT_NE(error_of([&] { encoders::WhisperEncoder(mels, demo().w); })
+  EXPECT_NE(error_of([&] { encoders::WhisperEncoder(mels, whisper_module(nn::Scope::binding(demo().w))); })
                 .find("'audio_encoder.model.conv1.weight' is [64, 80, 3], config says [64, 128, 3]"),
             std::string::npos);
   WhisperConfig heads = demo().cfg.whisper;
   heads.encoder_attention_heads = 5;
-  EXPECT_NE(error_of([&] { encoders::WhisperEncoder(heads, demo().w); }).find("encoder_attention_heads 5"),
+  EXPECT_NE(error_of([&] { encoders::WhisperEncoder(heads, whisper_module(nn::Scope::binding(demo().w))); }).find("encoder_attention_heads 5"),
             std::string::npos);
 }
 
@@ -92,22 +92,22 @@ TEST(WavLMEncoder, RejectsBadWaveform) {
 TEST(WavLMEncoder, ConstructorNamesTensorsTheConfigDisagreesWith) {
   WavLMConfig buckets = demo().cfg.wavlm;
   buckets.num_buckets = 256;
-  EXPECT_NE(error_of([&] { encoders::WavLMEncoder(buckets, demo().w); })
+  EXPECT_NE(error_of([&] { encoders::WavLMEncoder(buckets, wavlm_module(nn::Scope::binding(demo().w))); })
                 .find("'wavlm_encoder.model.encoder.layers.0.attention.rel_attn_embed.weight' is [320, 4], config says [256, 4]"),
             std::string::npos);
   WavLMConfig bias = demo().cfg.wavlm;
   bias.conv_bias = true;
-  EXPECT_NE(error_of([&] { encoders::WavLMEncoder(bias, demo().w); })
+  EXPECT_NE(error_of([&] { encoders::WavLMEncoder(bias, wavlm_module(nn::Scope::binding(demo().w))); })
                 .find("'wavlm_encoder.model.feature_extractor.conv_layers.0.conv.bias'"),
             std::string::npos);
   WavLMConfig layers = demo().cfg.wavlm;
   layers.num_hidden_layers = 2;
-  EXPECT_NE(error_of([&] { encoders::WavLMEncoder(layers, demo().w); })
+  EXPECT_NE(error_of([&] { encoders::WavLMEncoder(layers, wavlm_module(nn::Scope::binding(demo().w))); })
                 .find("'wavlm_encoder.output_weights' is [4], config says [3]"),
             std::string::npos);
   WavLMConfig kernels = demo().cfg.wavlm;
   kernels.conv_kernel.pop_back();
-  EXPECT_NE(error_of([&] { encoders::WavLMEncoder(kernels, demo().w); }).find("equal length"), std::string::npos);
+  EXPECT_NE(error_of([&] { encoders::WavLMEncoder(kernels, wavlm_module(nn::Scope::binding(demo().w))); }).find("equal length"), std::string::npos);
 }
 
 // bfloat16 weights compute in bfloat16: the outputs keep that dtype and stay near the float32
@@ -117,16 +117,16 @@ constexpr double kBf16Bound = 0.05;
 
 TEST(Encoders, RunInTheWeightsDtype) {
   const auto& d = demo();
-  const Weights bf16 = Weights::load(demo_dir(), d.cfg, at::kCPU, at::kBFloat16);
+  const Weights bf16 = Weights::load(demo_dir(), model_spec(d.cfg), at::kCPU, at::kBFloat16);
   const auto f = stage("plants_asr");
 
   const auto [mel, frames] = logmel_parts(*f);
-  const at::Tensor w_out = encoders::WhisperEncoder(d.cfg.whisper, bf16).forward(mel, frames);
+  const at::Tensor w_out = encoders::WhisperEncoder(d.cfg.whisper, whisper_module(nn::Scope::binding(bf16))).forward(mel, frames);
   EXPECT_EQ(w_out.scalar_type(), at::kBFloat16);
   const at::Tensor w_ref = load_tensor(*f, "whisper.part0.encoder_out");
   EXPECT_LE(max_abs_diff(w_out[0], w_ref), kBf16Bound * w_ref.abs().max().item<double>());
 
-  const encoders::WavLMEncoder wavlm(d.cfg.wavlm, bf16);
+  const encoders::WavLMEncoder wavlm(d.cfg.wavlm, wavlm_module(nn::Scope::binding(bf16)));
   const at::Tensor v_out = wavlm.weighted_sum(wavlm.hidden_states(wave16k(*f)));
   EXPECT_EQ(v_out.scalar_type(), at::kBFloat16);
   const at::Tensor v_ref = load_tensor(*f, "wavlm.weighted");

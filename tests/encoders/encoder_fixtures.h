@@ -16,6 +16,7 @@
 #include "wavllm/core/config.h"
 #include "wavllm/core/weights.h"
 #include "wavllm/encoders/encoders.h"
+#include "wavllm/pipeline/stages.h"
 
 namespace wavllm::test {
 
@@ -26,9 +27,9 @@ inline std::string demo_dir() { return std::string(WAVLLM_TEST_FIXTURES) + "/../
 
 struct Demo {
   ModelConfig cfg = ModelConfig::load(demo_dir());
-  Weights w = Weights::load(demo_dir(), cfg, at::kCPU, at::kFloat);
-  encoders::WhisperEncoder whisper{cfg.whisper, w};
-  encoders::WavLMEncoder wavlm{cfg.wavlm, w};
+  Weights w = Weights::load(demo_dir(), model_spec(cfg), at::kCPU, at::kFloat);
+  encoders::WhisperEncoder whisper{cfg.whisper, whisper_module(nn::Scope::binding(w))};
+  encoders::WavLMEncoder wavlm{cfg.wavlm, wavlm_module(nn::Scope::binding(w))};
 };
 inline const Demo& demo() {
   static const Demo d;

@@ -2,11 +2,14 @@
 // reference resampler's waveform (resampled cases), to the greedy tokens and text.
 #include <gtest/gtest.h>
 
+#include <ATen/Parallel.h>
+
 #include <filesystem>
 #include <functional>
 #include <fstream>
 #include <future>
 #include <limits>
+#include <thread>
 #include <nlohmann/json.hpp>
 #include <unistd.h>
 
@@ -27,7 +30,7 @@ using wavllm::test::load_tensor;
 std::string demo_dir() { return std::string(WAVLLM_TEST_FIXTURES) + "/../../models/demo"; }
 
 const Model& model() {
-  static const std::shared_ptr<Model> m = Model::load(demo_dir(), ModelOptions{"cpu", "float32", 2});
+  static const std::shared_ptr<Model> m = Model::load(demo_dir(), ModelOptions::parse("cpu", "float32", 2));
   return *m;
 }
 
@@ -51,8 +54,8 @@ std::shared_ptr<st::File> stage(const Case& c) { return st::File::open(fixture("
 
 std::vector<int64_t> ids_of(const st::File& f, const std::string& name) { return f.read_i64(name); }
 
-decoder::GenerateOptions greedy() {
-  decoder::GenerateOptions o = model().default_generate_options();
+GenerationOptions greedy() {
+  GenerationOptions o = model().generation_options();
   o.temperature = 0;
   o.max_new_tokens = 10;  // the fixtures stop there
   o.return_step_logits = true;
@@ -201,7 +204,7 @@ TEST(Model, AudioLongerThanTheLimitIsRefused) {
 
 TEST(Model, Float16OnCpuIsRefusedAtLoad) {
   ModelOptions opt;
-  opt.dtype = "float16";
+  opt.dtype = at::kHalf;
   const std::string msg = error_of([&] { Model::load(demo_dir(), opt); });
   EXPECT_NE(msg.find("float16 is not supported on CPU"), std::string::npos) << msg;
 }
@@ -216,8 +219,8 @@ TEST(Model, LoadNamesWhatIsMissing) {
   EXPECT_NE(msg.find("tokenizer.model"), std::string::npos) << msg;
   EXPECT_EQ(msg.find("config.json,"), std::string::npos) << msg;
   fs::remove_all(dir);
-  EXPECT_NE(error_of([] { Model::load(demo_dir(), ModelOptions{"cpu", "float64", 0}); }).find("float64"), std::string::npos);
-  EXPECT_NE(error_of([] { Model::load(demo_dir(), ModelOptions{"tpu", "float32", 0}); }).find("tpu"), std::string::npos);
+  EXPECT_NE(error_of([] { Model::load(demo_dir(), ModelOptions::parse("cpu", "float64", 0)); }).find("float64"), std::string::npos);
+  EXPECT_NE(error_of([] { Model::load(demo_dir(), ModelOptions::parse("tpu", "float32", 0)); }).find("tpu"), std::string::npos);
 }
 
 // --- round 2 of bad input ----------------------------------------------------------------
@@ -258,7 +261,7 @@ class DemoCopy {
 // to run by about one head of float32 scores (hence the 5 % margin).
 TEST(Model, ActivationEstimateCoversTheMeasuredPeak) {
   WAVLLM_SKIP_UNDER_ASAN();
-  const auto bf16 = Model::load(demo_dir(), ModelOptions{"cpu", "bfloat16", 2});
+  const auto bf16 = Model::load(demo_dir(), ModelOptions::parse("cpu", "bfloat16", 2));
   for (const auto& [m, seconds] : {std::pair<const Model*, int>{&model(), 60}, {&model(), 90}, {bf16.get(), 60}}) {
     std::vector<float> audio(size_t(16000) * seconds);
     for (size_t i = 0; i < audio.size(); ++i) audio[i] = 0.1f * std::sin(0.01f * float(i));
@@ -290,7 +293,7 @@ TEST(Model, NonFiniteStageOutputsAreErrorsNamingTheStage) {
            {"gpt_model.model_llama.output.weight", "the decoder produced non-finite logits"}}) {
     DemoCopy copy;
     copy.poke(tensor, std::nanf(""));
-    const auto m = Model::load(copy.str(), ModelOptions{"cpu", "float32", 2});
+    const auto m = Model::load(copy.str(), ModelOptions::parse("cpu", "float32", 2));
     msg = error_of([&] { m->generate(audio, transcribe_instruction(), greedy()); });
     EXPECT_NE(msg.find(stage), std::string::npos) << tensor << ": " << msg;
   }
@@ -344,3 +347,33 @@ TEST(Instructions, MatchTheReferenceTaskPrompts) {
 }
 
 }  // namespace
+
+// Loading sets nothing process-wide: the model's thread count holds for the calling thread
+// during each of its calls and the caller's own count comes back afterwards.
+TEST(Model, ThreadsBelongToTheModelNotTheProcess) {
+  at::set_num_threads(2);
+  const auto one = Model::load(demo_dir(), ModelOptions::parse("cpu", "float32", 1));
+  EXPECT_EQ(at::get_num_threads(), 2);
+  EXPECT_EQ(one->threads(), 1);
+  int inside = 0;
+  one->generate(case_audio({"plants_asr", true}), transcribe_instruction(), greedy(),
+                [&](const std::string&) { inside = at::get_num_threads(); });
+  EXPECT_EQ(inside, 1);
+  EXPECT_EQ(at::get_num_threads(), 2);
+  // Another thread's count is its own: a scope on this one leaves it alone.
+  std::promise<void> scoped;
+  std::promise<int> seen;
+  std::thread other([&] {
+    at::set_num_threads(2);
+    scoped.get_future().wait();
+    seen.set_value(at::get_num_threads());
+  });
+  {
+    ThreadScope single(1);
+    EXPECT_EQ(at::get_num_threads(), 1);
+    scoped.set_value();
+    EXPECT_EQ(seen.get_future().get(), 2);
+  }
+  other.join();
+  EXPECT_EQ(at::get_num_threads(), 2);
+}

@@ -4,6 +4,7 @@ the demo model (the tiny fixture model as a model directory).
 Run: PYTHONPATH=build/python /usr/bin/python3 -m pytest -q tests/python
 """
 import json
+import os
 import threading
 from pathlib import Path
 
@@ -208,3 +209,38 @@ def test_threads_share_one_model(model, frontend):
     for c in cases:
         assert threaded[c][0] == sequential[c][0] == CASES[c]["generated_ids"], c
         np.testing.assert_array_equal(threaded[c][1], sequential[c][1], err_msg=c)
+
+
+def test_generation_options_are_the_engine_struct(model):
+    case = CASES["plants_asr"]
+    audio = str(AUDIO / case["audio"])
+    defaults = model.generation_options
+    assert isinstance(defaults, wavllm.GenerationOptions)
+    assert (defaults.temperature, defaults.num_beams, defaults.max_steps) == (0.0, 1, 512)
+    opts = wavllm.GenerationOptions()
+    opts.max_new_tokens = 3
+    opts.stop = "x"
+    assert opts.stop == ["x"]
+    opts.stop = None
+    by_object = model.generate(audio, case["prompt"], options=opts)
+    by_keyword = model.generate(audio, case["prompt"], max_new_tokens=3)
+    assert list(by_object.token_ids) == list(by_keyword.token_ids) == case["generated_ids"][:3]
+    # A keyword over an options object; None leaves the object's value.
+    assert len(model.generate(audio, case["prompt"], options=opts, max_new_tokens=2).token_ids) == 2
+    assert len(model.generate(audio, case["prompt"], options=opts, max_new_tokens=None).token_ids) == 3
+    with pytest.raises(TypeError, match="unexpected keyword argument 'temprature'"):
+        model.generate(audio, case["prompt"], temprature=0.5)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'validate'"):
+        model.generate(audio, case["prompt"], validate=1)
+    bad = wavllm.GenerationOptions()
+    bad.top_p = 0
+    with pytest.raises(wavllm.ArgumentError, match="top_p"):
+        bad.validate()
+    with pytest.raises(wavllm.ArgumentError, match="top_p"):
+        model.generate(audio, case["prompt"], options=bad)
+
+
+def test_threads_are_the_models_own():
+    # Each model keeps its own count (the C++ suite checks that calls leave the process's alone).
+    assert wavllm.Model(str(DEMO), threads=1).threads == 1
+    assert wavllm.Model(str(DEMO)).threads == len(os.sched_getaffinity(0))

@@ -6,7 +6,6 @@ import os
 import pickle
 import subprocess
 import sys
-import types
 import zipfile
 
 import numpy as np
@@ -18,24 +17,20 @@ CKPT = os.path.join(FIX, "tiny_checkpoint.pt")
 HPARAMS = os.path.join(FIX, "tiny", "hparams.json")
 
 
-def _load_tools():
-    # The converter's modules straight from the source tree, without running
-    # wavllm/__init__.py (which may load the compiled binding, irrelevant here).
-    if "wavllm_src" not in sys.modules:
-        pkg = types.ModuleType("wavllm_src")
-        pkg.__path__ = [os.path.join(ROOT, "python", "wavllm")]
-        sys.modules["wavllm_src"] = pkg
-    return (importlib.import_module("wavllm_src.convert"),
-            importlib.import_module("wavllm_src._unpickle"),
-            importlib.import_module("wavllm_src.safetensors_io"))
-
-
-convert, unpickle, stio = _load_tools()
+# The converter takes its tensor names from the compiled engine: the built package
+# (PYTHONPATH=build/python) is what these tests run.
+wavllm = pytest.importorskip("wavllm")
+if getattr(wavllm, "_wavllm", None) is None:
+    pytest.skip("the compiled engine (build/python) is not on PYTHONPATH", allow_module_level=True)
+convert = importlib.import_module("wavllm.convert")
+unpickle = importlib.import_module("wavllm._unpickle")
+stio = importlib.import_module("wavllm.safetensors_io")
+PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.abspath(wavllm.__file__)))
 REFERENCE = stio.read_file(os.path.join(FIX, "tiny", "model.safetensors"))
 
 
-def run_cli(*args):
-    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"))
+def run_cli(*args, pythonpath=PACKAGE_PARENT):
+    env = dict(os.environ, PYTHONPATH=pythonpath)
     return subprocess.run([sys.executable, "-m", "wavllm.convert", *args], env=env,
                           capture_output=True, text=True, timeout=120)
 
@@ -336,13 +331,8 @@ def test_writer_handles_scalars_and_empty_tensors(tmp_path):
 
 
 def test_engine_runs_a_converted_model(tmp_path):
-    # The C++ engine (the binding, when built) loads a sharded conversion and reproduces the
-    # fixture's greedy output.
-    try:
-        import wavllm
-        engine_model = wavllm.Model
-    except (ImportError, AttributeError):
-        pytest.skip("the compiled binding (build/python) is not on PYTHONPATH")
+    # The C++ engine loads a sharded conversion and reproduces the fixture's greedy output.
+    engine_model = wavllm.Model
     out = tmp_path / "sharded"
     convert.convert(CKPT, str(out), shard_size="500KB", hparams=HPARAMS,
                     tokenizer=os.path.join(FIX, "tiny", "tokenizer.model"), log=lambda *_: None)
@@ -477,9 +467,7 @@ def test_hparams_and_checkpoints_that_are_special_files(tmp_path):
 
 def test_tensors_the_engine_would_not_load_are_refused_before_writing(tmp_path):
     torch = pytest.importorskip("torch")
-    installed = pytest.importorskip("wavllm.convert")
-    if getattr(importlib.import_module("wavllm"), "_wavllm", None) is None:
-        pytest.skip("the compiled engine is not on PYTHONPATH")
+    installed = convert
     state = {n: torch.from_numpy(a.copy()) for n, a in REFERENCE.items()}
     state["gpt_model.model_llama.extra.weight"] = torch.zeros(3)  # not a tensor of the model
     wq = "gpt_model.model_llama.layers.1.attention.wq.weight"
@@ -494,11 +482,28 @@ def test_tensors_the_engine_would_not_load_are_refused_before_writing(tmp_path):
 
 
 def test_engine_validation_refuses_what_the_engine_would_not_load(tmp_path):
-    installed = pytest.importorskip("wavllm.convert")  # the package beside the compiled engine
-    if getattr(importlib.import_module("wavllm"), "_wavllm", None) is None:
-        pytest.skip("the compiled engine is not on PYTHONPATH")
+    installed = convert
     hp = json.load(open(HPARAMS))
     hp["generation"] = {"num_beams": 17}
     with pytest.raises(installed.ConvertError, match="would not load.*num_beams"):
         installed.convert(CKPT, str(tmp_path / "o"), hparams=hp, log=lambda *_: None)
     assert not (tmp_path / "o").exists()
+
+
+def test_without_the_compiled_engine_the_converter_says_what_it_needs(tmp_path):
+    # The source tree's package has no compiled module: the tensor names are the engine's.
+    proc = run_cli(CKPT, str(tmp_path / "o"), "--hparams", HPARAMS, pythonpath=os.path.join(ROOT, "python"))
+    assert_clean_failure(proc, "tensor list from the compiled engine")
+    assert not (tmp_path / "o").exists()
+
+
+def test_every_size_the_spec_ties_to_a_config_field_is_read_from_the_shapes():
+    # From the released preset (other sizes everywhere), the demo's sizes come back from the
+    # checkpoint's shapes alone: the engine's declarations name the source of each value.
+    demo = json.load(open(os.path.join(ROOT, "models", "demo", "config.json")))
+    told = convert._shape_config({n: list(a.shape) for n, a in REFERENCE.items()}, convert.PRESETS["wavllm-7b"])
+    for section, values in told.items():
+        for key, value in values.items():
+            assert demo[section][key] == value, (section, key)
+    assert sorted(told["llama"]) == ["dim", "ffn_dim", "lora_r", "n_layers", "prompt_hidden", "vocab_size"]
+    assert "num_conv_pos_embedding_groups" in told["wavlm"] and told["wavlm"]["conv_bias"] is False

@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "wavllm/core/generation.h"
+
 namespace wavllm {
 
 struct WhisperConfig {
@@ -73,28 +75,6 @@ struct TokenConfig {
   int64_t pad = 0;
 };
 
-struct GenerationConfig {
-  // The bounds every source of these values shares (config.json, CLI flags, Python keywords).
-  static constexpr int kMaxBeams = 16;            // beam search cost grows with beams x steps
-  static constexpr int kMaxSteps = 1 << 16;
-  static constexpr double kMinTemperature = 1e-3;  // smaller values underflow logits / T in float32
-  static constexpr double kMaxTemperature = 100.0;
-  static constexpr int kMaxNoRepeatNgram = 64;
-
-  int max_steps = 512;          // reference limit on decoding steps
-  double temperature = 0.0;     // 0 = greedy (the deterministic reference mode)
-  double top_p = 1.0;
-  int top_k = 0;
-  int num_beams = 1;
-  double length_penalty = 1.0;
-  double repetition_penalty = 1.0;
-  int no_repeat_ngram_size = 0;
-
-  // The one rule set for these values: "" when valid, else "temperature: must be ..." naming
-  // the first field that breaks it (config.json reports it as bad input, options as a bad argument).
-  std::string problem() const;
-};
-
 struct ModelConfig {
   static constexpr int kFormatVersion = 1;
   int format_version = kFormatVersion;
@@ -103,7 +83,7 @@ struct ModelConfig {
   AdapterConfig adapter;
   LlamaConfig llama;
   TokenConfig tokens;
-  GenerationConfig generation;
+  GenerationOptions generation;  // the "generation" section: defaults of every request
   std::string system_prompt =
       "As a helpful language and speech assistant, you are able to understand the speech content "
       "provided by the user, and assist the user with a variety of tasks using natural language.";

@@ -8,6 +8,7 @@
 #include <string>
 
 #include "wavllm/core/config.h"
+#include "wavllm/core/tensor_spec.h"
 
 namespace wavllm {
 
@@ -19,9 +20,15 @@ struct RandomModelOptions {
   std::string tokenizer;                   // tokenizer.model to copy in; empty: none
 };
 
+// A float32 tensor of `decl`'s shape filled as its init says; normal values depend only on
+// (opt.seed, decl.name).
+at::Tensor random_tensor(const TensorDecl& decl, const RandomModelOptions& opt);
+
 // Creates `dir` (new, or an empty directory; written beside it, then renamed into place) with config.json, model*.safetensors
 // (+ model.safetensors.index.json when sharded) and tokenizer.model when given.
-// Each tensor's values depend only on (seed, name), not on sharding or order.
-void write_random_model(const ModelConfig& cfg, const std::string& dir, const RandomModelOptions& opt);
+// `spec`: the tensors of a model of `cfg` (model_spec(cfg) of the pipeline). Each tensor's values
+// depend only on (seed, name), not on sharding or order.
+void write_random_model(const ModelConfig& cfg, const ModelSpec& spec, const std::string& dir,
+                        const RandomModelOptions& opt);
 
 }  // namespace wavllm

@@ -10,8 +10,24 @@ namespace wavllm {
 // n <= 0 means one per available core, and more threads than cores are capped at the core count
 // (on a compute-bound engine they only add contention: 4096 threads made a 3-s clip take minutes).
 int resolve_threads(int n);
-// Intra-op threads for LibTorch, resolve_threads(n) of them (LibTorch starts with one).
+// Intra-op threads for LibTorch, resolve_threads(n) of them, process-wide (an explicit choice of
+// programs such as the benchmarks; models use ThreadScope instead).
 void set_threads(int n);
+
+// For its lifetime, the calling thread runs LibTorch's intra-op work on resolve_threads(n)
+// threads; the thread's previous count comes back at the end. OpenMP keeps the count per
+// thread, so other threads (another model's calls, the caller's own work) keep theirs.
+// (BLAS libraries with their own pool, OpenBLAS's pthread build among them, size it themselves.)
+class ThreadScope {
+ public:
+  explicit ThreadScope(int n);
+  ~ThreadScope();
+  ThreadScope(const ThreadScope&) = delete;
+  ThreadScope& operator=(const ThreadScope&) = delete;
+
+ private:
+  int previous_;
+};
 int available_cores();
 
 // "cpu", "cuda", "cuda:1"; an Error names the value when unknown or when this LibTorch has no CUDA.

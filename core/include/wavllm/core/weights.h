@@ -1,5 +1,5 @@
 #pragma once
-// Model weights on a device, by checkpoint name, checked against the config's schema.
+// Model weights on a device, by checkpoint name, checked against the model's declared tensors.
 #include <ATen/ATen.h>
 
 #include <map>
@@ -7,20 +7,20 @@
 #include <set>
 #include <string>
 
-#include "wavllm/core/config.h"
+#include "wavllm/core/tensor_spec.h"
 
 namespace wavllm {
 
 class Weights {
  public:
-  // `path`: a model directory (sharded or not) or one .safetensors file. Every tensor of
-  // model_schema(cfg) must be present with its shape; all missing, unexpected and mis-shaped
+  // `path`: a model directory (sharded or not) or one .safetensors file. Every used tensor of
+  // `spec` must be present with its shape; all missing, unexpected and mis-shaped
   // tensors are reported together in one Error. Float tensors are converted to `dtype` on
   // `device`; a tensor already in that dtype on CPU is viewed in the mapping without a copy.
-  static Weights load(const std::string& path, const ModelConfig& cfg, at::Device device,
+  static Weights load(const std::string& path, const ModelSpec& spec, at::Device device,
                       at::ScalarType dtype);
   // From tensors already in memory (tests, small programs); checked the same way.
-  static Weights from_map(std::map<std::string, at::Tensor> tensors, const ModelConfig& cfg);
+  static Weights from_map(std::map<std::string, at::Tensor> tensors, const ModelSpec& spec);
 
   const at::Tensor& get(const std::string& name) const;  // throws Error naming the tensor
   bool contains(const std::string& name) const { return tensors_.count(name) != 0; }

@@ -1,5 +1,5 @@
 #pragma once
-// LLaMA-2 decoder with prompt-aware LoRA (docs/model.md §5), tensors gpt_model.model_llama.*.
+// LLaMA-2 decoder with prompt-aware LoRA (docs/model.md §5), a composition of nn layers.
 // Runs in the weights' dtype on their device; never records autograd (callers need not guard).
 #include <ATen/ATen.h>
 
@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "wavllm/core/config.h"
-#include "wavllm/core/weights.h"
+#include "wavllm/nn/layers.h"
 
 namespace wavllm::decoder {
 
@@ -30,12 +30,12 @@ class KVCache {
 
 class Llama {
  public:
-  // Holds references to the weights' tensors (no copies).
-  Llama(const LlamaConfig& cfg, const Weights& w);
+  // `s`: the checkpoint's decoder module (gpt_model.model_llama); holds views of the weights.
+  Llama(const LlamaConfig& cfg, const nn::Scope& s);
 
   const LlamaConfig& config() const { return cfg_; }
-  at::Device device() const { return tok_emb_.device(); }
-  at::ScalarType dtype() const { return tok_emb_.scalar_type(); }
+  at::Device device() const { return tokens_.table().device(); }
+  at::ScalarType dtype() const { return tokens_.table().scalar_type(); }
 
   // Token embeddings [T, dim]; an Error for an id outside the vocabulary.
   at::Tensor embed(const std::vector<int64_t>& ids) const;
@@ -51,17 +51,22 @@ class Llama {
   KVCache new_cache(int64_t batch, int64_t capacity) const;
 
  private:
+  // Pre-norm: h += attention(norm(h)); h += ffn(norm(h)). Members in checkpoint order.
   struct Layer {
-    at::Tensor attn_norm, ffn_norm, wq, wk, wv, wo, w1, w2, w3;
-    at::Tensor qa, qb, ka, kb, va, vb, oa, ob;  // LoRA A [dim, r], B [r, dim]
+    Layer(const nn::Scope& s, const LlamaConfig& cfg);
+    nn::LlamaAttention attention;
+    nn::SwiGLU ffn;
+    nn::RMSNorm attention_norm, ffn_norm;
   };
   // Runs every layer over h [B, T, dim] at positions [start, start + T); with a cache, keys and
   // values are stored there and attention sees the cached positions too; LoRA when scale given.
   at::Tensor layers_forward(at::Tensor h, int64_t start, KVCache* cache, const at::Tensor* lora_scale) const;
 
   LlamaConfig cfg_;
-  at::Tensor tok_emb_, norm_, output_;
+  nn::Embedding tokens_;
   std::vector<Layer> layers_;
+  nn::RMSNorm norm_;
+  nn::Linear output_;
   at::Tensor rope_;  // [max_positions, head_dim / 2] complex64 on the device (the reference's freqs_cis)
 };
 

@@ -1,23 +1,24 @@
 #pragma once
 // The two speech encoders of WavLLM (docs/model.md §2-§3): HF WhisperEncoder (Whisper-large-v2)
 // and HF WavLMModel (WavLM-base) with WavLLM's softmax-weighted sum of its hidden states.
-// Both hold views of the checkpoint tensors (no copies except the weight-normed pos_conv
-// kernel) and compute in the weights' dtype on their device; inputs may come from any device.
+// Both are compositions of nn layers bound to the checkpoint tensors (views, no copies except the
+// weight-normed pos_conv kernel) and compute in the weights' dtype on their device; inputs may
+// come from any device.
 #include <ATen/ATen.h>
 
 #include <cstdint>
 #include <vector>
 
 #include "wavllm/core/config.h"
-#include "wavllm/core/weights.h"
+#include "wavllm/nn/layers.h"
 
 namespace wavllm::encoders {
 
 class WhisperEncoder {
  public:
-  // Tensors audio_encoder.model.* of `w` (already on the target device/dtype); sizes from cfg.
-  // An Error names any tensor that is missing or has the wrong shape.
-  WhisperEncoder(const WhisperConfig& cfg, const Weights& w);
+  // `s`: the checkpoint's audio_encoder module (tensors model.*); sizes from cfg. When binding,
+  // an Error names any tensor that is missing or has the wrong shape.
+  WhisperEncoder(const WhisperConfig& cfg, const nn::Scope& s);
 
   // mel: [parts, num_mel_bins, 2 * max_source_positions] log-mel (3000 frames per 30-s part);
   // valid_frames: one count per part, 1..3000. All parts are encoded as one batch over every
@@ -34,21 +35,26 @@ class WhisperEncoder {
   uint64_t activation_bytes(int64_t parts, at::ScalarType dtype) const;
 
  private:
+  // Pre-LN: x += attention(norm(x)); x += ffn(norm(x)). Members in checkpoint order.
   struct Layer {
-    at::Tensor ln1_w, ln1_b, q_w, q_b, k_w, v_w, v_b, o_w, o_b, ln2_w, ln2_b, fc1_w, fc1_b, fc2_w, fc2_b;
+    Layer(const nn::Scope& s, const WhisperConfig& cfg);
+    nn::WhisperAttention attention;
+    nn::LayerNorm attention_norm;
+    nn::GeluFFN ffn;
+    nn::LayerNorm ffn_norm;
   };
-  // scores: [parts * heads, positions, positions], one buffer reused by every layer.
-  at::Tensor self_attention(const at::Tensor& x, const Layer& l, at::Tensor& scores) const;
 
   WhisperConfig cfg_;
-  at::Tensor conv1_w_, conv1_b_, conv2_w_, conv2_b_, pos_, ln_w_, ln_b_;
+  nn::Conv1d conv1_, conv2_;
+  nn::Embedding positions_;
   std::vector<Layer> layers_;
+  nn::LayerNorm final_norm_;
 };
 
 class WavLMEncoder {
  public:
-  // Tensors wavlm_encoder.model.* and wavlm_encoder.output_weights of `w`; sizes from cfg.
-  WavLMEncoder(const WavLMConfig& cfg, const Weights& w);
+  // `s`: the checkpoint's wavlm_encoder module (tensors model.* and output_weights).
+  WavLMEncoder(const WavLMConfig& cfg, const nn::Scope& s);
 
   // wave: [n] float samples at 16 kHz, n >= min_samples() (do_normalize, if any, is the
   // caller's). Returns num_hidden_layers + 1 tensors [T, hidden_size]: the encoder's input
@@ -69,21 +75,27 @@ class WavLMEncoder {
   uint64_t activation_bytes(int64_t samples, at::ScalarType dtype) const;
 
  private:
+  // Post-LN: x = norm(x + attention(x)); x = norm(x + ffn(x)). Members in checkpoint order.
   struct Layer {
-    at::Tensor q_w, q_b, k_w, k_b, v_w, v_b, o_w, o_b, gru_w, gru_b, gru_const;
-    at::Tensor ln1_w, ln1_b, ff1_w, ff1_b, ff2_w, ff2_b, ln2_w, ln2_b;
+    Layer(const nn::Scope& s, const WavLMConfig& cfg);
+    nn::WavLMAttention attention;
+    nn::LayerNorm attention_norm;
+    nn::GeluFFN ffn;
+    nn::LayerNorm ffn_norm;
   };
   at::Tensor position_bias(int64_t frames) const;  // [heads, T, T], ungated
-  // scores: [heads, T, T], one buffer reused by every layer.
-  at::Tensor attention(const at::Tensor& x, const Layer& l, const at::Tensor& bias, at::Tensor& scores) const;
 
   WavLMConfig cfg_;
   int64_t min_samples_ = 0;
-  std::vector<at::Tensor> conv_w_, conv_b_;  // conv_b_ entries are undefined without conv_bias
-  at::Tensor gn_w_, gn_b_, fp_ln_w_, fp_ln_b_, fp_w_, fp_b_;
-  at::Tensor pos_conv_w_, pos_conv_b_;  // weight-normed once at construction
-  at::Tensor enc_ln_w_, enc_ln_b_, rel_embed_, output_weights_;
+  std::vector<nn::Conv1d> convs_;
+  nn::GroupNorm conv0_norm_;
+  nn::LayerNorm projection_norm_;
+  nn::Linear projection_;
+  nn::WeightNormConv1d pos_conv_;
+  nn::LayerNorm encoder_norm_;
   std::vector<Layer> layers_;
+  nn::Embedding rel_embed_;  // the relative position buckets, in layer 0's attention
+  at::Tensor output_weights_;
 };
 
 }  // namespace wavllm::encoders

@@ -11,15 +11,22 @@
 #include <vector>
 
 #include "wavllm/core/config.h"
-#include "wavllm/decoder/generate.h"
+#include "wavllm/decoder/decoding.h"
 #include "wavllm/decoder/tokenizer.h"
 
 namespace wavllm {
 
+// How a model is loaded and run, typed and checked once.
 struct ModelOptions {
-  std::string device = "cpu";
-  std::string dtype = "float32";
-  int threads = 0;  // 0 = all cores
+  at::Device device = at::kCPU;
+  at::ScalarType dtype = at::kFloat;
+  // Intra-op threads of this model's calls (resolve_threads: 0 = one per core). Set for the
+  // calling thread for the length of each call only (ThreadScope): loading a model changes no
+  // process-wide setting.
+  int threads = 0;
+
+  // From the text of CLI flags or Python keywords: an ArgumentError names a bad value.
+  static ModelOptions parse(const std::string& device, const std::string& dtype, int threads);
 };
 
 // Wall-clock seconds spent in each stage of one call.
@@ -36,7 +43,7 @@ struct GenerationResult {
   std::string text;
   std::vector<int64_t> token_ids;       // generated ids (after the forced prefix, EOS stripped)
   std::vector<int64_t> decoded_tokens;  // every token chosen after the initial BOS
-  at::Tensor step_logits;               // [steps, vocab] when GenerateOptions asked for them
+  at::Tensor step_logits;               // [steps, vocab] when GenerationOptions asked for them
   StageTimings timings;                 // timings.audio: decoding the file (0 for samples given as such)
   double audio_seconds = 0;
   double real_time_factor = 0;  // timings.total() / audio_seconds
@@ -56,7 +63,8 @@ struct DecodedAudio {
 class Model {
  public:
   // Reads config.json, checks the directory (config.json, model*.safetensors, tokenizer.model),
-  // loads the weights to opt.device / opt.dtype and builds every stage once.
+  // loads the weights to opt.device / opt.dtype and builds every stage once. An ArgumentError
+  // for options this engine cannot run (float16 on CPU, negative threads).
   static std::shared_ptr<Model> load(const std::string& model_dir, const ModelOptions& opt = {});
   ~Model();
   Model(const Model&) = delete;
@@ -68,9 +76,10 @@ class Model {
   // README.md says "RANDOM weights" on its first line): its output text is meaningless.
   bool random_weights() const;
   // Decoding options filled from config.json's "generation" section (the caller may override).
-  decoder::GenerateOptions default_generate_options() const;
+  GenerationOptions generation_options() const;
   at::Device device() const;
   at::ScalarType dtype() const;
+  int threads() const;  // resolved: the intra-op threads each call runs with
 
   // Per 30-s part [T, d], cut as in docs/model.md §2 (float32 on CPU).
   std::vector<at::Tensor> whisper_encoder(const std::vector<float>& samples16k) const;
@@ -89,11 +98,11 @@ class Model {
   at::Tensor prompt_scale(const std::string& instruction) const;
   // on_text receives the text as it is produced (streaming output).
   GenerationResult generate(const std::vector<float>& samples16k, const std::string& instruction,
-                            const decoder::GenerateOptions& opt,
+                            const GenerationOptions& opt,
                             const decoder::TextCallback& on_text = nullptr) const;
   // The same for decoded audio: its decoding time is the result's "audio" stage.
   GenerationResult generate(const DecodedAudio& audio, const std::string& instruction,
-                            const decoder::GenerateOptions& opt,
+                            const GenerationOptions& opt,
                             const decoder::TextCallback& on_text = nullptr) const;
 
   struct Impl;

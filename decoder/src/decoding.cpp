@@ -1,4 +1,4 @@
-#include "wavllm/decoder/generate.h"
+#include "wavllm/decoder/decoding.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 
@@ -14,26 +14,6 @@
 #include "wavllm/decoder/text_stream.h"
 
 namespace wavllm::decoder {
-
-void GenerateOptions::validate() const {
-  GenerationConfig g;
-  g.max_steps = max_steps;
-  g.temperature = temperature;
-  g.top_p = top_p;
-  g.top_k = top_k;
-  g.num_beams = num_beams;
-  g.length_penalty = length_penalty;
-  g.repetition_penalty = repetition_penalty;
-  g.no_repeat_ngram_size = no_repeat_ngram_size;
-  if (const std::string p = g.problem(); !p.empty()) throw ArgumentError("generation option " + p);
-  if (max_new_tokens < 0) throw ArgumentError("generation option max_new_tokens: must be >= 0 (0: no limit)");
-  // Each decoded piece is matched against every stop string.
-  if (stop.size() > kMaxStopStrings)
-    throw ArgumentError("generation option stop: at most " + std::to_string(kMaxStopStrings) + " stop strings");
-  for (const auto& s : stop)
-    if (s.empty() || s.size() > kMaxStopBytes)
-      throw ArgumentError("generation option stop: stop strings must have 1 to " + std::to_string(kMaxStopBytes) + " bytes");
-}
 
 namespace {
 
@@ -61,7 +41,7 @@ void keep_only(float* p, int64_t n, int64_t id) {
 // the repetition penalty and temperature), then -inf for what may not be chosen, without
 // renormalising (a forced token keeps its own log-probability, which counts in the score).
 at::Tensor step_logprobs(const at::Tensor& logits, int64_t step, const Rules& r, const std::vector<int64_t>& generated,
-                         const GenerateOptions& opt) {
+                         const GenerationOptions& opt) {
   at::Tensor x = logits.clone();
   const int64_t V = x.numel();
   float* p = x.data_ptr<float>();
@@ -92,7 +72,7 @@ at::Tensor step_logprobs(const at::Tensor& logits, int64_t step, const Rules& r,
 }
 
 // Nucleus / top-k sampling from masked log-probabilities, with the request's generator.
-int64_t sample(const at::Tensor& logprobs, const GenerateOptions& opt, at::Generator& gen) {
+int64_t sample(const at::Tensor& logprobs, const GenerationOptions& opt, at::Generator& gen) {
   at::Tensor probs = logprobs.exp();
   probs.div_(probs.sum());
   if (opt.top_k > 0 && opt.top_k < probs.numel()) {
@@ -126,7 +106,7 @@ double normalised(double logprob, size_t length, double length_penalty) {
 class Decoding {
  public:
   Decoding(const Llama& llm, const Tokenizer& tok, const at::Tensor& audio, const PromptIds& prompt,
-           const at::Tensor& lora_scale, const GenerateOptions& opt)
+           const at::Tensor& lora_scale, const GenerationOptions& opt)
       : llm_(llm), tok_(tok), audio_(audio), prompt_(prompt), scale_(lora_scale), opt_(opt) {
     const auto& cfg = llm.config();
     if (audio.dim() != 2 || audio.size(0) < 1 || audio.size(1) != cfg.dim)
@@ -163,8 +143,8 @@ class Decoding {
     if (opt.max_new_tokens > 0) rules_.last_step = std::min<int64_t>(rules_.last_step, F + opt.max_new_tokens - 1);
   }
 
-  GenerateResult run(const TextCallback& on_text) {
-    GenerateResult res;
+  Completion run(const TextCallback& on_text) {
+    Completion res;
     const auto t0 = Clock::now();
     const int64_t capacity = prompt_len_ + rules_.last_step;
     if (llm_.device().is_cpu())
@@ -312,7 +292,7 @@ class Decoding {
   const at::Tensor& audio_;
   const PromptIds& prompt_;
   const at::Tensor& scale_;
-  const GenerateOptions& opt_;
+  const GenerationOptions& opt_;
   Rules rules_;
   int64_t prompt_len_ = 0;
   std::optional<KVCache> cache_;
@@ -321,9 +301,9 @@ class Decoding {
 
 }  // namespace
 
-GenerateResult generate(const Llama& llm, const Tokenizer& tok, const at::Tensor& audio_embeds,
-                        const PromptIds& prompt, const at::Tensor& lora_scale, const GenerateOptions& opt,
-                        const TextCallback& on_text) {
+Completion complete(const Llama& llm, const Tokenizer& tok, const at::Tensor& audio_embeds,
+                    const PromptIds& prompt, const at::Tensor& lora_scale, const GenerationOptions& opt,
+                    const TextCallback& on_text) {
   opt.validate();
   if (tok.vocab_size() != llm.config().vocab_size)
     throw Error("tokenizer " + tok.path() + ": " + std::to_string(tok.vocab_size()) +

@@ -1,0 +1,71 @@
+#pragma once
+// Where a layer's tensors come from. A layer constructor names each of its tensors once, on a
+// Scope; the same constructor then serves two modes:
+//   declaring: records the tensor (name, shape, per-axis config field, flags) into a ModelSpec
+//              and binds nothing: the model's tensor list, built from the layers themselves;
+//   binding:   takes the tensor from loaded Weights, checked against the declared shape;
+//   random:    makes each tensor as the random-model generator would (benchmarks, tests).
+// So the loader's checks, the random-model generator and the converter read the very names and
+// shapes that the layers bind (docs/model.md §10).
+#include <ATen/ATen.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "wavllm/core/random_model.h"
+#include "wavllm/core/tensor_spec.h"
+#include "wavllm/core/weights.h"
+
+namespace wavllm::nn {
+
+// A boolean config field that decides whether a tensor exists (WavLM's conv_bias).
+struct Flag {
+  bool on = false;
+  std::string key;
+};
+
+// A count of repeated blocks and the config field it is.
+struct Count {
+  int64_t n = 0;
+  std::string key;
+};
+
+class Scope {
+ public:
+  static Scope declaring(ModelSpec& out);
+  static Scope binding(const Weights& weights);
+  // Fresh random tensors in opt.dtype on `device`, values as write_random_model gives them.
+  static Scope random(const RandomModelOptions& opt, at::Device device);
+
+  // The scope of a sub-module: names below it start with "<prefix><name>.".
+  Scope operator/(const std::string& name) const;
+  // `count.n` scopes "<name>.0", "<name>.1", ... (the spec records the repeat).
+  std::vector<Scope> repeat(const std::string& name, const Count& count) const;
+
+  // The tensor "<prefix><name>" of this shape: undefined when declaring; when binding, the loaded
+  // tensor (an Error names it when absent, mis-shaped or not floating-point); random: a new one.
+  at::Tensor tensor(const std::string& name, const std::vector<Dim>& shape, InitKind init = InitKind::Normal,
+                    bool quantizable = false) const;
+  // A tensor checkpoints carry that inference ignores: declared (as unused), never bound.
+  void unused(const std::string& name, const std::vector<Dim>& shape, InitKind init = InitKind::Normal) const;
+  // Declares that `flag` decides whether "<prefix><name>" exists; returns flag.on.
+  bool flag(const Flag& flag, const std::string& name) const;
+
+  bool declaring() const { return spec_ != nullptr; }
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  struct Random {
+    RandomModelOptions opt;
+    at::Device device;
+  };
+  Scope(ModelSpec* spec, const Weights* weights, std::shared_ptr<const Random> random, std::string prefix)
+      : spec_(spec), weights_(weights), random_(std::move(random)), prefix_(std::move(prefix)) {}
+  ModelSpec* spec_;
+  const Weights* weights_;
+  std::shared_ptr<const Random> random_;
+  std::string prefix_;
+};
+
+}  // namespace wavllm::nn

@@ -1,0 +1,190 @@
+#include "wavllm/nn/layers.h"
+
+#include <cmath>
+
+#include "wavllm/core/runtime.h"
+
+namespace wavllm::nn {
+
+Linear::Linear(const Scope& s, const std::string& name, const Dim& out, const Dim& in, bool bias)
+    : weight_(s.tensor(name + ".weight", {out, in}, InitKind::Normal, /*quantizable=*/true)) {
+  if (bias) bias_ = s.tensor(name + ".bias", {out});
+}
+
+Linear Linear::with_lora(const Scope& s, const std::string& name, const Dim& out, const Dim& in, const Dim& rank) {
+  Linear l(s, name, out, in, /*bias=*/false);
+  l.lora_a_ = s.tensor(name + "_lora_A", {in, rank});
+  l.lora_b_ = s.tensor(name + "_lora_B", {rank, out});
+  return l;
+}
+
+at::Tensor Linear::forward(const at::Tensor& x) const { return at::linear(x, weight_, bias_); }
+
+at::Tensor Linear::forward(const at::Tensor& x, const at::Tensor* lora_scale) const {
+  at::Tensor y = forward(x);
+  if (lora_scale && lora_a_.defined()) y.add_(at::matmul(at::matmul(x, lora_a_), lora_b_).mul_(*lora_scale));
+  return y;
+}
+
+LayerNorm::LayerNorm(const Scope& s, const std::string& name, const Dim& n, double eps)
+    : n_(n.size),
+      eps_(eps),
+      weight_(s.tensor(name + ".weight", {n}, InitKind::Ones)),
+      bias_(s.tensor(name + ".bias", {n}, InitKind::Zeros)) {}
+
+at::Tensor LayerNorm::forward(const at::Tensor& x) const { return at::layer_norm(x, {n_}, weight_, bias_, eps_); }
+
+RMSNorm::RMSNorm(const Scope& s, const std::string& name, const Dim& n, double eps)
+    : eps_(eps), weight_(s.tensor(name + ".weight", {n}, InitKind::Ones)) {}
+
+at::Tensor RMSNorm::forward(const at::Tensor& x) const {
+  const auto xf = x.to(at::kFloat);
+  return (xf * at::rsqrt(xf.square().mean(-1, /*keepdim=*/true).add_(eps_))).to(x.scalar_type()).mul_(weight_);
+}
+
+GroupNorm::GroupNorm(const Scope& s, const std::string& name, int64_t groups, const Dim& channels, double eps)
+    : groups_(groups),
+      eps_(eps),
+      weight_(s.tensor(name + ".weight", {channels}, InitKind::Ones)),
+      bias_(s.tensor(name + ".bias", {channels}, InitKind::Zeros)) {}
+
+at::Tensor GroupNorm::forward(const at::Tensor& x) const { return at::group_norm(x, groups_, weight_, bias_, eps_); }
+
+Conv1d::Conv1d(const Scope& s, const std::string& name, const Dim& out, const Dim& in_per_group, const Dim& kernel,
+               const ConvGeometry& geometry, const Flag& bias)
+    : geometry_(geometry), weight_(s.tensor(name + ".weight", {out, in_per_group, kernel})) {
+  if (s.flag(bias, name + ".bias")) bias_ = s.tensor(name + ".bias", {out});
+}
+
+at::Tensor Conv1d::forward(const at::Tensor& x) const {
+  return at::conv1d(x, weight_, bias_, geometry_.stride, geometry_.padding, /*dilation=*/1, geometry_.groups);
+}
+
+WeightNormConv1d::WeightNormConv1d(const Scope& s, const std::string& name, const Dim& out, const Dim& in_per_group,
+                                   const Dim& kernel, const ConvGeometry& geometry)
+    : geometry_(geometry) {
+  const at::Tensor g = s.tensor(name + ".weight_g", {1, 1, kernel}, InitKind::Ones);
+  const at::Tensor v = s.tensor(name + ".weight_v", {out, in_per_group, kernel});
+  bias_ = s.tensor(name + ".bias", {out});
+  if (s.declaring()) return;
+  InferenceGuard guard;
+  const at::Tensor vf = v.to(at::kFloat);
+  const at::Tensor norm = vf.pow(2).sum(at::IntArrayRef{0, 1}, /*keepdim=*/true).sqrt();
+  weight_ = (vf * (g.to(at::kFloat) / norm)).to(v.scalar_type()).contiguous();
+}
+
+at::Tensor WeightNormConv1d::forward(const at::Tensor& x) const {
+  return at::conv1d(x, weight_, bias_, geometry_.stride, geometry_.padding, /*dilation=*/1, geometry_.groups);
+}
+
+Embedding::Embedding(const Scope& s, const std::string& name, const Dim& rows, const Dim& width, bool quantizable)
+    : table_(s.tensor(name + ".weight", {rows, width}, InitKind::Normal, quantizable)) {}
+
+at::Tensor Embedding::lookup(const at::Tensor& ids) const { return at::embedding(table_, ids); }
+
+GeluFFN::GeluFFN(const Scope& s, const std::string& in_name, const std::string& out_name, const Dim& width,
+                 const Dim& hidden)
+    : in_(s, in_name, hidden, width), out_(s, out_name, width, hidden) {}
+
+at::Tensor GeluFFN::forward(const at::Tensor& x) const { return out_.forward(at::gelu(in_.forward(x))); }
+
+SwiGLU::SwiGLU(const Scope& s, const Dim& width, const Dim& hidden)
+    : w1_(s, "w1", hidden, width, /*bias=*/false),
+      w2_(s, "w2", width, hidden, /*bias=*/false),
+      w3_(s, "w3", hidden, width, /*bias=*/false) {}
+
+at::Tensor SwiGLU::forward(const at::Tensor& x) const {
+  at::Tensor gate = w1_.forward(x);
+  return w2_.forward(at::silu_(gate).mul_(w3_.forward(x)));
+}
+
+at::Tensor softmax_scores(at::Tensor& scores) {
+  if (scores.scalar_type() == at::kFloat || scores.scalar_type() == at::kDouble)
+    return at::_softmax_out(scores, scores, -1, /*half_to_float=*/false);
+  return at::softmax(scores, -1, at::kFloat).to(scores.scalar_type());
+}
+
+AttentionProjections::AttentionProjections(const Scope& s, const Dim& width, bool key_bias)
+    : q(s, "q_proj", width, width),
+      k(s, "k_proj", width, width, key_bias),
+      v(s, "v_proj", width, width),
+      out(s, "out_proj", width, width) {}
+
+WhisperAttention::WhisperAttention(const Scope& s, const Dim& width, int64_t heads)
+    : width_(width.size), heads_(heads), proj_(s, width, /*key_bias=*/false) {}
+
+at::Tensor WhisperAttention::forward(const at::Tensor& x, at::Tensor& scores) const {
+  const int64_t b = x.size(0), t = x.size(1), hd = width_ / heads_;
+  // [b, t, d] -> [b * heads, t, hd]
+  auto split = [&](const at::Tensor& y) { return y.view({b, t, heads_, hd}).transpose(1, 2).reshape({b * heads_, t, hd}); };
+  // The reference scales q after its bias: (x Wq + bq) * hd^-0.5.
+  const at::Tensor q = split(proj_.q.forward(x).mul_(1.0 / std::sqrt(double(hd))));
+  const at::Tensor k = split(proj_.k.forward(x));
+  const at::Tensor v = split(proj_.v.forward(x));
+  at::bmm_out(scores, q, k.transpose(1, 2));
+  const at::Tensor ctx = at::bmm(softmax_scores(scores), v);
+  return proj_.out.forward(ctx.view({b, heads_, t, hd}).transpose(1, 2).reshape({b, t, width_}));
+}
+
+WavLMAttention::WavLMAttention(const Scope& s, const Dim& width, const Dim& heads)
+    : width_(width.size), heads_(heads.size), proj_(s, width, /*key_bias=*/true) {
+  gate_const_ = s.tensor("gru_rel_pos_const", {1, heads, 1, 1}, InitKind::Ones);
+  if (gate_const_.defined()) gate_const_ = gate_const_.view({heads.size, 1, 1});
+  gate_proj_ = Linear(s, "gru_rel_pos_linear", 8, width.over(heads));
+}
+
+at::Tensor WavLMAttention::forward(const at::Tensor& x, const at::Tensor& bias, at::Tensor& scores) const {
+  const int64_t t = x.size(0), hd = width_ / heads_;
+  auto split = [&](const at::Tensor& y) { return y.view({t, heads_, hd}).transpose(0, 1); };  // [heads, t, hd]
+  // Gate per head and query from the layer input: sigmoid of two sums of 4 projections.
+  const at::Tensor proj = gate_proj_.forward(split(x)).view({heads_, t, 2, 4}).sum(-1).sigmoid();
+  const at::Tensor gate_a = proj.narrow(-1, 0, 1), gate_b = proj.narrow(-1, 1, 1);
+  const at::Tensor gate = gate_a * (gate_b * gate_const_ - 1.0) + 2.0;  // [heads, t, 1]
+
+  const at::Tensor q = split(proj_.q.forward(x).mul_(1.0 / std::sqrt(double(hd))));
+  const at::Tensor k = split(proj_.k.forward(x));
+  const at::Tensor v = split(proj_.v.forward(x));
+  at::mul_out(scores, gate, bias).baddbmm_(q, k.transpose(1, 2));  // gated bias + q k^T
+  const at::Tensor ctx = at::bmm(softmax_scores(scores), v).transpose(0, 1).reshape({t, width_});
+  return proj_.out.forward(ctx);
+}
+
+namespace {
+
+// x [B, T, H, hd]: rotates the interleaved pairs (x[2i], x[2i+1]) as complex numbers, in float32,
+// by freqs [1, T, 1, hd / 2] (complex64). One complex product: fewer passes over memory than
+// the real-valued form.
+at::Tensor rotary(const at::Tensor& x, const at::Tensor& freqs) {
+  const auto xc = at::view_as_complex(x.to(at::kFloat).unflatten(-1, {x.size(-1) / 2, 2}));
+  return at::view_as_real(xc * freqs).flatten(3).to(x.scalar_type());
+}
+
+}  // namespace
+
+LlamaAttention::LlamaAttention(const Scope& s, const Dim& width, int64_t heads, const Dim& lora_rank)
+    : heads_(heads),
+      wq_(Linear::with_lora(s, "wq", width, width, lora_rank)),
+      wk_(Linear::with_lora(s, "wk", width, width, lora_rank)),
+      wv_(Linear::with_lora(s, "wv", width, width, lora_rank)),
+      wo_(Linear::with_lora(s, "wo", width, width, lora_rank)) {}
+
+at::Tensor LlamaAttention::forward(const at::Tensor& x, const at::Tensor& freqs, const at::Tensor& mask, int64_t start,
+                                   at::Tensor* cache_k, at::Tensor* cache_v, const at::Tensor* lora_scale) const {
+  const int64_t B = x.size(0), T = x.size(1), end = start + T, H = heads_, hd = x.size(2) / heads_;
+  const auto q = rotary(wq_.forward(x, lora_scale).view({B, T, H, hd}), freqs).transpose(1, 2);
+  auto k = rotary(wk_.forward(x, lora_scale).view({B, T, H, hd}), freqs).transpose(1, 2);
+  auto v = wv_.forward(x, lora_scale).view({B, T, H, hd}).transpose(1, 2);
+  if (cache_k) {
+    auto ck = cache_k->narrow(0, 0, B), cv = cache_v->narrow(0, 0, B);
+    ck.narrow(2, start, T).copy_(k);
+    cv.narrow(2, start, T).copy_(v);
+    k = ck.narrow(2, 0, end);
+    v = cv.narrow(2, 0, end);
+  }
+  auto scores = at::matmul(q, k.transpose(2, 3)).mul_(1.0 / std::sqrt(static_cast<double>(hd)));  // [B, H, T, end]
+  if (mask.defined()) scores.add_(mask);
+  const auto probs = at::softmax(scores.to(at::kFloat), -1).to(q.scalar_type());
+  return wo_.forward(at::matmul(probs, v).transpose(1, 2).reshape({B, T, H * hd}), lora_scale);
+}
+
+}  // namespace wavllm::nn
