@@ -5,6 +5,7 @@
 #include <ATen/Parallel.h>
 
 #include <filesystem>
+#include <set>
 
 #include "test_util.h"
 #include "wavllm/core/error.h"
@@ -154,4 +155,29 @@ TEST(Runtime, MemoryBudgetNamesBothNumbers) {
   std::string msg = error_of([] { check_memory_budget(28ull << 30, 20ull << 30, "loading model"); });
   EXPECT_NE(msg.find("loading model needs about 28.00 GiB"), std::string::npos) << msg;
   EXPECT_NE(msg.find("only 20.00 GiB"), std::string::npos) << msg;
+}
+
+// The declarations at the released sizes: LLaMA-2-7B's published parameter count, and the
+// matrices a quantized format may store hold nearly all of the model.
+TEST(ModelSpec, ReleasedSizesMatchThePublishedCountsAndAreMostlyQuantizable) {
+  const ModelConfig cfg = ModelConfig::released();
+  ModelSpec decoder_only;
+  decoder::Llama(cfg.llama, nn::Scope::declaring(decoder_only));
+  uint64_t decoder_params = 0;
+  for (const auto& t : decoder_only.tensors) decoder_params += uint64_t(c10::multiply_integers(t.shape));
+  const uint64_t lora = uint64_t(cfg.llama.n_layers) * 4 * 2 * cfg.llama.dim * cfg.llama.lora_r;
+  EXPECT_EQ(decoder_params - lora, 6738415616ull);  // LLaMA-2-7B
+
+  uint64_t all = 0, quantizable = 0;
+  std::set<std::string> names;
+  for (const auto& t : model_spec(cfg).tensors) {
+    const uint64_t n = uint64_t(c10::multiply_integers(t.shape));
+    all += n;
+    if (t.quantizable) {
+      quantizable += n;
+      EXPECT_EQ(t.shape.size(), 2u) << t.name;
+    }
+    EXPECT_TRUE(names.insert(t.name).second) << t.name << " declared twice";
+  }
+  EXPECT_GT(double(quantizable) / double(all), 0.99);
 }

@@ -507,3 +507,20 @@ def test_every_size_the_spec_ties_to_a_config_field_is_read_from_the_shapes():
             assert demo[section][key] == value, (section, key)
     assert sorted(told["llama"]) == ["dim", "ffn_dim", "lora_r", "n_layers", "prompt_hidden", "vocab_size"]
     assert "num_conv_pos_embedding_groups" in told["wavlm"] and told["wavlm"]["conv_bias"] is False
+
+
+def test_spec_converter_and_loader_agree(tmp_path):
+    # One source: the converter writes exactly the tensors the engine declares for the config it
+    # derives (unused ones included), with the declared shapes, and the loader takes them.
+    out = tmp_path / "m"
+    convert.convert(CKPT, str(out), hparams=HPARAMS, tokenizer=os.path.join(FIX, "tiny", "tokenizer.model"),
+                    log=lambda *_: None)
+    config = (out / "config.json").read_text()
+    spec = json.loads(wavllm._wavllm.tensor_spec(config))
+    written = {n: list(a.shape) for n, a in stio.read_file(str(out / "model.safetensors")).items()}
+    assert written == {t["name"]: t["shape"] for t in spec["tensors"]}
+    assert {t["name"] for t in spec["tensors"] if not t["used"]} == {"audio_proj.weight", "audio_proj.bias",
+                                                                       "wavlm_encoder.model.masked_spec_embed"}
+    # Only matrices may be stored quantized.
+    assert all(len(t["shape"]) == 2 and t["name"].endswith(".weight") for t in spec["tensors"] if t["quantizable"])
+    assert wavllm.Model(str(out)).config == json.loads(config)
