@@ -7,6 +7,9 @@
 //
 //   bench_decoder [--shape 1b|7b|both] [--prompt P] [--new N] [--repeat R] [--threads N]
 //                 [--layers L (fewer layers: quick runs)] [--python /usr/bin/python3 | --no-python]
+//                 [--quantize q8_0 (the decoder layers' projections in Q8_0; PyTorch stays float)]
+// Beside tokens/s it prints the weight bytes a decoding step reads and the GB/s that makes,
+// against a streaming read measured in the same run.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <sys/resource.h>
@@ -38,6 +41,7 @@ struct Options {
   int threads = 0;
   int layers = 0;  // 0: the shape's own
   std::string python = "/usr/bin/python3";
+  std::string quantize;  // "" or "q8_0": the decoder layers' projections stored that way
 };
 
 struct Shape {
@@ -65,27 +69,59 @@ double peak_rss_gib() {
   return u.ru_maxrss / 1048576.0;  // KiB
 }
 
-// The decoder alone with random weights (nn::Scope::random), once its size is known to fit.
-decoder::Llama random_decoder(const LlamaConfig& cfg, at::ScalarType dtype) {
+// Bytes of the decoder's weights as stored (Q8_0 values 1 byte each; their scales and every
+// other tensor in `dtype`) and the bytes one decoding step reads: all of it but the token
+// embedding, of which one row.
+struct WeightBytes {
+  uint64_t stored = 0, per_token = 0;
+};
+
+WeightBytes weight_bytes(const LlamaConfig& cfg, at::ScalarType dtype, const std::string& quantize) {
   ModelSpec spec;
-  decoder::Llama(cfg, nn::Scope::declaring(spec));
-  uint64_t bytes = 0;
-  for (const auto& t : spec.tensors) bytes += uint64_t(c10::multiply_integers(t.shape)) * c10::elementSize(dtype);
+  const nn::Scope declaring = nn::Scope::declaring(spec).with_quantization(quantize);
+  decoder::Llama(cfg, declaring);
+  ModelSpec embedding;
+  nn::Embedding(nn::Scope::declaring(embedding), "e", cfg.vocab_size, cfg.dim);
+  WeightBytes b;
+  for (const auto& t : spec.tensors) {
+    const uint64_t n = uint64_t(c10::multiply_integers(t.shape));
+    const uint64_t element = t.storage == Storage::Q8Values ? 1 : t.storage == Storage::Q8Scales ? 4 : c10::elementSize(dtype);
+    const uint64_t bytes = n * element;
+    b.stored += bytes;
+    b.per_token += bytes;
+  }
+  const uint64_t table = uint64_t(cfg.vocab_size) * cfg.dim * c10::elementSize(dtype);
+  b.per_token -= table - table / uint64_t(cfg.vocab_size);
+  return b;
+}
+
+// The decoder alone with random weights (nn::Scope::random), once its size is known to fit.
+decoder::Llama random_decoder(const LlamaConfig& cfg, at::ScalarType dtype, const std::string& quantize) {
+  const uint64_t bytes = weight_bytes(cfg, dtype, quantize).stored;
   check_memory_budget(bytes + (1ull << 30), available_memory_bytes(), "the " + std::to_string(bytes >> 30) + "-GiB decoder");
   RandomModelOptions random;
   random.dtype = dtype;
-  return decoder::Llama(cfg, nn::Scope::random(random, at::kCPU));
+  return decoder::Llama(cfg, nn::Scope::random(random, at::kCPU).with_quantization(quantize));
+}
+
+// GB/s of a streaming read (a sum over 1 GiB of floats) with the threads the benchmark uses:
+// the floor a memory-bound decoding step cannot beat.
+double stream_read_gbps() {
+  const at::Tensor buffer = at::ones({int64_t(1) << 28}, at::kFloat);
+  const double s = bench::best_seconds(5, [&] { buffer.sum().item<float>(); });
+  return double(buffer.nbytes()) / s / 1e9;
 }
 
 struct Figures {
   double prefill_s = 0, decode_s = 0, peak_gib = 0;
+  uint64_t bytes_per_token = 0;  // weights one decoding step reads (ours only)
 };
 
 Figures bench_ours(const Shape& s, const Options& o) {
   ModelConfig cfg = ModelConfig::released();
   cfg.llama = s.llama;
   InferenceGuard guard;
-  const decoder::Llama llm = random_decoder(cfg.llama, s.dtype);
+  const decoder::Llama llm = random_decoder(cfg.llama, s.dtype, o.quantize);
   const at::Tensor scale = (at::rand({cfg.llama.dim}) * 2).to(s.dtype);
   const auto ids = at::randint(3, cfg.llama.vocab_size, {o.prompt}, at::kLong);
   const at::Tensor prompt = llm.embed(std::vector<int64_t>(ids.data_ptr<int64_t>(), ids.data_ptr<int64_t>() + o.prompt));
@@ -105,6 +141,7 @@ Figures bench_ours(const Shape& s, const Options& o) {
     }));
   }
   f.peak_gib = peak_rss_gib();
+  f.bytes_per_token = weight_bytes(cfg.llama, s.dtype, o.quantize).per_token;
   return f;
 }
 
@@ -147,6 +184,7 @@ int run(int argc, char** argv) {
     else if (a == "--layers") o.layers = std::stoi(value());
     else if (a == "--python") o.python = value();
     else if (a == "--no-python") o.python.clear();
+    else if (a == "--quantize") o.quantize = value();
     else return false;
     return true;
   });
@@ -167,8 +205,14 @@ int run(int argc, char** argv) {
   std::printf("%-4s %-8s %-9s %10s %10s %10s %9s\n", "size", "impl", "dtype", "prefill/s", "decode/s", "ms/token",
               "peakGiB");
   std::vector<std::string> notes;
+  const double stream = stream_read_gbps();
+  std::printf("streaming read with these threads: %.1f GB/s\n", stream);
   for (const auto& s : shapes) {
-    report(s, "wavllm", bench_ours(s, o), o);  // weights freed before PyTorch builds its own
+    const Figures ours = bench_ours(s, o);
+    report(s, o.quantize.empty() ? "wavllm" : "wv-" + o.quantize, ours, o);  // weights freed before PyTorch builds its own
+    const double gbps = double(ours.bytes_per_token) * o.new_tokens / ours.decode_s / 1e9;
+    std::printf("     decoding reads %.2f GB of weights per token: %.1f GB/s, %.0f %% of the streaming read\n",
+                ours.bytes_per_token / 1e9, gbps, 100 * gbps / stream);
     if (!o.python.empty()) report(s, "pytorch", bench_pytorch(s, o, threads, notes), o);
   }
   for (const auto& n : notes) std::cerr << "  [python] " << n;

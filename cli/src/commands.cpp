@@ -13,6 +13,7 @@
 #include "wavllm/core/config.h"
 #include "wavllm/core/random_model.h"
 #include "wavllm/core/runtime.h"
+#include "wavllm/pipeline/quantize.h"
 #include "wavllm/pipeline/stages.h"
 
 namespace fs = std::filesystem;
@@ -34,6 +35,14 @@ int run_make_random_model(const Command& self, const Args& a) {
   const ModelConfig cfg = ModelConfig::load(*config);
   write_random_model(cfg, model_spec(cfg), *out, o);
   std::fprintf(stderr, "wavllm: wrote a random-weight model to %s\n", out->c_str());
+  return 0;
+}
+
+int run_quantize(const Command& self, const Args& a) {
+  if (a.positional().size() != 2) throw ArgumentError("quantize needs IN_DIR and OUT_DIR");
+  const std::string type = a.value_or("type", QuantizationConfig::kQ8_0);
+  quantize_model(a.positional()[0], a.positional()[1], type);
+  std::fprintf(stderr, "wavllm: wrote the %s model to %s\n", type.c_str(), a.positional()[1].c_str());
   return 0;
 }
 
@@ -172,6 +181,13 @@ const std::vector<Command>& commands() {
          "the random-model generator and the converter all read it.",
          {{"config", "FILE", "config.json (or a model directory)"}},
          run_spec},
+        {"quantize", "IN_DIR OUT_DIR [--type q8_0]", "store a float model's decoder projections quantized",
+         "The decoder layers' projections (wq, wk, wv, wo, w1, w2, w3) become Q8_0: blocks of 32 int8\n"
+         "values with one float32 scale, about 1.1 bytes per weight. Every other tensor (encoders,\n"
+         "adapters, embeddings, output head, norms, LoRA, prompt adapter) keeps its dtype;\n"
+         "config.json records the format. OUT_DIR must be new or empty.",
+         {{"type", "TYPE", "q8_0 (default)"}},
+         run_quantize},
         {"make-random-model", "--config CONFIG.json --out DIR [OPTIONS]",
          "write a model directory with random weights (tests, benchmarks)", "",
          {{"config", "FILE", "config.json (or a model directory) giving every size"},

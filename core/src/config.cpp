@@ -57,6 +57,11 @@ bool convert(const json& v, double& out) {
   out = v.get<double>();
   return std::isfinite(out);
 }
+bool convert(const json& v, std::string& out) {
+  if (!v.is_string()) return false;
+  out = v.get<std::string>();
+  return true;
+}
 bool convert(const json& v, std::vector<int>& out) {
   if (!v.is_array()) return false;
   std::vector<int> r(v.size());
@@ -140,7 +145,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
   if (!j.is_object()) throw Error(label + ": must be a JSON object");
   ModelConfig c;
   std::set<std::string> top = {"format_version", "model_type", "whisper", "wavlm", "adapter",
-                               "llama", "tokens", "generation", "system_prompt"};
+                               "llama", "tokens", "generation", "quantization", "system_prompt"};
   for (auto it = j.begin(); it != j.end(); ++it)
     if (!top.count(it.key())) throw Error(label + ": unknown key \"" + it.key() + "\"");
   if (!j.contains("format_version") || !convert(j["format_version"], c.format_version))
@@ -191,6 +196,7 @@ ModelConfig ModelConfig::from_json_text(const std::string& text, const std::stri
       .get("top_k", g.top_k).get("num_beams", g.num_beams).get("length_penalty", g.length_penalty)
       .get("repetition_penalty", g.repetition_penalty)
       .get("no_repeat_ngram_size", g.no_repeat_ngram_size).finish();
+  Section(j, "quantization", label, false).get("format", c.quantization.format).finish();
   c.validate(label);
   return c;
 }
@@ -260,6 +266,8 @@ void ModelConfig::validate(const std::string& label) const {
   for (int64_t id : {tokens.bos, tokens.eos, tokens.pad})
     if (id < 0 || id >= l.vocab_size) throw Error(label + ": token id " + std::to_string(id) + " is outside the vocabulary");
   if (const std::string p = generation.problem(); !p.empty()) throw Error(label + ": generation." + p);
+  if (!quantization.format.empty() && quantization.format != QuantizationConfig::kQ8_0)
+    throw Error(label + ": quantization.format \"" + quantization.format + "\" is not one this build runs (q8_0)");
 }
 
 std::string GenerationOptions::problem() const {
@@ -327,6 +335,7 @@ std::string ModelConfig::to_json_text() const {
                       {"no_repeat_ngram_size", g.no_repeat_ngram_size}}},
       {"system_prompt", system_prompt},
   };
+  if (!quantization.format.empty()) j["quantization"] = {{"format", quantization.format}};
   return j.dump(1) + "\n";
 }
 

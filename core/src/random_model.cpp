@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <map>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -50,13 +51,12 @@ at::Tensor random_tensor(const TensorDecl& t, const RandomModelOptions& opt) {
 namespace {
 
 void write_model_files(const ModelConfig& cfg, const ModelSpec& spec, const std::string& dir,
-                       const RandomModelOptions& opt) {
-  const st::DType dtype = st_dtype(opt.dtype);
+                       const ModelWriteOptions& opt, const TensorSource& source) {
   // Group tensors into shards by size, in declaration order.
   std::vector<std::vector<const TensorDecl*>> shards(1);
   uint64_t in_shard = 0;
   for (const auto& t : spec.tensors) {
-    uint64_t n = st::dtype_size(dtype);
+    uint64_t n = st::dtype_size(source.dtype(t));
     for (auto d : t.shape) n *= static_cast<uint64_t>(d);
     if (in_shard > 0 && in_shard + n > opt.shard_bytes) {
       shards.emplace_back();
@@ -75,12 +75,14 @@ void write_model_files(const ModelConfig& cfg, const ModelSpec& spec, const std:
   for (size_t i = 0; i < shards.size(); ++i) {
     std::vector<st::TensorSpec> specs;
     for (const auto* t : shards[i]) {
-      specs.push_back({t->name, dtype, t->shape});
+      specs.push_back({t->name, source.dtype(*t), t->shape});
       weight_map[t->name] = shard_name(i);
     }
-    st::Writer writer((fs::path(dir) / shard_name(i)).string(), specs, {{"format", "wavllm-random"}});
+    std::map<std::string, std::string> metadata;
+    if (!opt.format_tag.empty()) metadata["format"] = opt.format_tag;
+    st::Writer writer((fs::path(dir) / shard_name(i)).string(), specs, metadata);
     for (const auto* t : shards[i]) {
-      at::Tensor v = random_tensor(*t, opt).to(opt.dtype).contiguous();
+      const at::Tensor v = source.values(*t);
       writer.write(t->name, v.data_ptr(), v.nbytes());
     }
     writer.close();
@@ -101,10 +103,9 @@ void write_model_files(const ModelConfig& cfg, const ModelSpec& spec, const std:
 
 }  // namespace
 
-void write_random_model(const ModelConfig& cfg, const ModelSpec& spec, const std::string& dir,
-                        const RandomModelOptions& opt) {
-  cfg.validate("random model config");
-  st_dtype(opt.dtype);
+void write_model(const ModelConfig& cfg, const ModelSpec& spec, const std::string& dir, const ModelWriteOptions& opt,
+                 const TensorSource& source) {
+  cfg.validate("model config");
   // Written into a new folder beside `dir`, renamed into place only once complete: a failure
   // (disk full, a bad tokenizer) leaves nothing behind, and nothing the user had is touched.
   std::error_code ec;
@@ -119,13 +120,24 @@ void write_random_model(const ModelConfig& cfg, const ModelSpec& spec, const std
   if (!fs::create_directory(staging, ec))
     throw Error(staging.string() + ": cannot create the staging directory: " + (ec ? ec.message() : "it already exists"));
   try {
-    write_model_files(cfg, spec, staging.string(), opt);
+    write_model_files(cfg, spec, staging.string(), opt, source);
     fs::rename(staging, target, ec);  // replaces an empty directory
     if (ec) throw Error(dir + ": cannot move the finished model into place: " + ec.message());
   } catch (...) {
     fs::remove_all(staging, ec);
     throw;
   }
+}
+
+void write_random_model(const ModelConfig& cfg, const ModelSpec& spec, const std::string& dir,
+                        const RandomModelOptions& opt) {
+  const st::DType dtype = st_dtype(opt.dtype);
+  for (const auto& t : spec.tensors)
+    if (t.storage != Storage::Float) throw Error("random model: quantized configs are made by quantizing a float model (wavllm quantize)");
+  const ModelWriteOptions write{opt.shard_bytes, opt.tokenizer, "wavllm-random"};
+  write_model(cfg, spec, dir, write,
+              {[dtype](const TensorDecl&) { return dtype; },
+               [&opt](const TensorDecl& t) { return random_tensor(t, opt).to(opt.dtype).contiguous(); }});
 }
 
 }  // namespace wavllm

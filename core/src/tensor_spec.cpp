@@ -12,6 +12,19 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
+std::string storage_problem(Storage storage, const std::string& dtype_name) {
+  const bool is_float = dtype_name == "F64" || dtype_name == "F32" || dtype_name == "F16" || dtype_name == "BF16";
+  switch (storage) {
+    case Storage::Float:
+      return is_float ? "" : "is " + dtype_name + ", expected a floating-point dtype";
+    case Storage::Q8Values:
+      return dtype_name == "I8" ? "" : "is " + dtype_name + ", expected I8 (Q8_0 values)";
+    case Storage::Q8Scales:
+      return dtype_name == "F32" ? "" : "is " + dtype_name + ", expected F32 (Q8_0 scales)";
+  }
+  return "has an unknown storage";
+}
+
 Dim Dim::times(int64_t f) const {
   Dim d = *this;
   d.size *= f;
@@ -51,7 +64,7 @@ std::string ModelSpec::to_json() const {
       dims.push_back(src);
     }
     list.push_back({{"name", t.name}, {"shape", t.shape}, {"dims", dims}, {"used", t.used},
-                    {"quantizable", t.quantizable}});
+                    {"quantizable", t.quantizable}, {"stored", t.storage == Storage::Q8Values ? "int8" : t.storage == Storage::Q8Scales ? "float32" : "float"}});
   }
   nlohmann::json reps = nlohmann::json::array(), flgs = nlohmann::json::array();
   for (const RepeatDecl& r : repeats) reps.push_back({{"key", r.key}, {"prefix", r.prefix}});

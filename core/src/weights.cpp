@@ -26,9 +26,20 @@ at::ScalarType to_scalar(st::DType d) {
   throw Error("unsupported dtype");
 }
 
+}  // namespace
+
+std::string stored_dtype_name(at::ScalarType t) {
+  for (st::DType d : {st::DType::F64, st::DType::F32, st::DType::F16, st::DType::BF16, st::DType::I64, st::DType::I32,
+                      st::DType::I16, st::DType::I8, st::DType::U8, st::DType::BOOL})
+    if (to_scalar(d) == t) return st::dtype_name(d);
+  return c10::toString(t);
+}
+
+namespace {
+
 // One Error listing every problem, so a user fixes a converted model in one round.
 void check_against_spec(const std::map<std::string, std::vector<int64_t>>& shapes,
-                          const std::map<std::string, bool>& is_float, const ModelSpec& spec,
+                          const std::map<std::string, std::string>& stored, const ModelSpec& spec,
                           const std::string& label) {
   std::vector<std::string> missing, misshaped, unexpected, not_float;
   std::map<std::string, const TensorDecl*> declared;
@@ -39,8 +50,8 @@ void check_against_spec(const std::map<std::string, std::vector<int64_t>>& shape
       if (t.used) missing.push_back(t.name + " " + shape_str(t.shape));
     } else if (it->second != t.shape) {
       misshaped.push_back(t.name + " is " + shape_str(it->second) + ", config says " + shape_str(t.shape));
-    } else if (!is_float.at(t.name)) {
-      not_float.push_back(t.name);
+    } else if (const std::string wrong = storage_problem(t.storage, stored.at(t.name)); !wrong.empty()) {
+      not_float.push_back(t.name + " " + wrong);
     }
   }
   for (const auto& [name, shape] : shapes)
@@ -59,7 +70,7 @@ void check_against_spec(const std::map<std::string, std::vector<int64_t>>& shape
   };
   section("missing", missing);
   section("wrong shape", misshaped);
-  section("not a floating-point dtype", not_float);
+  section("wrong dtype", not_float);
   section("unexpected", unexpected);
   throw Error(os.str());
 }
@@ -70,18 +81,17 @@ Weights Weights::load(const std::string& path, const ModelSpec& spec, at::Device
                       at::ScalarType dtype) {
   st::ShardSet set = st::ShardSet::open(path);
   std::map<std::string, std::vector<int64_t>> shapes;
-  std::map<std::string, bool> is_float;
+  std::map<std::string, std::string> stored;
   for (const auto& [name, entry] : set.tensors()) {
     shapes[name] = entry.second->shape;
-    at::ScalarType s = to_scalar(entry.second->dtype);
-    is_float[name] = at::isFloatingType(s);
+    stored[name] = st::dtype_name(entry.second->dtype);
   }
-  check_against_spec(shapes, is_float, spec, path);
+  check_against_spec(shapes, stored, spec, path);
 
   // Tensors kept as views of the mapping cost no anonymous memory; every other one is a copy.
   uint64_t needed = 0;
   for (const auto& t : spec.tensors) {
-    if (!t.used) continue;
+    if (!t.used || t.storage != Storage::Float) continue;  // Q8_0 tensors are used as stored
     if (device.is_cpu() && to_scalar(set.tensors().at(t.name).second->dtype) == dtype) continue;
     uint64_t n = c10::elementSize(dtype);
     for (auto d : t.shape) n *= static_cast<uint64_t>(d);
@@ -94,10 +104,11 @@ Weights Weights::load(const std::string& path, const ModelSpec& spec, at::Device
   w.dtype_ = dtype;
   for (const auto& file : set.files())
     if (auto it = file->metadata().find("format"); it != file->metadata().end()) w.formats_.insert(it->second);
-  std::map<std::string, bool> used;
-  for (const auto& t : spec.tensors) used[t.name] = t.used;
+  std::map<std::string, const TensorDecl*> declared;
+  for (const auto& t : spec.tensors) declared[t.name] = &t;
   for (const auto& [name, entry] : set.tensors()) {
-    if (!used[name]) continue;
+    const TensorDecl& decl = *declared.at(name);
+    if (!decl.used) continue;
     const auto& [file, info] = entry;
     const at::ScalarType stored = to_scalar(info->dtype);
     const uint8_t* ptr = file->data(*info);
@@ -113,7 +124,8 @@ Weights Weights::load(const std::string& path, const ModelSpec& spec, at::Device
       if (info->nbytes) std::memcpy(view.data_ptr(), ptr, info->nbytes);
     }
     // The mapping is read-only: a tensor that stays a view of it must never be written.
-    if (stored == dtype && device.is_cpu())
+    // Q8_0 values and scales keep their dtype.
+    if ((stored == dtype || decl.storage != Storage::Float) && device.is_cpu())
       w.tensors_[name] = view;
     else
       w.tensors_[name] = view.to(device, dtype).contiguous();
@@ -123,16 +135,16 @@ Weights Weights::load(const std::string& path, const ModelSpec& spec, at::Device
 
 Weights Weights::from_map(std::map<std::string, at::Tensor> tensors, const ModelSpec& spec) {
   std::map<std::string, std::vector<int64_t>> shapes;
-  std::map<std::string, bool> is_float;
+  std::map<std::string, std::string> stored;
   at::Device device = at::kCPU;
   at::ScalarType dtype = at::kFloat;
   for (const auto& [name, t] : tensors) {
     shapes[name] = t.sizes().vec();
-    is_float[name] = at::isFloatingType(t.scalar_type());
+    stored[name] = stored_dtype_name(t.scalar_type());
     device = t.device();
-    dtype = t.scalar_type();
+    if (at::isFloatingType(t.scalar_type())) dtype = t.scalar_type();
   }
-  check_against_spec(shapes, is_float, spec, "weights");
+  check_against_spec(shapes, stored, spec, "weights");
   Weights w;
   w.tensors_ = std::move(tensors);
   w.device_ = device;

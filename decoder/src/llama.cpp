@@ -47,7 +47,7 @@ Llama::Layer::Layer(const nn::Scope& s, const LlamaConfig& cfg)
       ffn_norm(s, "ffn_norm", width(cfg), cfg.norm_eps) {}
 
 Llama::Llama(const LlamaConfig& cfg, const nn::Scope& s)
-    : cfg_(cfg), tokens_(s, "tok_embeddings", {cfg.vocab_size, "llama.vocab_size"}, width(cfg), /*quantizable=*/true) {
+    : cfg_(cfg), tokens_(s, "tok_embeddings", {cfg.vocab_size, "llama.vocab_size"}, width(cfg)) {
   for (const nn::Scope& l : s.repeat("layers", {cfg.n_layers, "llama.n_layers"})) layers_.emplace_back(l, cfg);
   norm_ = nn::RMSNorm(s, "norm", width(cfg), cfg.norm_eps);
   output_ = nn::Linear(s, "output", {cfg.vocab_size, "llama.vocab_size"}, width(cfg), /*bias=*/false);

@@ -1,24 +1,49 @@
 #include "wavllm/nn/layers.h"
 
 #include <cmath>
+#include <vector>
 
 #include "wavllm/core/runtime.h"
+#include "wavllm/kernels/q8_0.h"
 
 namespace wavllm::nn {
 
-Linear::Linear(const Scope& s, const std::string& name, const Dim& out, const Dim& in, bool bias)
-    : weight_(s.tensor(name + ".weight", {out, in}, InitKind::Normal, /*quantizable=*/true)) {
+Linear::Linear(const Scope& s, const std::string& name, const Dim& out, const Dim& in, bool bias, bool quantizable)
+    : weight_(s.matrix(name + ".weight", out, in, quantizable)) {
   if (bias) bias_ = s.tensor(name + ".bias", {out});
 }
 
 Linear Linear::with_lora(const Scope& s, const std::string& name, const Dim& out, const Dim& in, const Dim& rank) {
-  Linear l(s, name, out, in, /*bias=*/false);
+  Linear l(s, name, out, in, /*bias=*/false, /*quantizable=*/true);
   l.lora_a_ = s.tensor(name + "_lora_A", {in, rank});
   l.lora_b_ = s.tensor(name + "_lora_B", {rank, out});
   return l;
 }
 
-at::Tensor Linear::forward(const at::Tensor& x) const { return at::linear(x, weight_, bias_); }
+at::Tensor Linear::forward(const at::Tensor& x) const {
+  if (!weight_.quantized()) return at::linear(x, weight_.dense, bias_);
+  at::Tensor y = quantized_product(x);
+  return bias_.defined() ? y.add_(bias_) : y;
+}
+
+at::Tensor Linear::quantized_product(const at::Tensor& x) const {
+  const int64_t rows = weight_.q8.size(0), cols = weight_.q8.size(1);
+  const at::Tensor flat = x.reshape({-1, cols}).to(at::kFloat).contiguous();
+  std::vector<int64_t> out_shape = x.sizes().vec();
+  out_shape.back() = rows;
+  at::Tensor y;
+  if (flat.size(0) <= kMaxKernelRows) {
+    y = at::empty({flat.size(0), rows}, flat.options());
+    const kernels::Q8Matrix w{weight_.q8.data_ptr<int8_t>(), weight_.scales.data_ptr<float>(), rows, cols};
+    kernels::matmul_q8_0(w, flat.data_ptr<float>(), flat.size(0), y.data_ptr<float>());
+  } else {
+    at::Tensor dense = at::empty({rows, cols}, flat.options());
+    kernels::dequantize_q8_0(weight_.q8.data_ptr<int8_t>(), weight_.scales.data_ptr<float>(), rows * cols,
+                             dense.data_ptr<float>());
+    y = at::linear(flat, dense);
+  }
+  return y.view(out_shape).to(x.scalar_type());
+}
 
 at::Tensor Linear::forward(const at::Tensor& x, const at::Tensor* lora_scale) const {
   at::Tensor y = forward(x);
@@ -77,8 +102,8 @@ at::Tensor WeightNormConv1d::forward(const at::Tensor& x) const {
   return at::conv1d(x, weight_, bias_, geometry_.stride, geometry_.padding, /*dilation=*/1, geometry_.groups);
 }
 
-Embedding::Embedding(const Scope& s, const std::string& name, const Dim& rows, const Dim& width, bool quantizable)
-    : table_(s.tensor(name + ".weight", {rows, width}, InitKind::Normal, quantizable)) {}
+Embedding::Embedding(const Scope& s, const std::string& name, const Dim& rows, const Dim& width)
+    : table_(s.tensor(name + ".weight", {rows, width})) {}
 
 at::Tensor Embedding::lookup(const at::Tensor& ids) const { return at::embedding(table_, ids); }
 
@@ -89,9 +114,9 @@ GeluFFN::GeluFFN(const Scope& s, const std::string& in_name, const std::string& 
 at::Tensor GeluFFN::forward(const at::Tensor& x) const { return out_.forward(at::gelu(in_.forward(x))); }
 
 SwiGLU::SwiGLU(const Scope& s, const Dim& width, const Dim& hidden)
-    : w1_(s, "w1", hidden, width, /*bias=*/false),
-      w2_(s, "w2", width, hidden, /*bias=*/false),
-      w3_(s, "w3", hidden, width, /*bias=*/false) {}
+    : w1_(s, "w1", hidden, width, /*bias=*/false, /*quantizable=*/true),
+      w2_(s, "w2", width, hidden, /*bias=*/false, /*quantizable=*/true),
+      w3_(s, "w3", hidden, width, /*bias=*/false, /*quantizable=*/true) {}
 
 at::Tensor SwiGLU::forward(const at::Tensor& x) const {
   at::Tensor gate = w1_.forward(x);

@@ -1,6 +1,8 @@
 #include "wavllm/nn/scope.h"
 
+#include "wavllm/core/config.h"
 #include "wavllm/core/error.h"
+#include "wavllm/kernels/q8_0.h"
 
 namespace wavllm::nn {
 
@@ -22,7 +24,13 @@ Scope Scope::random(const RandomModelOptions& opt, at::Device device) {
   return Scope(nullptr, nullptr, std::make_shared<const Random>(Random{opt, device}), "");
 }
 
-Scope Scope::operator/(const std::string& name) const { return Scope(spec_, weights_, random_, prefix_ + name + "."); }
+Scope Scope::operator/(const std::string& name) const {
+  return Scope(spec_, weights_, random_, prefix_ + name + ".", quantization_);
+}
+
+Scope Scope::with_quantization(const std::string& format) const {
+  return Scope(spec_, weights_, random_, prefix_, format);
+}
 
 std::vector<Scope> Scope::repeat(const std::string& name, const Count& count) const {
   if (spec_ && !count.key.empty()) spec_->repeats.push_back({count.key, prefix_ + name + "."});
@@ -31,22 +39,41 @@ std::vector<Scope> Scope::repeat(const std::string& name, const Count& count) co
   return out;
 }
 
-at::Tensor Scope::tensor(const std::string& name, const std::vector<Dim>& shape, InitKind init,
-                         bool quantizable) const {
-  const std::string full = prefix_ + name;
-  const std::vector<int64_t> sizes = sizes_of(shape);
-  const TensorDecl decl{full, sizes, shape, /*used=*/true, quantizable, init};
+at::Tensor Scope::entry(const TensorDecl& decl) const {
   if (spec_) {
     spec_->tensors.push_back(decl);
     return {};
   }
   if (random_) return random_tensor(decl, random_->opt).to(random_->device, random_->opt.dtype);
-  const at::Tensor& t = weights_->get(full);
-  if (t.sizes().vec() != sizes)
-    throw Error("tensor '" + full + "' is " + shape_str(t.sizes().vec()) + ", config says " + shape_str(sizes));
-  if (!at::isFloatingType(t.scalar_type()))
-    throw Error("tensor '" + full + "' is not floating-point (" + std::string(c10::toString(t.scalar_type())) + ")");
+  const at::Tensor& t = weights_->get(decl.name);
+  if (t.sizes().vec() != decl.shape)
+    throw Error("tensor '" + decl.name + "' is " + shape_str(t.sizes().vec()) + ", config says " + shape_str(decl.shape));
+  if (const std::string wrong = storage_problem(decl.storage, stored_dtype_name(t.scalar_type())); !wrong.empty())
+    throw Error("tensor '" + decl.name + "' " + wrong);
   return t;
+}
+
+at::Tensor Scope::tensor(const std::string& name, const std::vector<Dim>& shape, InitKind init,
+                         bool quantizable) const {
+  return entry({prefix_ + name, sizes_of(shape), shape, /*used=*/true, quantizable, init});
+}
+
+Matrix Scope::matrix(const std::string& name, const Dim& rows, const Dim& cols, bool quantizable) const {
+  const bool q8 = quantizable && quantization_ == QuantizationConfig::kQ8_0 && cols.size % kernels::kQ8Block == 0;
+  if (!q8) return {tensor(name, {rows, cols}, InitKind::Normal, quantizable), {}, {}};
+  TensorDecl values{prefix_ + name, {rows.size, cols.size}, {rows, cols}, /*used=*/true, true, InitKind::Normal, Storage::Q8Values};
+  const Dim blocks(cols.size / kernels::kQ8Block);
+  const TensorDecl scales{prefix_ + name + ".scales", {rows.size, blocks.size}, {rows, blocks}, true, false,
+                          InitKind::Normal, Storage::Q8Scales};
+  if (random_) {  // the float matrix the generator would make, quantized
+    TensorDecl dense = values;
+    dense.storage = Storage::Float;
+    const at::Tensor w = random_tensor(dense, random_->opt).contiguous();
+    Matrix m{{}, at::empty(values.shape, at::kChar), at::empty(scales.shape, at::kFloat)};
+    kernels::quantize_q8_0(w.data_ptr<float>(), w.numel(), m.q8.data_ptr<int8_t>(), m.scales.data_ptr<float>());
+    return m;
+  }
+  return {{}, entry(values), entry(scales)};
 }
 
 void Scope::unused(const std::string& name, const std::vector<Dim>& shape, InitKind init) const {

@@ -273,6 +273,9 @@ std::shared_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
     throw Error(model_dir + ": config.json's whisper.max_source_positions is " +
                 std::to_string(cfg.whisper.max_source_positions) + "; this engine's 30-s log-mel parts need " +
                 std::to_string(audio::kFramesPerPart / 2));
+  if (!cfg.quantization.format.empty() && !device.is_cpu())
+    throw ArgumentError(model_dir + ": a " + cfg.quantization.format + " model runs on CPU only (its kernels are CPU "
+                        "kernels); use the float model on " + device.str());
   // A valid config may ask for a rotary table far larger than its weights (max_seq_len 2^20).
   check_memory_budget(rotary_table_bytes(cfg.llama), available_memory_bytes(),
                       "the decoder's rotary table (llama.max_seq_len " + std::to_string(cfg.llama.max_seq_len) + ")");

@@ -15,11 +15,12 @@ Stages::Stages(const ModelConfig& cfg, const nn::Scope& root)
       llama(cfg.llama, decoder_module(root)),
       prompt_adapter(cfg.llama, decoder_module(root)) {}
 
-Stages::Stages(const ModelConfig& cfg, const Weights& weights) : Stages(cfg, nn::Scope::binding(weights)) {}
+Stages::Stages(const ModelConfig& cfg, const Weights& weights)
+    : Stages(cfg, nn::Scope::binding(weights).with_quantization(cfg.quantization.format)) {}
 
 ModelSpec model_spec(const ModelConfig& cfg) {
   ModelSpec spec;
-  Stages(cfg, nn::Scope::declaring(spec));
+  Stages(cfg, nn::Scope::declaring(spec).with_quantization(cfg.quantization.format));
   return spec;
 }
 

@@ -98,7 +98,7 @@ TEST(Weights, RejectsIntegerWeightsAndWrongConfig) {
     if (t.used) m[t.name] = at::zeros(t.shape);
   m["gpt_model.model_llama.norm.weight"] = at::zeros({64}, at::kLong);
   msg = error_of([&] { Weights::from_map(m, model_spec(good)); });
-  EXPECT_NE(msg.find("not a floating-point dtype"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("expected a floating-point dtype"), std::string::npos) << msg;
 }
 
 TEST(RandomModel, WritesLoadableDeterministicShardedModels) {
@@ -158,8 +158,8 @@ TEST(Runtime, MemoryBudgetNamesBothNumbers) {
 }
 
 // The declarations at the released sizes: LLaMA-2-7B's published parameter count, and the
-// matrices a quantized format may store hold nearly all of the model.
-TEST(ModelSpec, ReleasedSizesMatchThePublishedCountsAndAreMostlyQuantizable) {
+// quantizable matrices (the decoder layers' 7 projections, docs/kernels.md) hold 86 % of the model.
+TEST(ModelSpec, ReleasedSizesMatchThePublishedCountsAndTheQuantizationPolicy) {
   const ModelConfig cfg = ModelConfig::released();
   ModelSpec decoder_only;
   decoder::Llama(cfg.llama, nn::Scope::declaring(decoder_only));
@@ -169,15 +169,18 @@ TEST(ModelSpec, ReleasedSizesMatchThePublishedCountsAndAreMostlyQuantizable) {
   EXPECT_EQ(decoder_params - lora, 6738415616ull);  // LLaMA-2-7B
 
   uint64_t all = 0, quantizable = 0;
+  int quantizable_tensors = 0;
   std::set<std::string> names;
   for (const auto& t : model_spec(cfg).tensors) {
     const uint64_t n = uint64_t(c10::multiply_integers(t.shape));
     all += n;
     if (t.quantizable) {
       quantizable += n;
+      ++quantizable_tensors;
       EXPECT_EQ(t.shape.size(), 2u) << t.name;
     }
     EXPECT_TRUE(names.insert(t.name).second) << t.name << " declared twice";
   }
-  EXPECT_GT(double(quantizable) / double(all), 0.99);
+  EXPECT_EQ(quantizable_tensors, 7 * cfg.llama.n_layers);
+  EXPECT_GT(double(quantizable) / double(all), 0.85);
 }

@@ -75,6 +75,13 @@ struct TokenConfig {
   int64_t pad = 0;
 };
 
+// How the matrices the layers mark quantizable are stored (docs/kernels.md); every other
+// tensor keeps a float dtype.
+struct QuantizationConfig {
+  static constexpr const char* kQ8_0 = "q8_0";
+  std::string format;  // "" (none: float weights) or "q8_0"
+};
+
 struct ModelConfig {
   static constexpr int kFormatVersion = 1;
   int format_version = kFormatVersion;
@@ -84,6 +91,7 @@ struct ModelConfig {
   LlamaConfig llama;
   TokenConfig tokens;
   GenerationOptions generation;  // the "generation" section: defaults of every request
+  QuantizationConfig quantization;
   std::string system_prompt =
       "As a helpful language and speech assistant, you are able to understand the speech content "
       "provided by the user, and assist the user with a variety of tasks using natural language.";

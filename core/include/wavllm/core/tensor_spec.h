@@ -11,6 +11,10 @@ namespace wavllm {
 
 enum class InitKind { Normal, Ones, Zeros };
 
+// How a tensor is stored: in the model's float dtype, or as a Q8_0 matrix's int8 values and
+// their float32 scales (always float32: the scales are not cast to the compute dtype).
+enum class Storage { Float, Q8Values, Q8Scales };
+
 // One axis of a declared tensor: its size and, when the size is a config field, which one.
 // size = factor * config[key] / config[per] (per empty: / 1).
 struct Dim {
@@ -33,8 +37,9 @@ struct TensorDecl {
   std::vector<int64_t> shape;
   std::vector<Dim> dims;      // shape with the config field of each axis
   bool used = true;           // false: present in checkpoints, ignored by inference (audio_proj.*)
-  bool quantizable = false;   // a matrix a quantized format may store (Linear weights, embeddings)
+  bool quantizable = false;   // a matrix a quantized format stores (the decoder layers' projections)
   InitKind init = InitKind::Normal;  // how the random-model generator fills it
+  Storage storage = Storage::Float;
 };
 
 // A block repeated config[key] times: tensors "<prefix>0.", "<prefix>1.", ...
@@ -52,11 +57,16 @@ struct ModelSpec {
   std::vector<RepeatDecl> repeats;
   std::vector<FlagDecl> flags;
 
-  // {"tensors": [{"name", "shape", "dims", "used", "quantizable"}...], "repeats": [...],
-  // "flags": [...]}: what `wavllm spec` prints and the converter reads.
+  // {"tensors": [{"name", "shape", "dims", "used", "quantizable", "stored"}...], "repeats": [...],
+  // "flags": [...]}: what `wavllm spec` prints and the converter reads ("stored": "float",
+  // "int8" or "float32").
   std::string to_json() const;
 };
 
 std::string shape_str(const std::vector<int64_t>& shape);
+
+// "" when a tensor stored with safetensors dtype `dtype_name` ("F32", "BF16", "I8", ...) fits
+// `storage`, else what is wrong ("is I8, expected a floating-point dtype").
+std::string storage_problem(Storage storage, const std::string& dtype_name);
 
 }  // namespace wavllm

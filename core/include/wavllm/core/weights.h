@@ -11,6 +11,9 @@
 
 namespace wavllm {
 
+// The safetensors name of a tensor dtype ("F32", "BF16", "I8"...), as storage_problem reads it.
+std::string stored_dtype_name(at::ScalarType t);
+
 class Weights {
  public:
   // `path`: a model directory (sharded or not) or one .safetensors file. Every used tensor of

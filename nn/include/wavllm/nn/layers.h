@@ -14,20 +14,29 @@ namespace wavllm::nn {
 // y = x W^T + b, W [out, in] ("<name>.weight"), b [out] ("<name>.bias", optional); with a LoRA
 // pair ("<name>_lora_A" [in, r], "<name>_lora_B" [r, out]) and a scale vector s [out] given at
 // run time, y += ((x A) B) * s (no alpha / r factor: WavLLM's prompt-aware LoRA).
+// A quantizable weight is stored as the model's quantization format says (Scope::matrix); a
+// Q8_0 weight multiplies through the kernels room for a few rows of x (decoding) and is
+// expanded to float32 for a LibTorch matrix product beyond (prefill).
 class Linear {
  public:
   Linear() = default;
-  Linear(const Scope& s, const std::string& name, const Dim& out, const Dim& in, bool bias = true);
-  // A bias-free projection with a LoRA pair of rank `rank`.
+  Linear(const Scope& s, const std::string& name, const Dim& out, const Dim& in, bool bias = true,
+         bool quantizable = false);
+  // A bias-free quantizable projection with a LoRA pair of rank `rank`.
   static Linear with_lora(const Scope& s, const std::string& name, const Dim& out, const Dim& in, const Dim& rank);
 
   at::Tensor forward(const at::Tensor& x) const;
   // With the LoRA term when lora_scale is given (the base projection alone when null).
   at::Tensor forward(const at::Tensor& x, const at::Tensor* lora_scale) const;
-  const at::Tensor& weight() const { return weight_; }
+  // The dense weight, or the Q8_0 values: the device and the shape any caller may read.
+  const at::Tensor& weight() const { return weight_.quantized() ? weight_.q8 : weight_.dense; }
+  // Rows of x up to which a quantized weight uses the matrix-vector kernel.
+  static constexpr int64_t kMaxKernelRows = 8;
 
  private:
-  at::Tensor weight_, bias_, lora_a_, lora_b_;
+  at::Tensor quantized_product(const at::Tensor& x) const;
+  Matrix weight_;
+  at::Tensor bias_, lora_a_, lora_b_;
 };
 
 class LayerNorm {
@@ -104,7 +113,7 @@ class WeightNormConv1d {
 class Embedding {
  public:
   Embedding() = default;
-  Embedding(const Scope& s, const std::string& name, const Dim& rows, const Dim& width, bool quantizable = false);
+  Embedding(const Scope& s, const std::string& name, const Dim& rows, const Dim& width);
   // Rows of `ids` (int64, any shape): [..., width].
   at::Tensor lookup(const at::Tensor& ids) const;
   const at::Tensor& table() const { return table_; }
@@ -126,7 +135,7 @@ class GeluFFN {
   Linear in_, out_;  // width -> hidden, hidden -> width
 };
 
-// LLaMA's FFN: w2(SiLU(w1 x) * w3 x), bias-free.
+// LLaMA's FFN: w2(SiLU(w1 x) * w3 x), bias-free and quantizable.
 class SwiGLU {
  public:
   SwiGLU() = default;

@@ -25,6 +25,14 @@ struct Flag {
   std::string key;
 };
 
+// A weight matrix as a model stores it: dense (a float tensor) or Q8_0 (int8 values and one
+// float32 scale per block of 32 along a row).
+struct Matrix {
+  at::Tensor dense;      // [rows, cols], or undefined when quantized
+  at::Tensor q8, scales; // int8 [rows, cols], float32 [rows, cols / 32]
+  bool quantized() const { return q8.defined(); }
+};
+
 // A count of repeated blocks and the config field it is.
 struct Count {
   int64_t n = 0;
@@ -49,6 +57,12 @@ class Scope {
                     bool quantizable = false) const;
   // A tensor checkpoints carry that inference ignores: declared (as unused), never bound.
   void unused(const std::string& name, const std::vector<Dim>& shape, InitKind init = InitKind::Normal) const;
+  // The matrix "<prefix><name>" [rows, cols]. A quantizable one is stored in this scope's
+  // quantization format (with_quantization) when it has one and cols is a multiple of 32: the
+  // int8 values under the name and their scales under "<name>.scales".
+  Matrix matrix(const std::string& name, const Dim& rows, const Dim& cols, bool quantizable) const;
+  // This scope with the model's quantization format ("" or "q8_0") for the matrices below it.
+  Scope with_quantization(const std::string& format) const;
   // Declares that `flag` decides whether "<prefix><name>" exists; returns flag.on.
   bool flag(const Flag& flag, const std::string& name) const;
 
@@ -60,12 +74,17 @@ class Scope {
     RandomModelOptions opt;
     at::Device device;
   };
-  Scope(ModelSpec* spec, const Weights* weights, std::shared_ptr<const Random> random, std::string prefix)
-      : spec_(spec), weights_(weights), random_(std::move(random)), prefix_(std::move(prefix)) {}
+  Scope(ModelSpec* spec, const Weights* weights, std::shared_ptr<const Random> random, std::string prefix,
+        std::string quantization = "")
+      : spec_(spec), weights_(weights), random_(std::move(random)), prefix_(std::move(prefix)),
+        quantization_(std::move(quantization)) {}
+  // One stored tensor: declared, bound (checked, int8 or float) or made at random.
+  at::Tensor entry(const TensorDecl& decl) const;
   ModelSpec* spec_;
   const Weights* weights_;
   std::shared_ptr<const Random> random_;
   std::string prefix_;
+  std::string quantization_;
 };
 
 }  // namespace wavllm::nn

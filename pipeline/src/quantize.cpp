@@ -1,0 +1,85 @@
+#include "wavllm/pipeline/quantize.h"
+
+#include <filesystem>
+
+#include "wavllm/core/error.h"
+#include "wavllm/core/random_model.h"
+#include "wavllm/core/runtime.h"
+#include "wavllm/kernels/q8_0.h"
+#include "wavllm/pipeline/stages.h"
+
+namespace wavllm {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+st::DType stored_type(at::ScalarType t) {
+  switch (t) {
+    case at::kFloat: return st::DType::F32;
+    case at::kHalf: return st::DType::F16;
+    case at::kBFloat16: return st::DType::BF16;
+    default: throw Error("quantize: a tensor of dtype " + std::string(c10::toString(t)) + " in a float model");
+  }
+}
+
+// The dtype the input's tensors are stored in (the first floating-point one): loaded as such,
+// they are views of the files and no float32 copy of the model is made.
+at::ScalarType stored_dtype(const std::string& dir) {
+  const st::ShardSet set = st::ShardSet::open(dir);
+  for (const auto& [name, entry] : set.tensors()) {
+    switch (entry.second->dtype) {
+      case st::DType::BF16: return at::kBFloat16;
+      case st::DType::F16: return at::kHalf;
+      case st::DType::F32: return at::kFloat;
+      default: break;
+    }
+  }
+  return at::kFloat;
+}
+
+}  // namespace
+
+void quantize_model(const std::string& in_dir, const std::string& out_dir, const std::string& format) {
+  if (format != QuantizationConfig::kQ8_0)
+    throw ArgumentError("unknown quantization type '" + format + "' (this build has q8_0)");
+  const ModelConfig cfg = ModelConfig::load(in_dir);
+  if (!cfg.quantization.format.empty())
+    throw Error(in_dir + ": already quantized (" + cfg.quantization.format + "); quantize a float model");
+  const Weights weights = Weights::load(in_dir, model_spec(cfg), at::kCPU, stored_dtype(in_dir));
+
+  ModelConfig out_cfg = cfg;
+  out_cfg.quantization.format = format;
+  ModelSpec out_spec;
+  for (const TensorDecl& t : model_spec(out_cfg).tensors)
+    if (t.used) out_spec.tensors.push_back(t);  // tensors inference ignores are left out
+
+  InferenceGuard guard;
+  at::Tensor pending_scales;  // a matrix's scales: the tensor declared right after its values
+  const TensorSource source{
+      [&](const TensorDecl& t) {
+        if (t.storage == Storage::Q8Values) return st::DType::I8;
+        if (t.storage == Storage::Q8Scales) return st::DType::F32;
+        return stored_type(weights.get(t.name).scalar_type());
+      },
+      [&](const TensorDecl& t) {
+        if (t.storage == Storage::Q8Scales) return pending_scales;
+        if (t.storage == Storage::Float) return weights.get(t.name).contiguous();
+        const at::Tensor w = weights.get(t.name).to(at::kFloat).contiguous();
+        at::Tensor q = at::empty(t.shape, at::kChar);
+        pending_scales = at::empty({t.shape[0], t.shape[1] / kernels::kQ8Block}, at::kFloat);
+        kernels::quantize_q8_0(w.data_ptr<float>(), w.numel(), q.data_ptr<int8_t>(), pending_scales.data_ptr<float>());
+        return q;
+      }};
+  ModelWriteOptions write;
+  write.tokenizer = in_dir + "/tokenizer.model";
+  // A random-weight model stays one (its output text is still meaningless).
+  if (weights.formats().count("wavllm-random")) write.format_tag = "wavllm-random";
+  write_model(out_cfg, out_spec, out_dir, write, source);
+  // The model's card travels with it.
+  std::error_code ec;
+  if (fs::is_regular_file(fs::path(in_dir) / "README.md", ec))
+    fs::copy_file(fs::path(in_dir) / "README.md", fs::path(out_dir) / "README.md", ec);
+}
+
+}  // namespace wavllm
