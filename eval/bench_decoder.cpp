@@ -7,7 +7,7 @@
 //
 //   bench_decoder [--shape 1b|7b|both] [--prompt P] [--new N] [--repeat R] [--threads N]
 //                 [--layers L (fewer layers: quick runs)] [--python /usr/bin/python3 | --no-python]
-//                 [--quantize q8_0 (the decoder layers' projections in Q8_0; PyTorch stays float)]
+//                 [--quantize q8_0|q4_0 (the decoder layers' projections quantized; PyTorch stays float)]
 // Beside tokens/s it prints the weight bytes a decoding step reads and the GB/s that makes,
 // against a streaming read measured in the same run.
 #include <ATen/ATen.h>
@@ -69,8 +69,8 @@ double peak_rss_gib() {
   return u.ru_maxrss / 1048576.0;  // KiB
 }
 
-// Bytes of the decoder's weights as stored (Q8_0 values 1 byte each; their scales and every
-// other tensor in `dtype`) and the bytes one decoding step reads: all of it but the token
+// Bytes of the decoder's weights as stored (quantized values and scales as docs/kernels.md
+// says, every other tensor in `dtype`) and the bytes one decoding step reads: all of it but the token
 // embedding, of which one row.
 struct WeightBytes {
   uint64_t stored = 0, per_token = 0;
@@ -85,7 +85,10 @@ WeightBytes weight_bytes(const LlamaConfig& cfg, at::ScalarType dtype, const std
   WeightBytes b;
   for (const auto& t : spec.tensors) {
     const uint64_t n = uint64_t(c10::multiply_integers(t.shape));
-    const uint64_t element = t.storage == Storage::Q8Values ? 1 : t.storage == Storage::Q8Scales ? 4 : c10::elementSize(dtype);
+    uint64_t element = c10::elementSize(dtype);
+    if (t.storage == Storage::Q8Values || t.storage == Storage::Q4Values) element = 1;
+    if (t.storage == Storage::Q8Scales) element = 4;
+    if (t.storage == Storage::Q4Scales) element = 2;
     const uint64_t bytes = n * element;
     b.stored += bytes;
     b.per_token += bytes;

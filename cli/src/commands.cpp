@@ -181,12 +181,13 @@ const std::vector<Command>& commands() {
          "the random-model generator and the converter all read it.",
          {{"config", "FILE", "config.json (or a model directory)"}},
          run_spec},
-        {"quantize", "IN_DIR OUT_DIR [--type q8_0]", "store a float model's decoder projections quantized",
-         "The decoder layers' projections (wq, wk, wv, wo, w1, w2, w3) become Q8_0: blocks of 32 int8\n"
-         "values with one float32 scale, about 1.1 bytes per weight. Every other tensor (encoders,\n"
-         "adapters, embeddings, output head, norms, LoRA, prompt adapter) keeps its dtype;\n"
-         "config.json records the format. OUT_DIR must be new or empty.",
-         {{"type", "TYPE", "q8_0 (default)"}},
+        {"quantize", "IN_DIR OUT_DIR [--type q8_0|q4_0]", "store a float model's decoder projections quantized",
+         "The decoder layers' projections (wq, wk, wv, wo, w1, w2, w3) become Q8_0 (blocks of 32 int8\n"
+         "values with one float32 scale: 9 bits per weight) or Q4_0 (blocks of 32 4-bit values with one\n"
+         "bfloat16 scale: 4.5 bits). Every other tensor (encoders, adapters, embeddings, output head,\n"
+         "norms, LoRA, prompt adapter) keeps its dtype; config.json records the format. OUT_DIR must\n"
+         "be new or empty.",
+         {{"type", "TYPE", "q8_0 (default) or q4_0"}},
          run_quantize},
         {"make-random-model", "--config CONFIG.json --out DIR [OPTIONS]",
          "write a model directory with random weights (tests, benchmarks)", "",

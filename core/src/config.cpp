@@ -266,8 +266,9 @@ void ModelConfig::validate(const std::string& label) const {
   for (int64_t id : {tokens.bos, tokens.eos, tokens.pad})
     if (id < 0 || id >= l.vocab_size) throw Error(label + ": token id " + std::to_string(id) + " is outside the vocabulary");
   if (const std::string p = generation.problem(); !p.empty()) throw Error(label + ": generation." + p);
-  if (!quantization.format.empty() && quantization.format != QuantizationConfig::kQ8_0)
-    throw Error(label + ": quantization.format \"" + quantization.format + "\" is not one this build runs (q8_0)");
+  if (!quantization.format.empty() && quantization.format != QuantizationConfig::kQ8_0 &&
+      quantization.format != QuantizationConfig::kQ4_0)
+    throw Error(label + ": quantization.format \"" + quantization.format + "\" is not one this build runs (q8_0, q4_0)");
 }
 
 std::string GenerationOptions::problem() const {

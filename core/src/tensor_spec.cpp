@@ -12,6 +12,17 @@ std::string shape_str(const std::vector<int64_t>& shape) {
   return s + "]";
 }
 
+const char* storage_name(Storage storage) {
+  switch (storage) {
+    case Storage::Float: return "float";
+    case Storage::Q8Values: return "q8_0 values";
+    case Storage::Q8Scales: return "q8_0 scales";
+    case Storage::Q4Values: return "q4_0 values";
+    case Storage::Q4Scales: return "q4_0 scales";
+  }
+  return "?";
+}
+
 std::string storage_problem(Storage storage, const std::string& dtype_name) {
   const bool is_float = dtype_name == "F64" || dtype_name == "F32" || dtype_name == "F16" || dtype_name == "BF16";
   switch (storage) {
@@ -21,6 +32,10 @@ std::string storage_problem(Storage storage, const std::string& dtype_name) {
       return dtype_name == "I8" ? "" : "is " + dtype_name + ", expected I8 (Q8_0 values)";
     case Storage::Q8Scales:
       return dtype_name == "F32" ? "" : "is " + dtype_name + ", expected F32 (Q8_0 scales)";
+    case Storage::Q4Values:
+      return dtype_name == "U8" ? "" : "is " + dtype_name + ", expected U8 (Q4_0 packed values)";
+    case Storage::Q4Scales:
+      return dtype_name == "BF16" ? "" : "is " + dtype_name + ", expected BF16 (Q4_0 scales)";
   }
   return "has an unknown storage";
 }
@@ -64,7 +79,7 @@ std::string ModelSpec::to_json() const {
       dims.push_back(src);
     }
     list.push_back({{"name", t.name}, {"shape", t.shape}, {"dims", dims}, {"used", t.used},
-                    {"quantizable", t.quantizable}, {"stored", t.storage == Storage::Q8Values ? "int8" : t.storage == Storage::Q8Scales ? "float32" : "float"}});
+                    {"quantizable", t.quantizable}, {"stored", storage_name(t.storage)}});
   }
   nlohmann::json reps = nlohmann::json::array(), flgs = nlohmann::json::array();
   for (const RepeatDecl& r : repeats) reps.push_back({{"key", r.key}, {"prefix", r.prefix}});

@@ -2,9 +2,9 @@
 
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
-#include "q8_0_dot.h"
+#include "activations.h"
+#include "dots.h"
 
 namespace wavllm::kernels {
 
@@ -22,36 +22,32 @@ void quantize_q8_0(const float* x, int64_t n, int8_t* q, float* scales) {
 }
 
 void dequantize_q8_0(const int8_t* q, const float* scales, int64_t n, float* out) {
+#pragma omp parallel for schedule(static)
   for (int64_t b = 0; b < n / kQ8Block; ++b)
     for (int64_t i = 0; i < kQ8Block; ++i) out[b * kQ8Block + i] = float(q[b * kQ8Block + i]) * scales[b];
 }
 
-void matmul_q8_0(const Q8Matrix& w, const float* x, int64_t tokens, float* y, Isa isa) {
-  const int64_t blocks = w.cols / kQ8Block;
-  std::vector<int8_t> xq(size_t(tokens * w.cols));
-  std::vector<float> xs(size_t(tokens * blocks));
-  for (int64_t t = 0; t < tokens; ++t) quantize_q8_0(x + t * w.cols, w.cols, &xq[t * w.cols], &xs[t * blocks]);
-  std::vector<uint8_t> biased;
-  if (isa == Isa::Avx512Vnni) {
-    biased.resize(xq.size());
-    for (size_t i = 0; i < xq.size(); ++i) biased[i] = uint8_t(int(xq[i]) + 128);
-  }
+void dequantize_q8_0_bf16(const int8_t* q, const float* scales, int64_t n, uint16_t* out) {
 #pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < w.rows; ++r) {
+  for (int64_t b = 0; b < n / kQ8Block; ++b)
+    for (int64_t i = 0; i < kQ8Block; ++i)
+      out[b * kQ8Block + i] = detail::float_to_bf16(float(q[b * kQ8Block + i]) * scales[b]);
+}
+
+void matmul_q8_0(const Q8Matrix& w, const float* x, int64_t tokens, float* y, Isa isa) {
+  const detail::QuantizedActivations a(x, tokens, w.cols, isa == Isa::Avx512Vnni);
+  const int64_t blocks = a.blocks;
+  detail::for_each_row_and_token(w.rows, tokens, y, [&](int64_t r, int64_t t) {
     const int8_t* wq = w.q + r * w.cols;
     const float* ws = w.scales + r * blocks;
-    // Every token against this row while it is in cache.
-    for (int64_t t = 0; t < tokens; ++t) {
-      const float* ts = &xs[t * blocks];
-      float v = 0;
-      switch (isa) {
-        case Isa::Avx512Vnni: v = detail::dot_q8_0_avx512(wq, ws, &biased[t * w.cols], ts, blocks); break;
-        case Isa::Avx2: v = detail::dot_q8_0_avx2(wq, ws, &xq[t * w.cols], ts, blocks); break;
-        case Isa::Scalar: v = detail::dot_q8_0_scalar(wq, ws, &xq[t * w.cols], ts, blocks); break;
-      }
-      y[t * w.rows + r] = v;
+    const float* xs = &a.scales[t * blocks];
+    switch (isa) {
+      case Isa::Avx512Vnni: return detail::dot_q8_0_avx512(wq, ws, &a.biased[t * w.cols], xs, blocks);
+      case Isa::Avx2: return detail::dot_q8_0_avx2(wq, ws, &a.q[t * w.cols], xs, blocks);
+      case Isa::Scalar: break;
     }
-  }
+    return detail::dot_q8_0_scalar(wq, ws, &a.q[t * w.cols], xs, blocks);
+  });
 }
 
 namespace detail {

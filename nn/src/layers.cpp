@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "wavllm/core/runtime.h"
+#include "wavllm/kernels/q4_0.h"
 #include "wavllm/kernels/q8_0.h"
 
 namespace wavllm::nn {
@@ -26,22 +27,52 @@ at::Tensor Linear::forward(const at::Tensor& x) const {
   return bias_.defined() ? y.add_(bias_) : y;
 }
 
+namespace {
+
+// The float expansion of a quantized matrix for one prefill product, in a buffer each calling
+// thread keeps (and grows to its largest matrix): a fresh 100-MB tensor per product costs more
+// in page faults than the expansion itself.
+at::Tensor expansion_buffer(int64_t rows, int64_t cols, at::ScalarType dtype) {
+  thread_local at::Tensor buffer;
+  const int64_t bytes = rows * cols * int64_t(c10::elementSize(dtype));
+  if (!buffer.defined() || buffer.numel() < bytes) buffer = at::empty({bytes}, at::kByte);
+  return buffer.narrow(0, 0, bytes).view(dtype).view({rows, cols});
+}
+
+}  // namespace
+
 at::Tensor Linear::quantized_product(const at::Tensor& x) const {
-  const int64_t rows = weight_.q8.size(0), cols = weight_.q8.size(1);
-  const at::Tensor flat = x.reshape({-1, cols}).to(at::kFloat).contiguous();
-  std::vector<int64_t> out_shape = x.sizes().vec();
-  out_shape.back() = rows;
+  const int64_t rows = weight_.rows, cols = weight_.cols, inputs = x.numel() / cols;
+  const bool q8 = weight_.values_storage == Storage::Q8Values;
+  const void* values = weight_.values.data_ptr();
+  const void* scales = weight_.scales.data_ptr();
+  const auto* q8_values = static_cast<const int8_t*>(values);
+  const auto* q8_scales = static_cast<const float*>(scales);
+  const auto* q4_values = static_cast<const uint8_t*>(values);
+  const auto* q4_scales = static_cast<const uint16_t*>(scales);
+  // bfloat16 activations of a prefill multiply a bfloat16 expansion (the fast matrix product on
+  // CPUs with BF16 instructions).
+  if (inputs > kMaxKernelRows && x.scalar_type() == at::kBFloat16) {
+    at::Tensor dense = expansion_buffer(rows, cols, at::kBFloat16);
+    auto* out = reinterpret_cast<uint16_t*>(dense.data_ptr<at::BFloat16>());
+    if (q8) kernels::dequantize_q8_0_bf16(q8_values, q8_scales, rows * cols, out);
+    else kernels::dequantize_q4_0_bf16(q4_values, q4_scales, rows * cols, out);
+    return at::linear(x, dense);
+  }
+  const at::Tensor flat = x.reshape({inputs, cols}).to(at::kFloat).contiguous();
   at::Tensor y;
-  if (flat.size(0) <= kMaxKernelRows) {
-    y = at::empty({flat.size(0), rows}, flat.options());
-    const kernels::Q8Matrix w{weight_.q8.data_ptr<int8_t>(), weight_.scales.data_ptr<float>(), rows, cols};
-    kernels::matmul_q8_0(w, flat.data_ptr<float>(), flat.size(0), y.data_ptr<float>());
+  if (inputs <= kMaxKernelRows) {
+    y = at::empty({inputs, rows}, flat.options());
+    if (q8) kernels::matmul_q8_0({q8_values, q8_scales, rows, cols}, flat.data_ptr<float>(), inputs, y.data_ptr<float>());
+    else kernels::matmul_q4_0({q4_values, q4_scales, rows, cols}, flat.data_ptr<float>(), inputs, y.data_ptr<float>());
   } else {
-    at::Tensor dense = at::empty({rows, cols}, flat.options());
-    kernels::dequantize_q8_0(weight_.q8.data_ptr<int8_t>(), weight_.scales.data_ptr<float>(), rows * cols,
-                             dense.data_ptr<float>());
+    at::Tensor dense = expansion_buffer(rows, cols, at::kFloat);
+    if (q8) kernels::dequantize_q8_0(q8_values, q8_scales, rows * cols, dense.data_ptr<float>());
+    else kernels::dequantize_q4_0(q4_values, q4_scales, rows * cols, dense.data_ptr<float>());
     y = at::linear(flat, dense);
   }
+  std::vector<int64_t> out_shape = x.sizes().vec();
+  out_shape.back() = rows;
   return y.view(out_shape).to(x.scalar_type());
 }
 

@@ -2,6 +2,7 @@
 
 #include "wavllm/core/config.h"
 #include "wavllm/core/error.h"
+#include "wavllm/kernels/q4_0.h"
 #include "wavllm/kernels/q8_0.h"
 
 namespace wavllm::nn {
@@ -59,21 +60,50 @@ at::Tensor Scope::tensor(const std::string& name, const std::vector<Dim>& shape,
 }
 
 Matrix Scope::matrix(const std::string& name, const Dim& rows, const Dim& cols, bool quantizable) const {
-  const bool q8 = quantizable && quantization_ == QuantizationConfig::kQ8_0 && cols.size % kernels::kQ8Block == 0;
-  if (!q8) return {tensor(name, {rows, cols}, InitKind::Normal, quantizable), {}, {}};
-  TensorDecl values{prefix_ + name, {rows.size, cols.size}, {rows, cols}, /*used=*/true, true, InitKind::Normal, Storage::Q8Values};
-  const Dim blocks(cols.size / kernels::kQ8Block);
-  const TensorDecl scales{prefix_ + name + ".scales", {rows.size, blocks.size}, {rows, blocks}, true, false,
-                          InitKind::Normal, Storage::Q8Scales};
-  if (random_) {  // the float matrix the generator would make, quantized
-    TensorDecl dense = values;
-    dense.storage = Storage::Float;
-    const at::Tensor w = random_tensor(dense, random_->opt).contiguous();
-    Matrix m{{}, at::empty(values.shape, at::kChar), at::empty(scales.shape, at::kFloat)};
-    kernels::quantize_q8_0(w.data_ptr<float>(), w.numel(), m.q8.data_ptr<int8_t>(), m.scales.data_ptr<float>());
+  const bool q8 = quantization_ == QuantizationConfig::kQ8_0, q4 = quantization_ == QuantizationConfig::kQ4_0;
+  if (!quantizable || !(q8 || q4) || cols.size % kernels::kQ8Block != 0) {
+    Matrix m;
+    m.dense = tensor(name, {rows, cols}, InitKind::Normal, quantizable);
+    m.rows = rows.size;
+    m.cols = cols.size;
     return m;
   }
-  return {{}, entry(values), entry(scales)};
+  const Dim blocks(cols.size / kernels::kQ8Block);
+  const Dim stored_cols = q8 ? cols : Dim(cols.size / 2);
+  const TensorDecl values{prefix_ + name, {rows.size, stored_cols.size}, {rows, stored_cols}, /*used=*/true, true,
+                          InitKind::Normal, q8 ? Storage::Q8Values : Storage::Q4Values};
+  const TensorDecl scales{prefix_ + name + ".scales", {rows.size, blocks.size}, {rows, blocks}, true, false,
+                          InitKind::Normal, q8 ? Storage::Q8Scales : Storage::Q4Scales};
+  Matrix m;
+  m.values_storage = values.storage;
+  m.rows = rows.size;
+  m.cols = cols.size;
+  if (random_) {  // the float matrix the generator would make, quantized
+    TensorDecl dense = values;
+    dense.shape = {rows.size, cols.size};
+    dense.storage = Storage::Float;
+    const at::Tensor w = random_tensor(dense, random_->opt).contiguous();
+    quantize_matrix(w, m);
+    return m;
+  }
+  m.values = entry(values);
+  m.scales = entry(scales);
+  return m;
+}
+
+void quantize_matrix(const at::Tensor& w, Matrix& m) {
+  const at::Tensor dense = w.to(at::kFloat).contiguous();
+  const int64_t n = dense.numel();
+  if (m.values_storage == Storage::Q8Values) {
+    m.values = at::empty({m.rows, m.cols}, at::kChar);
+    m.scales = at::empty({m.rows, m.cols / kernels::kQ8Block}, at::kFloat);
+    kernels::quantize_q8_0(dense.data_ptr<float>(), n, m.values.data_ptr<int8_t>(), m.scales.data_ptr<float>());
+  } else {
+    m.values = at::empty({m.rows, m.cols / 2}, at::kByte);
+    m.scales = at::empty({m.rows, m.cols / kernels::kQ4Block}, at::kBFloat16);
+    kernels::quantize_q4_0(dense.data_ptr<float>(), n, m.values.data_ptr<uint8_t>(),
+                           reinterpret_cast<uint16_t*>(m.scales.data_ptr<at::BFloat16>()));
+  }
 }
 
 void Scope::unused(const std::string& name, const std::vector<Dim>& shape, InitKind init) const {

@@ -5,7 +5,6 @@
 #include "wavllm/core/error.h"
 #include "wavllm/core/random_model.h"
 #include "wavllm/core/runtime.h"
-#include "wavllm/kernels/q8_0.h"
 #include "wavllm/pipeline/stages.h"
 
 namespace wavllm {
@@ -41,8 +40,8 @@ at::ScalarType stored_dtype(const std::string& dir) {
 }  // namespace
 
 void quantize_model(const std::string& in_dir, const std::string& out_dir, const std::string& format) {
-  if (format != QuantizationConfig::kQ8_0)
-    throw ArgumentError("unknown quantization type '" + format + "' (this build has q8_0)");
+  if (format != QuantizationConfig::kQ8_0 && format != QuantizationConfig::kQ4_0)
+    throw ArgumentError("unknown quantization type '" + format + "' (this build has q8_0 and q4_0)");
   const ModelConfig cfg = ModelConfig::load(in_dir);
   if (!cfg.quantization.format.empty())
     throw Error(in_dir + ": already quantized (" + cfg.quantization.format + "); quantize a float model");
@@ -55,29 +54,41 @@ void quantize_model(const std::string& in_dir, const std::string& out_dir, const
     if (t.used) out_spec.tensors.push_back(t);  // tensors inference ignores are left out
 
   InferenceGuard guard;
-  at::Tensor pending_scales;  // a matrix's scales: the tensor declared right after its values
+  nn::Matrix pending;  // a matrix being written: its values, then its scales (declared right after)
   const TensorSource source{
       [&](const TensorDecl& t) {
-        if (t.storage == Storage::Q8Values) return st::DType::I8;
-        if (t.storage == Storage::Q8Scales) return st::DType::F32;
+        switch (t.storage) {
+          case Storage::Q8Values: return st::DType::I8;
+          case Storage::Q8Scales: return st::DType::F32;
+          case Storage::Q4Values: return st::DType::U8;
+          case Storage::Q4Scales: return st::DType::BF16;
+          case Storage::Float: break;
+        }
         return stored_type(weights.get(t.name).scalar_type());
       },
       [&](const TensorDecl& t) {
-        if (t.storage == Storage::Q8Scales) return pending_scales;
-        if (t.storage == Storage::Float) return weights.get(t.name).contiguous();
-        const at::Tensor w = weights.get(t.name).to(at::kFloat).contiguous();
-        at::Tensor q = at::empty(t.shape, at::kChar);
-        pending_scales = at::empty({t.shape[0], t.shape[1] / kernels::kQ8Block}, at::kFloat);
-        kernels::quantize_q8_0(w.data_ptr<float>(), w.numel(), q.data_ptr<int8_t>(), pending_scales.data_ptr<float>());
-        return q;
+        switch (t.storage) {
+          case Storage::Float: return weights.get(t.name).contiguous();
+          case Storage::Q8Scales:
+          case Storage::Q4Scales: return pending.scales;
+          case Storage::Q8Values:
+          case Storage::Q4Values: break;
+        }
+        const at::Tensor& w = weights.get(t.name);
+        pending = nn::Matrix{};
+        pending.values_storage = t.storage;
+        pending.rows = w.size(0);
+        pending.cols = w.size(1);
+        nn::quantize_matrix(w, pending);
+        return pending.values;
       }};
   ModelWriteOptions write;
-  write.tokenizer = in_dir + "/tokenizer.model";
+  std::error_code ec;
+  if (fs::exists(fs::path(in_dir) / "tokenizer.model", ec)) write.tokenizer = in_dir + "/tokenizer.model";
   // A random-weight model stays one (its output text is still meaningless).
   if (weights.formats().count("wavllm-random")) write.format_tag = "wavllm-random";
   write_model(out_cfg, out_spec, out_dir, write, source);
   // The model's card travels with it.
-  std::error_code ec;
   if (fs::is_regular_file(fs::path(in_dir) / "README.md", ec))
     fs::copy_file(fs::path(in_dir) / "README.md", fs::path(out_dir) / "README.md", ec);
 }

@@ -22,6 +22,7 @@
 #include "wavllm/core/config.h"
 #include "wavllm/core/error.h"
 #include "wavllm/core/runtime.h"
+#include "wavllm/pipeline/quantize.h"
 #include "wavllm/pipeline/stages.h"
 #include "wavllm/pipeline/model.h"
 
@@ -273,6 +274,15 @@ PYBIND11_MODULE(_wavllm, m) {
       py::arg("json_text"),
       "The tensors a model of this config.json text has, as the layers declare them (JSON, as "
       "`wavllm spec` prints it). The converter reads config sizes and checks checkpoints with it.");
+
+  m.def(
+      "quantize_model",
+      [](const std::string& in_dir, const std::string& out_dir, const std::string& format) {
+        py::gil_scoped_release nogil;
+        wavllm::quantize_model(in_dir, out_dir, format);
+      },
+      py::arg("in_dir"), py::arg("out_dir"), py::arg("format") = "q8_0",
+      "`wavllm quantize`: a float model directory to a new quantized one (docs/kernels.md).");
 
   m.def("transcribe_instruction", &wavllm::transcribe_instruction);
   m.def("translate_instruction", &wavllm::translate_instruction, py::arg("language"));

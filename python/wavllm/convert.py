@@ -2,7 +2,7 @@
 
     python3 -m wavllm.convert CHECKPOINT.pt OUT_DIR [--dtype float32|float16|bfloat16]
         [--shard-size 2GB] [--preset wavllm-7b | --hparams HPARAMS.json]
-        [--tokenizer tokenizer.model]
+        [--tokenizer tokenizer.model] [--quantize q8_0|q4_0]
 
 OUT_DIR gets config.json, model.safetensors (or shards plus model.safetensors.index.json)
 and tokenizer.model. Only the checkpoint's `model` state dict is kept (optimizer and
@@ -379,8 +379,11 @@ def _check_tokenizer(path, vocab_size):
 
 
 def convert(checkpoint, out_dir, dtype="float32", shard_size="2GB", preset="wavllm-7b",
-            hparams=None, tokenizer=None, log=print):
-    """Library entry point of the command line; raises ConvertError/CheckpointError."""
+            hparams=None, tokenizer=None, log=print, quantize=None):
+    """Library entry point of the command line; raises ConvertError/CheckpointError.
+    quantize: None, or a format of `wavllm quantize` ("q8_0") the float model is then stored in."""
+    if quantize is not None and quantize not in ("q8_0", "q4_0"):
+        raise ConvertError(f"unknown --quantize {quantize!r} (this build has q8_0 and q4_0)")
     if dtype not in _DTYPES:
         raise ConvertError(f"unknown --dtype {dtype!r} (expected float32, float16 or bfloat16)")
     st_dtype = _DTYPES[dtype]
@@ -417,6 +420,8 @@ def convert(checkpoint, out_dir, dtype="float32", shard_size="2GB", preset="wavl
             f.write("\n")
         if tokenizer:
             shutil.copyfile(tokenizer, os.path.join(staging, "tokenizer.model"))
+        if quantize:
+            staging = _quantized(staging, parent, quantize)
         _publish(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -426,6 +431,20 @@ def convert(checkpoint, out_dir, dtype="float32", shard_size="2GB", preset="wavl
             f"{out_dir} before using it")
     log(f"wrote {len(tensors)} tensors ({dtype}) to {out_dir}: {', '.join(files)}, config.json")
     return cfg
+
+
+def _quantized(float_dir, parent, fmt):
+    """The engine's `wavllm quantize` of the finished float folder, into a new staging folder
+    (the float one is removed)."""
+    engine = _engine()
+    target = tempfile.mkdtemp(prefix=".quantized.partial-", dir=parent)
+    try:
+        engine.quantize_model(float_dir, target, fmt)
+    except engine.Error as e:
+        shutil.rmtree(target, ignore_errors=True)
+        raise ConvertError(f"quantizing the converted model: {e}") from None
+    shutil.rmtree(float_dir, ignore_errors=True)
+    return target
 
 
 class _Parser(argparse.ArgumentParser):
@@ -447,9 +466,11 @@ def main(argv=None):
                    help="hyperparameters shapes do not tell (default wavllm-7b)")
     g.add_argument("--hparams", help="JSON with those hyperparameters instead of a preset")
     p.add_argument("--tokenizer", help="sentencepiece tokenizer.model to copy into OUT_DIR")
+    p.add_argument("--quantize", help="store the decoder's projections quantized: q8_0 or q4_0 (docs/kernels.md)")
     a = p.parse_args(argv)
     try:
-        convert(a.checkpoint, a.out_dir, a.dtype, a.shard_size, a.preset, a.hparams, a.tokenizer)
+        convert(a.checkpoint, a.out_dir, a.dtype, a.shard_size, a.preset, a.hparams, a.tokenizer,
+                quantize=a.quantize)
     except (ConvertError, CheckpointError, SafetensorsError) as e:
         print(f"wavllm.convert: error: {e}", file=sys.stderr)
         return 1

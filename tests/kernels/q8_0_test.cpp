@@ -3,8 +3,11 @@
 
 #include <gtest/gtest.h>
 
+#include "kernel_test_util.h"
+
 #include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <random>
 #include <string>
 #include <vector>
@@ -12,21 +15,7 @@
 namespace {
 
 using namespace wavllm::kernels;
-
-std::vector<float> random_values(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 gen(seed);
-  std::normal_distribution<float> dist(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = dist(gen);
-  return v;
-}
-
-std::vector<Isa> paths() {
-  std::vector<Isa> out;
-  for (Isa i : {Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni})
-    if (supported(i)) out.push_back(i);
-  return out;
-}
+using namespace wavllm::kernels::test;
 
 TEST(Q8_0, QuantizeRoundTripIsWithinHalfAStep) {
   const auto x = random_values(32 * 40, 1);
@@ -49,38 +38,43 @@ TEST(Q8_0, QuantizeRoundTripIsWithinHalfAStep) {
 // differs. Against the exact float64 value of those products: relative error <= 1e-5.
 // Against the float64 product of the unquantized matrices (quantization error of both
 // operands): <= 2 % of the largest output here (normal weights and activations).
+TEST(Q8_0, Bfloat16ExpansionIsTheRoundedFloatOne) {
+  const auto x = random_values(32 * 64, 4);
+  std::vector<int8_t> q(x.size());
+  std::vector<float> s(x.size() / 32), dense(x.size());
+  std::vector<uint16_t> bf16(x.size());
+  quantize_q8_0(x.data(), int64_t(x.size()), q.data(), s.data());
+  dequantize_q8_0(q.data(), s.data(), int64_t(x.size()), dense.data());
+  dequantize_q8_0_bf16(q.data(), s.data(), int64_t(x.size()), bf16.data());
+  auto as_float = [](uint32_t bits) {
+    float f;
+    std::memcpy(&f, &bits, sizeof f);
+    return f;
+  };
+  for (size_t i = 0; i < x.size(); ++i) {
+    // The two bfloat16 neighbours of the float value: the result is the nearer (ties: even).
+    uint32_t exact;
+    std::memcpy(&exact, &dense[i], sizeof exact);
+    const uint32_t below = exact & 0xffff0000u, above = below + 0x10000u;
+    const double d_below = std::fabs(double(as_float(below)) - dense[i]), d_above = std::fabs(double(as_float(above)) - dense[i]);
+    const uint32_t nearest = d_below < d_above ? below : d_above < d_below ? above : ((below >> 16) & 1 ? above : below);
+    EXPECT_EQ(uint32_t(bf16[i]) << 16, nearest) << i << " " << dense[i];
+  }
+}
+
 TEST(Q8_0, EveryPathMatchesTheFloat64Reference) {
   for (const int64_t cols : {32, 96, 4096}) {      // one block; an odd count (the 512-bit tail); a real width
     for (const int64_t tokens : {1, 3}) {
       const int64_t rows = 37;
       const auto w = random_values(size_t(rows * cols), 2, 0.02f);
       const auto x = random_values(size_t(tokens * cols), 3);
-      std::vector<int8_t> wq(w.size()), xq(x.size());
-      std::vector<float> ws(w.size() / 32), xs(x.size() / 32);
+      std::vector<int8_t> wq(w.size());
+      std::vector<float> ws(w.size() / 32), wd(w.size());
       quantize_q8_0(w.data(), int64_t(w.size()), wq.data(), ws.data());
-      quantize_q8_0(x.data(), int64_t(x.size()), xq.data(), xs.data());
-      std::vector<double> exact(size_t(tokens * rows)), unquantized(exact.size());
-      double largest = 0;
-      for (int64_t t = 0; t < tokens; ++t)
-        for (int64_t r = 0; r < rows; ++r) {
-          double e = 0, u = 0;
-          for (int64_t c = 0; c < cols; ++c) {
-            e += double(wq[r * cols + c]) * ws[(r * cols + c) / 32] * double(xq[t * cols + c]) * xs[(t * cols + c) / 32];
-            u += double(w[r * cols + c]) * double(x[t * cols + c]);
-          }
-          exact[t * rows + r] = e;
-          unquantized[t * rows + r] = u;
-          largest = std::max(largest, std::fabs(u));
-        }
-      for (Isa isa : paths()) {
-        std::vector<float> y(exact.size());
-        matmul_q8_0({wq.data(), ws.data(), rows, cols}, x.data(), tokens, y.data(), isa);
-        for (size_t i = 0; i < y.size(); ++i) {
-          EXPECT_NEAR(y[i], exact[i], 1e-5 * std::max(1.0, std::fabs(exact[i])) + 1e-6)
-              << isa_name(isa) << " cols " << cols << " tokens " << tokens << " at " << i;
-          EXPECT_NEAR(y[i], unquantized[i], 0.02 * largest) << isa_name(isa) << " cols " << cols << " at " << i;
-        }
-      }
+      dequantize_q8_0(wq.data(), ws.data(), int64_t(w.size()), wd.data());
+      expect_every_path_matches(reference_product(wd, w, x, rows, cols, tokens), 0.02,
+                                [&](Isa isa, float* y) { matmul_q8_0({wq.data(), ws.data(), rows, cols}, x.data(), tokens, y, isa); },
+                                "cols " + std::to_string(cols) + " tokens " + std::to_string(tokens));
     }
   }
 }

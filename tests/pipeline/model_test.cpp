@@ -383,12 +383,11 @@ TEST(Model, ThreadsBelongToTheModelNotTheProcess) {
 
 // --- Q8_0 weights (docs/kernels.md) ----------------------------------------------------------
 
-const std::string& quantized_demo_dir() {
+// The demo model quantized (once per run) in `format`.
+std::string quantized_demo_dir(const std::string& format = "q8_0") {
   static wavllm::test::TempDir* dir = new wavllm::test::TempDir;  // lives for the whole run
-  static const std::string path = [] {
-    quantize_model(demo_dir(), dir->file("q8"), "q8_0");
-    return dir->file("q8");
-  }();
+  const std::string path = dir->file(format);
+  if (!fs::exists(path)) quantize_model(demo_dir(), path, format);
   return path;
 }
 
@@ -434,7 +433,7 @@ TEST(Quantized, WhatCannotBeQuantizedOrRunIsRefusedNamingTheFormat) {
   std::string text = RegularFile(quantized_demo_dir() + "/config.json", "config").read_all(1 << 20);
   text.replace(text.find("\"q8_0\""), 6, "\"q3_k\"");
   std::ofstream(tmp.file("odd") + "/config.json") << text;
-  EXPECT_NE(error_of([&] { Model::load(tmp.file("odd")); }).find("quantization.format \"q3_k\""), std::string::npos);
+  EXPECT_NE(error_of([&] { Model::load(tmp.file("odd")); }).find("quantization.format \"q3_k\" is not one this build runs"), std::string::npos);
   // A float model under a q8_0 config: every projection named with its dtype.
   fs::create_directories(tmp.file("mixed"));
   for (const char* f : {"model.safetensors", "tokenizer.model"})
@@ -443,4 +442,29 @@ TEST(Quantized, WhatCannotBeQuantizedOrRunIsRefusedNamingTheFormat) {
   const std::string msg = error_of([&] { Model::load(tmp.file("mixed")); });
   EXPECT_NE(msg.find("layers.0.attention.wq.weight is F32, expected I8 (Q8_0 values)"), std::string::npos) << msg;
   EXPECT_NE(msg.find("missing"), std::string::npos) << msg;  // the scales
+}
+
+// 4 bits on the demo's random weights: each projection is within about 10 % (the kernel tests),
+// but the tiny random network amplifies that until the step logits decorrelate (measured cosine
+// -0.29 to 0.37 across the cases); docs/kernels.md gives the 1B-class agreement instead. What
+// holds here: the folder is 4.5-bit, loads, and decodes every case to finite logits.
+TEST(Quantized, Q4FoldersArePackedAndDecode) {
+  const ModelConfig cfg = ModelConfig::load(quantized_demo_dir("q4_0"));
+  EXPECT_EQ(cfg.quantization.format, "q4_0");
+  int packed = 0;
+  for (const auto& t : model_spec(cfg).tensors)
+    if (t.storage == Storage::Q4Values) {
+      ++packed;
+      EXPECT_EQ(t.shape[1] * 2 % 32, 0) << t.name;
+    }
+  EXPECT_EQ(packed, 7 * cfg.llama.n_layers);
+  EXPECT_LT(fs::file_size(fs::path(quantized_demo_dir("q4_0")) / "model.safetensors"),
+            fs::file_size(fs::path(quantized_demo_dir("q8_0")) / "model.safetensors"));
+  const auto q4 = Model::load(quantized_demo_dir("q4_0"), ModelOptions::parse("cpu", "float32", 2));
+  for (const std::string name : {"plants_asr", "stereo_sv"}) {
+    const Case c{name, true};
+    const GenerationResult r = q4->generate(case_audio(c), stage(c)->metadata().at("prompt"), greedy());
+    EXPECT_TRUE(at::isfinite(r.step_logits).all().item<bool>()) << name;
+    EXPECT_EQ(r.decoded_tokens.size(), size_t(r.step_logits.size(0))) << name;
+  }
 }

@@ -79,7 +79,8 @@ struct TokenConfig {
 // tensor keeps a float dtype.
 struct QuantizationConfig {
   static constexpr const char* kQ8_0 = "q8_0";
-  std::string format;  // "" (none: float weights) or "q8_0"
+  static constexpr const char* kQ4_0 = "q4_0";
+  std::string format;  // "" (none: float weights), "q8_0" or "q4_0"
 };
 
 struct ModelConfig {

@@ -11,9 +11,10 @@ namespace wavllm {
 
 enum class InitKind { Normal, Ones, Zeros };
 
-// How a tensor is stored: in the model's float dtype, or as a Q8_0 matrix's int8 values and
-// their float32 scales (always float32: the scales are not cast to the compute dtype).
-enum class Storage { Float, Q8Values, Q8Scales };
+// How a tensor is stored: in the model's float dtype, or as a quantized matrix's values and
+// scales (docs/kernels.md), used as stored: Q8_0 int8 values and float32 scales, Q4_0 packed
+// nibbles (U8) and bfloat16 scales.
+enum class Storage { Float, Q8Values, Q8Scales, Q4Values, Q4Scales };
 
 // One axis of a declared tensor: its size and, when the size is a config field, which one.
 // size = factor * config[key] / config[per] (per empty: / 1).
@@ -58,8 +59,7 @@ struct ModelSpec {
   std::vector<FlagDecl> flags;
 
   // {"tensors": [{"name", "shape", "dims", "used", "quantizable", "stored"}...], "repeats": [...],
-  // "flags": [...]}: what `wavllm spec` prints and the converter reads ("stored": "float",
-  // "int8" or "float32").
+  // "flags": [...]}: what `wavllm spec` prints and the converter reads ("stored": storage_name).
   std::string to_json() const;
 };
 
@@ -68,5 +68,7 @@ std::string shape_str(const std::vector<int64_t>& shape);
 // "" when a tensor stored with safetensors dtype `dtype_name` ("F32", "BF16", "I8", ...) fits
 // `storage`, else what is wrong ("is I8, expected a floating-point dtype").
 std::string storage_problem(Storage storage, const std::string& dtype_name);
+// "float", "q8_0 values", "q8_0 scales", "q4_0 values", "q4_0 scales".
+const char* storage_name(Storage storage);
 
 }  // namespace wavllm

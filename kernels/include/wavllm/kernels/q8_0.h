@@ -12,7 +12,10 @@ constexpr int64_t kQ8Block = 32;
 // Blocks of x (n a multiple of 32): scale = max |x| / 127 (0 for an all-zero block),
 // q = round(x / scale), so q is in [-127, 127].
 void quantize_q8_0(const float* x, int64_t n, int8_t* q, float* scales);
+// Blocks spread over the calling thread's OpenMP threads.
 void dequantize_q8_0(const int8_t* q, const float* scales, int64_t n, float* out);
+// The same, each value rounded to bfloat16 (to nearest, ties to even): the bits of out[i].
+void dequantize_q8_0_bf16(const int8_t* q, const float* scales, int64_t n, uint16_t* out);
 
 // A row-major Q8_0 matrix [rows, cols] (cols a multiple of 32): q [rows * cols],
 // scales [rows * cols / 32].

@@ -15,8 +15,9 @@ namespace wavllm::nn {
 // pair ("<name>_lora_A" [in, r], "<name>_lora_B" [r, out]) and a scale vector s [out] given at
 // run time, y += ((x A) B) * s (no alpha / r factor: WavLLM's prompt-aware LoRA).
 // A quantizable weight is stored as the model's quantization format says (Scope::matrix); a
-// Q8_0 weight multiplies through the kernels room for a few rows of x (decoding) and is
-// expanded to float32 for a LibTorch matrix product beyond (prefill).
+// quantized weight multiplies through the kernels room for a few rows of x (decoding) and is
+// expanded (to bfloat16 for bfloat16 activations, else float32) for a LibTorch matrix product
+// beyond (prefill).
 class Linear {
  public:
   Linear() = default;
@@ -28,8 +29,8 @@ class Linear {
   at::Tensor forward(const at::Tensor& x) const;
   // With the LoRA term when lora_scale is given (the base projection alone when null).
   at::Tensor forward(const at::Tensor& x, const at::Tensor* lora_scale) const;
-  // The dense weight, or the Q8_0 values: the device and the shape any caller may read.
-  const at::Tensor& weight() const { return weight_.quantized() ? weight_.q8 : weight_.dense; }
+  // The dense weight, or the quantized values: the device any caller may read.
+  const at::Tensor& weight() const { return weight_.quantized() ? weight_.values : weight_.dense; }
   // Rows of x up to which a quantized weight uses the matrix-vector kernel.
   static constexpr int64_t kMaxKernelRows = 8;
 

@@ -25,13 +25,19 @@ struct Flag {
   std::string key;
 };
 
-// A weight matrix as a model stores it: dense (a float tensor) or Q8_0 (int8 values and one
-// float32 scale per block of 32 along a row).
+// A weight matrix as a model stores it: dense (a float tensor) or quantized (docs/kernels.md):
+// Q8_0 int8 values [rows, cols] with float32 scales [rows, cols / 32], or Q4_0 packed nibbles
+// [rows, cols / 2] (uint8) with bfloat16 scales [rows, cols / 32].
 struct Matrix {
-  at::Tensor dense;      // [rows, cols], or undefined when quantized
-  at::Tensor q8, scales; // int8 [rows, cols], float32 [rows, cols / 32]
-  bool quantized() const { return q8.defined(); }
+  at::Tensor dense;          // [rows, cols], or undefined when quantized
+  Storage values_storage = Storage::Float;  // Q8Values or Q4Values when quantized
+  at::Tensor values, scales;
+  int64_t rows = 0, cols = 0;
+  bool quantized() const { return values.defined(); }
 };
+
+// Fills m.values and m.scales (m.values_storage, rows and cols set) from the float matrix w.
+void quantize_matrix(const at::Tensor& w, Matrix& m);
 
 // A count of repeated blocks and the config field it is.
 struct Count {
@@ -59,9 +65,9 @@ class Scope {
   void unused(const std::string& name, const std::vector<Dim>& shape, InitKind init = InitKind::Normal) const;
   // The matrix "<prefix><name>" [rows, cols]. A quantizable one is stored in this scope's
   // quantization format (with_quantization) when it has one and cols is a multiple of 32: the
-  // int8 values under the name and their scales under "<name>.scales".
+  // values under the name and their scales under "<name>.scales".
   Matrix matrix(const std::string& name, const Dim& rows, const Dim& cols, bool quantizable) const;
-  // This scope with the model's quantization format ("" or "q8_0") for the matrices below it.
+  // This scope with the model's quantization format ("", "q8_0" or "q4_0") for the matrices below it.
   Scope with_quantization(const std::string& format) const;
   // Declares that `flag` decides whether "<prefix><name>" exists; returns flag.on.
   bool flag(const Flag& flag, const std::string& name) const;

@@ -1,0 +1,48 @@
+#pragma once
+// Activations quantized to Q8_0 once per product, and the row loop every quantized product
+// shares (private to the kernels room).
+#include <cstdint>
+#include <cstring>
+#include <vector>
+
+namespace wavllm::kernels::detail {
+
+// tokens rows of x [tokens, cols], each quantized to Q8_0: values, scales, the values biased
+// by +128 as unsigned bytes (for VNNI's unsigned x signed products, when asked), and each
+// block's sum of values.
+struct QuantizedActivations {
+  QuantizedActivations(const float* x, int64_t tokens, int64_t cols, bool biased_copy);
+  int64_t cols, blocks;
+  std::vector<int8_t> q;
+  std::vector<float> scales;
+  std::vector<uint8_t> biased;
+  std::vector<int32_t> sums;
+};
+
+// y[t * rows + r] = dot(r, t) for every row (split over the calling thread's OpenMP threads)
+// and token (inner: the row stays in cache).
+template <class Dot>
+void for_each_row_and_token(int64_t rows, int64_t tokens, float* y, const Dot& dot) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t t = 0; t < tokens; ++t) y[t * rows + r] = dot(r, t);
+}
+
+// Static: every instruction-set file gets its own copy (a shared one could come from a file
+// compiled for a wider instruction set than the CPU has).
+static inline float bf16_to_float(uint16_t bits) {
+  const uint32_t wide = uint32_t(bits) << 16;
+  float v;
+  std::memcpy(&v, &wide, sizeof v);
+  return v;
+}
+
+// Round to nearest, ties to even; finite values.
+static inline uint16_t float_to_bf16(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, sizeof bits);
+  bits += 0x7fff + ((bits >> 16) & 1);
+  return uint16_t(bits >> 16);
+}
+
+}  // namespace wavllm::kernels::detail

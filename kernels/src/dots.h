@@ -1,0 +1,24 @@
+#pragma once
+// The per-instruction-set dot products of one quantized weight row with one Q8_0 activation row
+// (private to the kernels room). Each returns sum over blocks b of
+// w_scale[b] * x_scale[b] * (integer dot product of block b).
+#include <cstdint>
+
+namespace wavllm::kernels::detail {
+
+float dot_q8_0_scalar(const int8_t* wq, const float* w_scales, const int8_t* xq, const float* x_scales, int64_t blocks);
+float dot_q8_0_avx2(const int8_t* wq, const float* w_scales, const int8_t* xq, const float* x_scales, int64_t blocks);
+// x_biased: xq + 128 as unsigned bytes (VNNI multiplies unsigned by signed bytes).
+float dot_q8_0_avx512(const int8_t* wq, const float* w_scales, const uint8_t* x_biased, const float* x_scales,
+                      int64_t blocks);
+
+// Q4_0 weights (nibbles n, w = n - 8): sum n * x is an unsigned x signed product, and
+// 8 * sum(x) per block (x_sums) is taken off.
+float dot_q4_0_scalar(const uint8_t* packed, const uint16_t* w_scales, const int8_t* xq, const float* x_scales,
+                      const int32_t* x_sums, int64_t blocks);
+float dot_q4_0_avx2(const uint8_t* packed, const uint16_t* w_scales, const int8_t* xq, const float* x_scales,
+                    const int32_t* x_sums, int64_t blocks);
+float dot_q4_0_avx512(const uint8_t* packed, const uint16_t* w_scales, const int8_t* xq, const float* x_scales,
+                      const int32_t* x_sums, int64_t blocks);
+
+}  // namespace wavllm::kernels::detail

@@ -1,0 +1,44 @@
+// Dot products with AVX2, one block of 32 per register. Q8_0: |x| times sign(x) * w as
+// unsigned x signed bytes (maddubs). Q4_0: the nibbles are the unsigned operand.
+#include <immintrin.h>
+
+#include "activations.h"
+#include "dots.h"
+#include "simd_sum.h"
+
+namespace wavllm::kernels::detail {
+
+
+float dot_q8_0_avx2(const int8_t* wq, const float* w_scales, const int8_t* xq, const float* x_scales, int64_t blocks) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < blocks; ++b) {
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq + 32 * b));
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * b));
+    // Pairs of products fit int16: |x| <= 127 and |w| <= 128.
+    const __m256i pairs = _mm256_maddubs_epi16(_mm256_sign_epi8(x, x), _mm256_sign_epi8(w, x));
+    const __m256i sums = _mm256_madd_epi16(pairs, ones);
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(w_scales[b] * x_scales[b]), acc);
+  }
+  return horizontal_sum(acc);
+}
+
+float dot_q4_0_avx2(const uint8_t* packed, const uint16_t* w_scales, const int8_t* xq, const float* x_scales,
+                    const int32_t* x_sums, int64_t blocks) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  const __m128i low = _mm_set1_epi8(0x0f);
+  __m256 acc = _mm256_setzero_ps();
+  float correction = 0;  // sum of scale * 8 * sum(x) over blocks
+  for (int64_t b = 0; b < blocks; ++b) {
+    const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(packed + 16 * b));
+    const __m256i w = _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(bytes, 4), low), _mm_and_si128(bytes, low));
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * b));
+    const __m256i sums = _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones);
+    const float d = bf16_to_float(w_scales[b]) * x_scales[b];
+    acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_set1_ps(d), acc);
+    correction += d * float(8 * x_sums[b]);
+  }
+  return horizontal_sum(acc) - correction;
+}
+
+}  // namespace wavllm::kernels::detail

@@ -1,0 +1,77 @@
+// Dot products with AVX-512 VNNI, two blocks per 64-byte register. VNNI multiplies unsigned by
+// signed bytes. Q8_0: the activations come biased by +128 and 128 * sum(w) is taken off per
+// block (the sum from a second VNNI product with ones). Q4_0: the nibbles are unsigned already.
+#include <immintrin.h>
+
+#include "activations.h"
+#include "dots.h"
+#include "simd_sum.h"
+
+namespace wavllm::kernels::detail {
+
+namespace {
+
+// Lanes 0-7 scaled by a, lanes 8-15 by b.
+__m512 two_scales(float a, float b) { return _mm512_insertf32x8(_mm512_set1_ps(a), _mm256_set1_ps(b), 1); }
+
+// 16 bytes of a Q4_0 block as its 32 nibble values in order (low nibbles, then high ones).
+__m256i unpack_q4(const uint8_t* bytes16) {
+  const __m128i b = _mm_loadu_si128(reinterpret_cast<const __m128i*>(bytes16));
+  const __m128i low = _mm_set1_epi8(0x0f);
+  return _mm256_set_m128i(_mm_and_si128(_mm_srli_epi16(b, 4), low), _mm_and_si128(b, low));
+}
+
+}  // namespace
+
+float dot_q8_0_avx512(const int8_t* wq, const float* w_scales, const uint8_t* x_biased, const float* x_scales,
+                      int64_t blocks) {
+  const __m512i ones = _mm512_set1_epi8(1);
+  __m512 acc = _mm512_setzero_ps();
+  int64_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    const __m512i w = _mm512_loadu_si512(wq + 32 * b);
+    const __m512i x = _mm512_loadu_si512(x_biased + 32 * b);
+    const __m512i biased = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x, w);
+    const __m512i wsum = _mm512_dpbusd_epi32(_mm512_setzero_si512(), ones, w);
+    const __m512i dot = _mm512_sub_epi32(biased, _mm512_slli_epi32(wsum, 7));
+    // Lanes 0-7 are block b, lanes 8-15 block b + 1.
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), two_scales(w_scales[b] * x_scales[b], w_scales[b + 1] * x_scales[b + 1]),
+                          acc);
+  }
+  float total = _mm512_reduce_add_ps(acc);
+  if (b < blocks) {  // an odd last block, in 256 bits
+    const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq + 32 * b));
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x_biased + 32 * b));
+    const __m256i biased = _mm256_dpbusd_epi32(_mm256_setzero_si256(), x, w);
+    const __m256i wsum = _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm256_set1_epi8(1), w);
+    const __m256i dot = _mm256_sub_epi32(biased, _mm256_slli_epi32(wsum, 7));
+    total += horizontal_sum(_mm256_cvtepi32_ps(dot)) * w_scales[b] * x_scales[b];
+  }
+  return total;
+}
+
+float dot_q4_0_avx512(const uint8_t* packed, const uint16_t* w_scales, const int8_t* xq, const float* x_scales,
+                      const int32_t* x_sums, int64_t blocks) {
+  __m512 acc = _mm512_setzero_ps();
+  float correction = 0;  // sum of scale * 8 * sum(x) over blocks
+  int64_t b = 0;
+  for (; b + 2 <= blocks; b += 2) {
+    const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(unpack_q4(packed + 16 * b)), unpack_q4(packed + 16 * b + 16), 1);
+    const __m512i x = _mm512_loadu_si512(xq + 32 * b);
+    const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x);
+    const float d0 = bf16_to_float(w_scales[b]) * x_scales[b], d1 = bf16_to_float(w_scales[b + 1]) * x_scales[b + 1];
+    acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), two_scales(d0, d1), acc);
+    correction += d0 * float(8 * x_sums[b]) + d1 * float(8 * x_sums[b + 1]);
+  }
+  float total = _mm512_reduce_add_ps(acc);
+  if (b < blocks) {  // an odd last block, in 256 bits
+    const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * b));
+    const __m256i dot = _mm256_dpbusd_epi32(_mm256_setzero_si256(), unpack_q4(packed + 16 * b), x);
+    const float d = bf16_to_float(w_scales[b]) * x_scales[b];
+    total += horizontal_sum(_mm256_cvtepi32_ps(dot)) * d;
+    correction += d * float(8 * x_sums[b]);
+  }
+  return total - correction;
+}
+
+}  // namespace wavllm::kernels::detail

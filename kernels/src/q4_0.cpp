@@ -1,0 +1,86 @@
+#include "wavllm/kernels/q4_0.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include "activations.h"
+#include "dots.h"
+
+namespace wavllm::kernels {
+
+namespace {
+
+// Value i (0..31) of a block from its 16 packed bytes: low nibbles first, then high ones.
+int nibble(const uint8_t* block, int64_t i) { return i < 16 ? block[i] & 0x0f : block[i - 16] >> 4; }
+
+}  // namespace
+
+void quantize_q4_0(const float* x, int64_t n, uint8_t* packed, uint16_t* bf16_scales) {
+  for (int64_t b = 0; b < n / kQ4Block; ++b) {
+    const float* xb = x + b * kQ4Block;
+    float extreme = 0;  // the value of largest magnitude, with its sign
+    for (int64_t i = 0; i < kQ4Block; ++i)
+      if (std::fabs(xb[i]) > std::fabs(extreme)) extreme = xb[i];
+    bf16_scales[b] = detail::float_to_bf16(extreme / -8.0f);
+    const float scale = detail::bf16_to_float(bf16_scales[b]);
+    const float inv = scale != 0 ? 1.0f / scale : 0.0f;
+    uint8_t* out = packed + b * kQ4Block / 2;
+    for (int64_t i = 0; i < kQ4Block / 2; ++i) {
+      auto code = [&](float v) { return uint8_t(std::clamp(std::nearbyint(v * inv) + 8.0f, 0.0f, 15.0f)); };
+      out[i] = uint8_t(code(xb[i]) | (code(xb[i + 16]) << 4));
+    }
+  }
+}
+
+void dequantize_q4_0(const uint8_t* packed, const uint16_t* bf16_scales, int64_t n, float* out) {
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < n / kQ4Block; ++b) {
+    const float scale = detail::bf16_to_float(bf16_scales[b]);
+    for (int64_t i = 0; i < kQ4Block; ++i)
+      out[b * kQ4Block + i] = float(nibble(packed + b * kQ4Block / 2, i) - 8) * scale;
+  }
+}
+
+void dequantize_q4_0_bf16(const uint8_t* packed, const uint16_t* bf16_scales, int64_t n, uint16_t* out) {
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < n / kQ4Block; ++b) {
+    const float scale = detail::bf16_to_float(bf16_scales[b]);
+    for (int64_t i = 0; i < kQ4Block; ++i)
+      out[b * kQ4Block + i] = detail::float_to_bf16(float(nibble(packed + b * kQ4Block / 2, i) - 8) * scale);
+  }
+}
+
+void matmul_q4_0(const Q4Matrix& w, const float* x, int64_t tokens, float* y, Isa isa) {
+  const detail::QuantizedActivations a(x, tokens, w.cols, false);
+  const int64_t blocks = a.blocks;
+  detail::for_each_row_and_token(w.rows, tokens, y, [&](int64_t r, int64_t t) {
+    const uint8_t* wp = w.packed + r * w.cols / 2;
+    const uint16_t* ws = w.scales + r * blocks;
+    const int8_t* xq = &a.q[t * w.cols];
+    const float* xs = &a.scales[t * blocks];
+    const int32_t* sums = &a.sums[t * blocks];
+    switch (isa) {
+      case Isa::Avx512Vnni: return detail::dot_q4_0_avx512(wp, ws, xq, xs, sums, blocks);
+      case Isa::Avx2: return detail::dot_q4_0_avx2(wp, ws, xq, xs, sums, blocks);
+      case Isa::Scalar: break;
+    }
+    return detail::dot_q4_0_scalar(wp, ws, xq, xs, sums, blocks);
+  });
+}
+
+namespace detail {
+
+float dot_q4_0_scalar(const uint8_t* packed, const uint16_t* w_scales, const int8_t* xq, const float* x_scales,
+                      const int32_t* x_sums, int64_t blocks) {
+  float acc = 0;
+  for (int64_t b = 0; b < blocks; ++b) {
+    int32_t s = 0;
+    for (int64_t i = 0; i < kQ4Block; ++i) s += nibble(packed + b * kQ4Block / 2, i) * int32_t(xq[b * kQ4Block + i]);
+    acc += bf16_to_float(w_scales[b]) * x_scales[b] * float(s - 8 * x_sums[b]);
+  }
+  return acc;
+}
+
+}  // namespace detail
+
+}  // namespace wavllm::kernels
