@@ -52,16 +52,23 @@ float dot_q8_0_avx512(const int8_t* wq, const float* w_scales, const uint8_t* x_
 
 float dot_q4_0_avx512(const uint8_t* packed, const uint16_t* w_scales, const int8_t* xq, const float* x_scales,
                       const int32_t* x_sums, int64_t blocks) {
+  const __m256i low = _mm256_set1_epi8(0x0f);
   __m512 acc = _mm512_setzero_ps();
-  float correction = 0;  // sum of scale * 8 * sum(x) over blocks
+  float correction = 0;  // the odd block's scale * 8 * sum(x)
   int64_t b = 0;
   for (; b + 2 <= blocks; b += 2) {
-    const __m512i w = _mm512_inserti64x4(_mm512_castsi256_si512(unpack_q4(packed + 16 * b)), unpack_q4(packed + 16 * b + 16), 1);
+    // 32 bytes = two blocks: [low nibbles 0, low 1 | high 0, high 1] in 128-bit lanes, put in
+    // value order [low 0, high 0, low 1, high 1].
+    const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(packed + 16 * b));
+    const __m512i split = _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_and_si256(bytes, low)),
+                                             _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low), 1);
+    const __m512i w = _mm512_shuffle_i64x2(split, split, _MM_SHUFFLE(3, 1, 2, 0));
     const __m512i x = _mm512_loadu_si512(xq + 32 * b);
-    const __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x);
+    // Each of a block's 8 lanes gives up sum(x) of the block: 8 * sum(x) in all.
+    const __m512i sums = _mm512_inserti32x8(_mm512_set1_epi32(x_sums[b]), _mm256_set1_epi32(x_sums[b + 1]), 1);
+    const __m512i dot = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), w, x), sums);
     const float d0 = bf16_to_float(w_scales[b]) * x_scales[b], d1 = bf16_to_float(w_scales[b + 1]) * x_scales[b + 1];
     acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), two_scales(d0, d1), acc);
-    correction += d0 * float(8 * x_sums[b]) + d1 * float(8 * x_sums[b + 1]);
   }
   float total = _mm512_reduce_add_ps(acc);
   if (b < blocks) {  // an odd last block, in 256 bits

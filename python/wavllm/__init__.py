@@ -9,6 +9,9 @@ Research binding (docs/model.md §9), numpy in and out:
     m.transcribe("speech.flac")                         # -> str
     r = m.generate(samples, "Translate the audio clip into German.", max_new_tokens=64)
     r.text, r.token_ids, r.timings, r.real_time_factor
+    opts = m.generation_options                         # wavllm.GenerationOptions (config.json's)
+    opts.num_beams = 4
+    m.generate(samples, wavllm.transcribe_instruction(), options=opts)
 
 Audio arguments are a path or a 1-D C-contiguous float32 array at 16 kHz; other arrays raise
 ValueError (float64 too: convert with .astype(numpy.float32)). Engine failures raise
@@ -19,8 +22,9 @@ length) as wavllm.ResourceError. Model methods release the GIL and
 one Model may be shared by several threads. Generation options left as None take the model's
 config.json "generation" values (greedy for the released model).
 
-The converter (`python -m wavllm.convert`) needs only numpy; it works without the compiled
-engine, which is why a missing `_wavllm` is reported when an engine name is used, not on import.
+The converter (`python -m wavllm.convert`) needs numpy, not torch; it takes the tensor names
+from the compiled engine and says so when it is missing. The package imports without the
+compiled module (a missing `_wavllm` is reported when an engine name is used, not on import).
 """
 import importlib
 
