@@ -21,4 +21,10 @@ float dot_q4_0_avx2(const uint8_t* packed, const uint16_t* w_scales, const int8_
 float dot_q4_0_avx512(const uint8_t* packed, const uint16_t* w_scales, const int8_t* xq, const float* x_scales,
                       const int32_t* x_sums, int64_t blocks);
 
+// bfloat16 weights times bfloat16 activations (bits), n of each, summed in float32.
+float dot_bf16_scalar(const uint16_t* w, const uint16_t* x, int64_t n);
+float dot_bf16_avx2(const uint16_t* w, const uint16_t* x, int64_t n);
+float dot_bf16_avx512(const uint16_t* w, const uint16_t* x, int64_t n);
+float dot_bf16_avx512bf16(const uint16_t* w, const uint16_t* x, int64_t n);  // needs AVX512_BF16
+
 }  // namespace wavllm::kernels::detail

@@ -41,4 +41,25 @@ float dot_q4_0_avx2(const uint8_t* packed, const uint16_t* w_scales, const int8_
   return horizontal_sum(acc) - correction;
 }
 
+namespace {
+
+// 8 bfloat16 values (bits) widened to float32, exactly.
+__m256 widen(const uint16_t* p) {
+  return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p))), 16));
+}
+
+}  // namespace
+
+float dot_bf16_avx2(const uint16_t* w, const uint16_t* x, int64_t n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {  // two accumulators: the FMA latency is not the limit
+    acc0 = _mm256_fmadd_ps(widen(w + i), widen(x + i), acc0);
+    acc1 = _mm256_fmadd_ps(widen(w + i + 8), widen(x + i + 8), acc1);
+  }
+  float total = horizontal_sum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) total += bf16_to_float(w[i]) * bf16_to_float(x[i]);
+  return total;
+}
+
 }  // namespace wavllm::kernels::detail

@@ -81,4 +81,21 @@ float dot_q4_0_avx512(const uint8_t* packed, const uint16_t* w_scales, const int
   return total - correction;
 }
 
+// 16 bfloat16 values (bits) widened to float32, exactly.
+static inline __m512 widen16(const uint16_t* p) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
+}
+
+float dot_bf16_avx512(const uint16_t* w, const uint16_t* x, int64_t n) {
+  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
+  int64_t i = 0;
+  for (; i + 32 <= n; i += 32) {
+    acc0 = _mm512_fmadd_ps(widen16(w + i), widen16(x + i), acc0);
+    acc1 = _mm512_fmadd_ps(widen16(w + i + 16), widen16(x + i + 16), acc1);
+  }
+  float total = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+  for (; i < n; ++i) total += bf16_to_float(w[i]) * bf16_to_float(x[i]);
+  return total;
+}
+
 }  // namespace wavllm::kernels::detail

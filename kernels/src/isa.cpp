@@ -1,4 +1,5 @@
 #include "wavllm/kernels/isa.h"
+#include "wavllm/kernels/bf16.h"
 
 #include <cpuid.h>
 
@@ -12,7 +13,7 @@ namespace wavllm::kernels {
 namespace {
 
 struct Features {
-  bool avx2 = false, fma = false, avx512 = false, vnni = false;
+  bool avx2 = false, fma = false, avx512 = false, vnni = false, bf16 = false;
 };
 
 uint64_t xgetbv0() {
@@ -35,6 +36,7 @@ Features probe() {
   f.avx2 = ymm && (b & bit_AVX2);
   f.avx512 = zmm && (b & bit_AVX512F) && (b & bit_AVX512BW) && (b & bit_AVX512DQ) && (b & bit_AVX512VL);
   f.vnni = f.avx512 && (c & bit_AVX512VNNI);
+  if (f.avx512 && __get_cpuid_count(7, 1, &a, &b, &c, &d)) f.bf16 = a & (1u << 5);  // AVX512_BF16
   return f;
 }
 
@@ -52,6 +54,11 @@ bool supported(Isa isa) {
     case Isa::Avx512Vnni: return features().vnni && features().fma;
   }
   return false;
+}
+
+bool has_avx512_bf16() {
+  static const bool on = features().bf16 && std::getenv("WAVLLM_NO_AVX512_BF16") == nullptr;
+  return on;
 }
 
 Isa detected_isa() {

@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "wavllm/core/runtime.h"
+#include "wavllm/kernels/bf16.h"
 #include "wavllm/kernels/q4_0.h"
 #include "wavllm/kernels/q8_0.h"
 
@@ -22,7 +23,14 @@ Linear Linear::with_lora(const Scope& s, const std::string& name, const Dim& out
 }
 
 at::Tensor Linear::forward(const at::Tensor& x) const {
-  if (!weight_.quantized()) return at::linear(x, weight_.dense, bias_);
+  if (!weight_.quantized()) {
+    const at::Tensor& w = weight_.dense;
+    // Decoding with bfloat16 weights: a matrix-vector product that streams them once.
+    if (w.scalar_type() == at::kBFloat16 && x.scalar_type() == at::kBFloat16 && w.is_cpu() && !bias_.defined() &&
+        w.is_contiguous() && x.numel() / w.size(1) <= kMaxKernelRows)
+      return bf16_product(x);
+    return at::linear(x, w, bias_);
+  }
   at::Tensor y = quantized_product(x);
   return bias_.defined() ? y.add_(bias_) : y;
 }
@@ -40,6 +48,18 @@ at::Tensor expansion_buffer(int64_t rows, int64_t cols, at::ScalarType dtype) {
 }
 
 }  // namespace
+
+at::Tensor Linear::bf16_product(const at::Tensor& x) const {
+  const at::Tensor& w = weight_.dense;
+  const int64_t rows = w.size(0), cols = w.size(1), inputs = x.numel() / cols;
+  const at::Tensor flat = x.reshape({inputs, cols}).contiguous();
+  at::Tensor y = at::empty({inputs, rows}, flat.options().dtype(at::kFloat));
+  kernels::matmul_bf16(reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>()), rows, cols,
+                       reinterpret_cast<const uint16_t*>(flat.data_ptr<at::BFloat16>()), inputs, y.data_ptr<float>());
+  std::vector<int64_t> out_shape = x.sizes().vec();
+  out_shape.back() = rows;
+  return y.view(out_shape).to(x.scalar_type());
+}
 
 at::Tensor Linear::quantized_product(const at::Tensor& x) const {
   const int64_t rows = weight_.rows, cols = weight_.cols, inputs = x.numel() / cols;

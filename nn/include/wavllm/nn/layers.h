@@ -17,7 +17,9 @@ namespace wavllm::nn {
 // A quantizable weight is stored as the model's quantization format says (Scope::matrix); a
 // quantized weight multiplies through the kernels room for a few rows of x (decoding) and is
 // expanded (to bfloat16 for bfloat16 activations, else float32) for a LibTorch matrix product
-// beyond (prefill).
+// beyond (prefill). A bias-free bfloat16 weight multiplies up to 8 rows of bfloat16 x through
+// the kernels room's matrix-vector product (LibTorch's reads the weights at about half the
+// machine's bandwidth).
 class Linear {
  public:
   Linear() = default;
@@ -36,6 +38,7 @@ class Linear {
 
  private:
   at::Tensor quantized_product(const at::Tensor& x) const;
+  at::Tensor bf16_product(const at::Tensor& x) const;
   Matrix weight_;
   at::Tensor bias_, lora_a_, lora_b_;
 };
