@@ -80,8 +80,6 @@ WeightBytes weight_bytes(const LlamaConfig& cfg, at::ScalarType dtype, const std
   ModelSpec spec;
   const nn::Scope declaring = nn::Scope::declaring(spec).with_quantization(quantize);
   decoder::Llama(cfg, declaring);
-  ModelSpec embedding;
-  nn::Embedding(nn::Scope::declaring(embedding), "e", cfg.vocab_size, cfg.dim);
   WeightBytes b;
   for (const auto& t : spec.tensors) {
     const uint64_t n = uint64_t(c10::multiply_integers(t.shape));

@@ -13,15 +13,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-st::DType stored_type(at::ScalarType t) {
-  switch (t) {
-    case at::kFloat: return st::DType::F32;
-    case at::kHalf: return st::DType::F16;
-    case at::kBFloat16: return st::DType::BF16;
-    default: throw Error("quantize: a tensor of dtype " + std::string(c10::toString(t)) + " in a float model");
-  }
-}
-
 // The dtype the input's tensors are stored in (the first floating-point one): loaded as such,
 // they are views of the files and no float32 copy of the model is made.
 at::ScalarType stored_dtype(const std::string& dir) {
@@ -64,7 +55,7 @@ void quantize_model(const std::string& in_dir, const std::string& out_dir, const
           case Storage::Q4Scales: return st::DType::BF16;
           case Storage::Float: break;
         }
-        return stored_type(weights.get(t.name).scalar_type());
+        return st::parse_dtype(stored_dtype_name(weights.get(t.name).scalar_type()));  // a float model: F32/F16/BF16
       },
       [&](const TensorDecl& t) {
         switch (t.storage) {
