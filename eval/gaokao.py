@@ -2,9 +2,7 @@
 """The Gaokao English listening test (docs/model.md §7): 2000 spoken-dialogue questions with three
 options each, scored by accuracy of the option letter the model picks.
 
-    PYTHONPATH=build/python /usr/bin/python3 eval/gaokao.py \
-        --manifest ../shared/data/wavllm_test_data/gaokao.tsv --audio-dir DIR \
-        --model models/wavllm --out results/gaokao
+    eval/gaokao.py ../shared/data/wavllm_test_data/gaokao.tsv --audio-dir DIR --model models/wavllm
 
 gaokao.tsv lists the questions and answers; the audio is distributed separately (its paths
 are gaokao_audio/<id>.wav: --audio-dir is the folder holding gaokao_audio/, or gaokao_audio/
@@ -31,21 +29,23 @@ def check_manifest(rows, path):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     run_task.add_arguments(p)
-    p.add_argument("--audio-dir", dest="audio_root", required=True,
-                   help="folder with gaokao_audio/ (or gaokao_audio/ itself)")
+    p.add_argument("--audio-dir", required=True, help="folder with gaokao_audio/ (or gaokao_audio/ itself)")
     args = p.parse_args(argv)
+    run_task.default_out(args)
     try:
         rows = run_task.read_manifest(args.manifest)
         check_manifest(rows, args.manifest)
         if args.limit is not None:
             rows = rows[:args.limit]
-        paths = run_task.check_audio(rows, args.audio_root, args.score_available)
+        paths = run_task.check_audio(rows, args.audio_dir, args.score_available)
         if not any(paths.values()):
-            raise run_task.ManifestError(f"none of the {len(rows)} audio files is under {args.audio_root}")
+            raise run_task.ManifestError(f"none of the {len(rows)} audio files is under {args.audio_dir}")
         report = run_task.run(args, rows, "sqa", paths)
     except (run_task.ManifestError, run_task.wavllm.Error) as e:
         print(f"gaokao: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return run_task.interrupted("gaokao", args)
     c = report["counts"]
     if c["missing_audio"]:
         report["score"]["details"]["subset"] = (

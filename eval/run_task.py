@@ -1,12 +1,11 @@
 #!/usr/bin/python3
 """Runs the engine (through the Python binding) over a reference test manifest and scores it.
 
-    PYTHONPATH=build/python /usr/bin/python3 eval/run_task.py \
-        --manifest ../shared/data/wavllm_test_data/asr.tsv --model models/wavllm --out results/asr
+    eval/run_task.py ../shared/data/wavllm_test_data/asr.tsv --model models/wavllm --audio-dir AUDIO/
 
 The manifest is the reference's TSV: a header, columns found by name (id, audio, prompt,
 tgt_text; n_frames and with_speech are read but not needed). An audio path is joined to
---audio-root (default: the manifest's folder) as the reference does; when that file does not
+--audio-dir (default: the manifest's folder) as the reference does; when that file does not
 exist its leading folders are dropped one by one, so the reference manifests
 ("SpeechT5/WavLLM/.../test_data/audio/asr.flac") work against a flat copy of the audio.
 
@@ -15,11 +14,14 @@ reference's plain whitespace WER) and CER; st -> corpus BLEU (sacreBLEU defaults
 sqa -> accuracy of the extracted answer; free -> no score (outputs and speed only). --task auto
 (default) recognises the task from the prompts (docs/model.md §7).
 
-Writes <out>/items.jsonl (one line per item, as it is produced), <out>/report.json and
-<out>/report.md (score, counts, speed: real-time factor and decode tokens/s). Items whose audio
-is missing stop the run before any work, unless --score-available (then only the present ones
-are run and scored, and the report says how many were missing). A failing item is recorded with
-its error and scored as an empty answer; --resume keeps the finished items of an earlier run.
+Writes <out>/items.jsonl (one line per item, as it is produced: id, audio, prompt, reference,
+text, token_ids, timings...; the fields of `wavllm batch`), <out>/report.json and
+<out>/report.md (score, counts, speed: real-time factor and decode tokens/s); --out defaults to
+results/<manifest name>. Items whose audio is missing stop the run before any work, unless
+--score-available (then only the present ones are run and scored, and the report says how many
+were missing). A failing item is recorded with its error and scored as an empty answer.
+Rerunning into the same --out resumes, as `wavllm batch` does: finished items are kept, failed
+ones too unless --retry-failed.
 """
 import argparse
 import io
@@ -33,7 +35,11 @@ EVAL = os.path.dirname(os.path.abspath(__file__))
 if EVAL not in sys.path:
     sys.path.insert(0, EVAL)
 
-import wavllm  # noqa: E402
+try:
+    import wavllm  # noqa: E402  (installed, or on PYTHONPATH)
+except ImportError:  # run from a checkout: the package the build tree holds
+    sys.path.insert(0, os.path.join(os.path.dirname(EVAL), os.environ.get("WAVLLM_BUILD_DIR", "build"), "python"))
+    import wavllm  # noqa: E402
 from wavllm.safetensors_io import open_regular_file  # noqa: E402
 from wavllm_eval import metrics  # noqa: E402
 
@@ -131,7 +137,7 @@ def score(task, items):
     """{'metric', 'value', 'details'} over the items (failed items count with an empty answer);
     also adds each item's 'predicted' label for the accuracy tasks."""
     refs = [it["reference"] for it in items]
-    hyps = [it["hypothesis"] for it in items]
+    hyps = [it["text"] for it in items]
     if task == "asr":
         norm = metrics.wer(refs, hyps, normalize=True)
         return {"metric": "WER (normalized)", "value": 100 * norm.rate,
@@ -143,7 +149,7 @@ def score(task, items):
         return {"metric": "BLEU", "value": bleu.score, "details": {"bleu": str(bleu)}}
     if task in ("sv", "er", "sqa"):
         gold = [gold_label(task, r) for r in refs]
-        pred = [predicted_label(task, it["hypothesis"], it["prompt"]) for it in items]
+        pred = [predicted_label(task, it["text"], it["prompt"]) for it in items]
         for it, p in zip(items, pred):
             it["predicted"] = p
         details = {"correct": sum(p == g for p, g in zip(pred, gold)),
@@ -168,14 +174,14 @@ def generate_options(args):
 
 def run_item(model, row, audio_path, options):
     item = {"id": row["id"], "audio": audio_path, "prompt": row["prompt"],
-            "reference": row["tgt_text"], "hypothesis": "", "error": None}
+            "reference": row["tgt_text"], "text": "", "token_ids": [], "error": None}
     start = time.perf_counter()
     try:
         r = model.generate(audio_path, row["prompt"], **options)
     except wavllm.Error as e:  # a bad file or prompt: recorded, the run goes on
         item.update(error=str(e), seconds=time.perf_counter() - start)
         return item
-    item.update(hypothesis=r.text, tokens=len(r.token_ids), seconds=time.perf_counter() - start,
+    item.update(text=r.text, token_ids=list(r.token_ids), seconds=time.perf_counter() - start,
                 audio_seconds=r.audio_seconds, real_time_factor=r.real_time_factor,
                 timings=r.timings)
     return item
@@ -187,8 +193,8 @@ def write_items(path, items):
             out.write(json.dumps(item, ensure_ascii=False) + "\n")
 
 
-def read_done(path):
-    """Items of an earlier run that finished without error, by id."""
+def read_done(path, retry_failed):
+    """Items of an earlier run, by id: every one, or (retry_failed) those without an error."""
     done = {}
     if os.path.exists(path):
         with open(path, encoding="utf-8") as f:
@@ -197,7 +203,7 @@ def read_done(path):
                     item = json.loads(line)
                 except ValueError:  # a line cut by an interrupted run
                     continue
-                if item.get("error") is None:
+                if item.get("error") is None or not retry_failed:
                     done[item["id"]] = item
     return done
 
@@ -206,7 +212,7 @@ def speed(items):
     ok = [it for it in items if it.get("error") is None]
     audio = sum(it["audio_seconds"] for it in ok)
     wall = sum(it["seconds"] for it in ok)
-    tokens = sum(it["tokens"] for it in ok)
+    tokens = sum(len(it["token_ids"]) for it in ok)
     decode = sum(it["timings"]["decode"] for it in ok)
     stages = {}
     for it in ok:
@@ -230,7 +236,7 @@ def run(args, rows, task, audio_paths, log=print):
     if task == "auto":
         task = infer_task(rows)
     os.makedirs(args.out, exist_ok=True)
-    done = read_done(items_path) if args.resume else {}
+    done = read_done(items_path, args.retry_failed)
     options = generate_options(args)
     items = []
     todo = [r for r in rows if audio_paths.get(r["id"])]
@@ -240,7 +246,7 @@ def run(args, rows, task, audio_paths, log=print):
             out.write(json.dumps(item, ensure_ascii=False) + "\n")
             out.flush()
             items.append(item)
-            status = f"ERROR {item['error']}" if item["error"] else repr(item["hypothesis"][:60])
+            status = f"ERROR {item['error']}" if item["error"] else repr(item["text"][:60])
             log(f"[{n}/{len(todo)}] {row['id']}: {status}")
     result = score(task, items)
     write_items(items_path, items)  # again, with the labels the scorer extracted
@@ -301,16 +307,18 @@ def check_audio(rows, root, score_available, log=print):
 
 def add_arguments(p):
     """The options run() reads, shared with gaokao.py."""
-    p.add_argument("--manifest", required=True, help="reference TSV manifest")
-    p.add_argument("--model", required=True, help="model directory")
-    p.add_argument("--out", required=True, help="output folder (items.jsonl, report.json, report.md)")
+    p.add_argument("manifest", help="reference TSV manifest")
+    p.add_argument("--model", default=os.environ.get("WAVLLM_MODEL"), required="WAVLLM_MODEL" not in os.environ,
+                   help="model directory (default $WAVLLM_MODEL)")
+    p.add_argument("--out", help="output folder (items.jsonl, report.json, report.md); default results/<manifest name>")
     p.add_argument("--limit", type=int, help="run the first N items only")
     p.add_argument("--score-available", action="store_true",
                    help="run and score the items whose audio exists when some are missing")
-    p.add_argument("--resume", action="store_true", help="keep the finished items of an earlier run in --out")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--dtype", default="float32")
-    p.add_argument("--threads", type=int, help="intra-op threads (default: every core)")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="run the items that failed in an earlier run into --out again (finished ones are kept)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda or cuda:N")
+    p.add_argument("--dtype", default="auto", help="auto (as stored), float32, bfloat16, or float16 (CUDA only)")
+    p.add_argument("--threads", type=int, default=0, help="intra-op threads (default 0: every core)")
     p.add_argument("--max-new-tokens", type=int)
     p.add_argument("--temperature", type=float, help="default: the model's config (greedy)")
     p.add_argument("--top-p", type=float)
@@ -318,22 +326,37 @@ def add_arguments(p):
     p.add_argument("--num-beams", type=int)
 
 
+def default_out(args):
+    if args.out is None:
+        args.out = os.path.join("results", os.path.splitext(os.path.basename(args.manifest))[0])
+
+
+def interrupted(prog, args):
+    """Ctrl-C: one line saying what was kept, not a traceback (exit status 130, as a shell's)."""
+    print(f"\n{prog}: interrupted; the finished items are in {os.path.join(args.out, 'items.jsonl')}: "
+          "rerun the same command to go on", file=sys.stderr)
+    return 130
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_arguments(p)
-    p.add_argument("--audio-root", help="folder the audio paths are relative to (default: the manifest's)")
+    p.add_argument("--audio-dir", help="folder the audio paths are relative to (default: the manifest's)")
     p.add_argument("--task", choices=("auto",) + TASKS, default="auto")
     args = p.parse_args(argv)
+    default_out(args)
     try:
         rows = read_manifest(args.manifest)
         if args.limit is not None:
             rows = rows[:args.limit]
-        root = args.audio_root or os.path.dirname(os.path.abspath(args.manifest))
+        root = args.audio_dir or os.path.dirname(os.path.abspath(args.manifest))
         paths = check_audio(rows, root, args.score_available)
         report = run(args, rows, args.task, paths)
     except (ManifestError, wavllm.Error) as e:
         print(f"run_task: {e}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        return interrupted("run_task", args)
     write_report(report, args.out)
     print(markdown(report))
     return 0

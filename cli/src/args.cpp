@@ -22,7 +22,45 @@ std::string fmt(double x) {
   return os.str();
 }
 
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] != b[j - 1])});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// "-beams" and "--beams" are both looked up by the bare name.
+std::string unknown_option(const std::string& as_given, const std::string& name, const std::vector<OptionSpec>& specs) {
+  std::vector<std::string> names;
+  for (const auto& s : specs) names.push_back(s.name);
+  return "unknown option " + as_given + did_you_mean(name, names, "--");
+}
+
 }  // namespace
+
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates,
+                         const std::string& prefix) {
+  const std::string* best = nullptr;
+  size_t best_distance = std::max<size_t>(1, word.size() / 3) + 1;
+  for (const auto& c : candidates) {
+    // "beams" for "num-beams": a word inside the name (or the name inside it) is near, and so
+    // is a name with the same first word ("audio-root" for "audio-dir").
+    const bool inside = word.size() >= 3 && (c.find(word) != std::string::npos || word.find(c) != std::string::npos);
+    const size_t dash = c.find('-');
+    const bool same_first_word = dash != std::string::npos && word.compare(0, dash + 1, c, 0, dash + 1) == 0;
+    const size_t d = inside ? 1 : same_first_word ? std::min<size_t>(2, edit_distance(word, c)) : edit_distance(word, c);
+    if (d < best_distance) best_distance = d, best = &c;
+  }
+  return best ? " (did you mean " + prefix + *best + "?)" : "";
+}
 
 Args Args::parse(const std::vector<std::string>& args, const std::vector<OptionSpec>& specs) {
   Args out;
@@ -41,11 +79,11 @@ Args Args::parse(const std::vector<std::string>& args, const std::vector<OptionS
       out.help_ = true;
       continue;
     }
-    if (a.rfind("--", 0) != 0) throw ArgumentError("unknown option " + a);
+    if (a.rfind("--", 0) != 0) throw ArgumentError(unknown_option(a, a.substr(1), specs));
     const size_t eq = a.find('=');
     const std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
     const OptionSpec* spec = find_spec(specs, name);
-    if (!spec) throw ArgumentError("unknown option --" + name);
+    if (!spec) throw ArgumentError(unknown_option("--" + name, name, specs));
     if (spec->metavar.empty()) {
       if (eq != std::string::npos) throw ArgumentError("option --" + name + " takes no value");
       out.values_[name] = "";

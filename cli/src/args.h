@@ -50,6 +50,11 @@ class Args {
   bool help_ = false;
 };
 
+// " (did you mean 'X'?)" for the candidate nearest to a mistyped `word` (edit distance at most a
+// third of its length, or one containing the other), "" when none is near.
+std::string did_you_mean(const std::string& word, const std::vector<std::string>& candidates,
+                         const std::string& prefix = "");
+
 // "  --name VALUE   help" lines, aligned.
 std::string options_help(const std::vector<OptionSpec>& specs);
 

@@ -89,8 +89,8 @@ std::string main_help() {
       "commands:\n";
   for (const auto& c : commands()) s += "  " + c.name + std::string(20 - std::min<size_t>(19, c.name.size()), ' ') + c.summary + "\n";
   s += "  convert             convert a WavLLM fairseq checkpoint (.pt) to a model directory\n\n"
-       "`wavllm COMMAND --help` lists the options of a command. Exit status: 0 success,\n"
-       "2 usage error, 1 failure.\n";
+       "`wavllm COMMAND --help` lists the options of a command; `wavllm --version` the version.\n"
+       "Exit status: 0 success, 2 usage error, 1 failure.\n";
   return s;
 }
 
@@ -106,6 +106,10 @@ int dispatch(int argc, char** argv) {
     std::fputs(main_help().c_str(), stdout);
     return 0;
   }
+  if (name == "--version" || name == "version") {
+    std::fputs(version_text().c_str(), stdout);
+    return 0;
+  }
   if (name == "convert") exec_convert(args);
   for (const auto& c : commands()) {
     if (c.name != name) continue;
@@ -116,7 +120,10 @@ int dispatch(int argc, char** argv) {
     }
     return c.run(c, a);
   }
-  throw ArgumentError("unknown command '" + name + "' (see wavllm --help)");
+  std::vector<std::string> names = {"convert"};
+  for (const auto& c : commands()) names.push_back(c.name);
+  const std::string near = did_you_mean(name, names);
+  throw ArgumentError("unknown command '" + name + "'" + (near.empty() ? " (see wavllm --help)" : near));
 }
 
 }  // namespace
@@ -125,7 +132,7 @@ std::vector<OptionSpec> model_options() {
   return {{"model", "DIR", "model directory (config.json, model*.safetensors, tokenizer.model); default $WAVLLM_MODEL"},
           {"threads", "N", "CPU threads (default 0: all cores; more than the cores are capped at the core count)"},
           {"device", "DEVICE", "cpu, cuda or cuda:N (default cpu)"},
-          {"dtype", "DTYPE", "float32, bfloat16 or float16 (default float32)"}};
+          {"dtype", "DTYPE", "auto (default: as the weights are stored), float32, bfloat16, or float16 (CUDA only)"}};
 }
 
 std::vector<OptionSpec> generation_options() {
@@ -133,7 +140,7 @@ std::vector<OptionSpec> generation_options() {
           {"top-p", "P", "nucleus sampling mass in (0, 1]"},
           {"top-k", "K", "sample among the K best tokens (0 = all)"},
           {"seed", "N", "sampling seed (default: random)"},
-          {"beams", "N", "beam search with N beams, 1 to 16 (greedy when 1)"},
+          {"num-beams", "N", "beam search with N beams, 1 to 16 (greedy when 1)"},
           {"max-new-tokens", "N", "stop after N generated tokens (0 = until EOS or the step limit)"}};
 }
 
@@ -147,8 +154,9 @@ const std::vector<Command>& commands() {
       return o;
     };
     std::vector<OptionSpec> batch_opts = {
-        {"out", "FILE", "JSONL output (appended to; ids already there are skipped)"},
-        {"audio-root", "DIR", "directory the manifest's audio paths are relative to (default .)"},
+        {"out", "FILE", "JSON-lines output, appended to (ids already there are skipped); - for standard output"},
+        {"audio-dir", "DIR", "directory the manifest's audio paths are relative to (default .)"},
+        {"retry-failed", "", "run the items whose earlier lines in --out have an \"error\" again (those lines are dropped)"},
         {"shard", "I/N", "run only items I, I+N, I+2N, ... (0 <= I < N)"},
         {"prompt", "TEXT", "instruction for every item instead of the manifest's prompt column"}};
     for (auto& s : model_options()) batch_opts.push_back(s);
@@ -169,10 +177,12 @@ const std::vector<Command>& commands() {
          infer({{"prompt", "TEXT", "the instruction"}}), run_inference_command},
         {"batch", "--out RESULTS.jsonl [OPTIONS] MANIFEST.tsv", "run a reference TSV manifest, one JSON line per item",
          "The manifest has a header row; columns by name: id, audio (required), n_frames, prompt,\n"
-         "tgt_text, with_speech. An item that fails gets a JSON line with \"error\" and the batch goes\n"
-         "on (exit status 1 at the end). Rerunning with the same --out resumes: ids already there are\n"
-         "skipped (delete a line to rerun it). Audio paths: AUDIO_ROOT/PATH, else AUDIO_ROOT/FILENAME\n"
-         "(the reference manifests name files under the authors' checkout).",
+         "tgt_text, with_speech. Each result line has id, audio, prompt, reference (the tgt_text), text,\n"
+         "token_ids, timings, audio_seconds, real_time_factor. An item that fails gets a line with\n"
+         "\"error\" and the batch goes on (exit status 1 at the end). Rerunning with the same --out\n"
+         "resumes: ids already there are skipped, failed ones too unless --retry-failed. Audio paths:\n"
+         "AUDIO_DIR/PATH, else AUDIO_DIR/FILENAME (the reference manifests name files under the\n"
+         "authors' checkout).",
          batch_opts, run_batch},
         {"spec", "--config CONFIG.json", "print the tensors a model of this config has, as JSON",
          "{\"tensors\": [...], \"repeats\": [...], \"flags\": [...]}: each tensor's name, shape, the config\n"
@@ -194,9 +204,14 @@ const std::vector<Command>& commands() {
          {{"config", "FILE", "config.json (or a model directory) giving every size"},
           {"out", "DIR", "new model directory"},
           {"seed", "N", "random seed (default 0)"},
-          {"dtype", "DTYPE", "float32, bfloat16 or float16 (default float32)"},
+          {"dtype", "DTYPE", "float32 (default), bfloat16 or float16"},
           {"tokenizer", "FILE", "tokenizer.model to copy in (needed to run the model)"}},
          run_make_random_model},
+        {"info", "DIR [OPTIONS]", "what a model directory holds: parameters per stage, dtype, memory, context",
+         "Stored dtype and quantization, parameters per stage, the memory the weights and a full KV\n"
+         "cache take at the chosen dtype, the longest audio one request takes, the tokenizer.",
+         model_options(), run_info},
+        {"tasks", "", "each task command and the exact instruction it sends", "", {}, run_tasks},
     };
   }();
   return list;

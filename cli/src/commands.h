@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "args.h"
+#include "wavllm/pipeline/model.h"
 
 namespace wavllm::cli {
 
@@ -36,5 +37,18 @@ std::string error_text(const std::exception& e);
 
 int run_inference_command(const Command& self, const Args& args);
 int run_batch(const Command& self, const Args& args);
+int run_info(const Command& self, const Args& args);
+int run_tasks(const Command& self, const Args& args);
+std::string version_text();  // "wavllm 0.1.0 (LibTorch 1.13.1, CPU kernels: avx512_vnni)"
+
+// The model of --model DIR (or model_dir when given, else $WAVLLM_MODEL) with --device,
+// --dtype and --threads, parsed (usage errors) before anything is read.
+struct ModelChoice {
+  std::string dir;
+  ModelOptions options;
+};
+ModelChoice model_choice(const Args& args, const std::string& model_dir = "");
+// Loads it, with a note on stderr when its weights are random.
+std::shared_ptr<Model> load_model(const ModelChoice& choice);
 
 }  // namespace wavllm::cli

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -35,25 +36,33 @@ double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-std::shared_ptr<Model> load_model(const Args& a) {
-  std::string dir = a.value_or("model", "");
-  if (dir.empty()) {
+}  // namespace
+
+ModelChoice model_choice(const Args& a, const std::string& model_dir) {
+  ModelChoice c;
+  c.dir = model_dir.empty() ? a.value_or("model", "") : model_dir;
+  if (c.dir.empty()) {
     const char* env = std::getenv("WAVLLM_MODEL");
-    if (env) dir = env;
+    if (env) c.dir = env;
   }
-  if (dir.empty()) throw ArgumentError("no model: pass --model DIR or set WAVLLM_MODEL");
-  // Usage errors (naming the option) before the model loads.
-  ModelOptions mo;
-  mo.device = a.parsed("device", "cpu", parse_device);
-  mo.dtype = a.parsed("dtype", "float32", parse_dtype);
-  mo.threads = int(a.integer("threads", 0, std::numeric_limits<int>::max()).value_or(0));
-  std::shared_ptr<Model> m = Model::load(dir, mo);
+  if (c.dir.empty()) throw ArgumentError("no model: pass --model DIR or set WAVLLM_MODEL");
+  a.parsed("device", "cpu", parse_device);  // a bad device is named as --device, not --dtype
+  c.options = a.parsed("dtype", "auto",
+                       [&](const std::string& dtype) { return ModelOptions::parse(a.value_or("device", "cpu"), dtype, 0); });
+  c.options.threads = int(a.integer("threads", 0, std::numeric_limits<int>::max()).value_or(0));
+  return c;
+}
+
+std::shared_ptr<Model> load_model(const ModelChoice& c) {
+  std::shared_ptr<Model> m = Model::load(c.dir, c.options);
   // Random-weight models print meaningless text by design; say so once, on stderr, so that
   // the output itself stays clean.
   if (m->random_weights())
-    std::fprintf(stderr, "wavllm: note: %s has random weights: its output text is meaningless\n", dir.c_str());
+    std::fprintf(stderr, "wavllm: note: %s has random weights: its output text is meaningless\n", c.dir.c_str());
   return m;
 }
+
+namespace {
 
 // Decoding options given on the command line; parsed (and a ArgumentError raised) before the
 // model loads, then laid over the model's defaults.
@@ -66,7 +75,7 @@ struct GenerationFlags {
       : temperature(a.number("temperature", std::numeric_limits<double>::lowest(), std::numeric_limits<double>::max())),
         top_p(a.number("top-p", std::numeric_limits<double>::lowest(), std::numeric_limits<double>::max())),
         top_k(a.integer("top-k", 0, std::numeric_limits<int>::max())),
-        beams(a.integer("beams", std::numeric_limits<int>::min(), std::numeric_limits<int>::max())),
+        beams(a.integer("num-beams", std::numeric_limits<int>::min(), std::numeric_limits<int>::max())),
         max_new_tokens(a.integer("max-new-tokens", 0, std::numeric_limits<int>::max())),
         seed(a.integer("seed", 0, std::numeric_limits<int64_t>::max())) {
     apply(GenerationOptions{});
@@ -91,7 +100,7 @@ struct GenerationFlags {
   // "generation option top_p: ..." -> "option --top-p: ..." for the options given as flags.
   static std::string as_flag_names(std::string message) {
     static const std::pair<const char*, const char*> kFlags[] = {{"temperature", "temperature"}, {"top_p", "top-p"},
-                                                                 {"top_k", "top-k"}, {"num_beams", "beams"},
+                                                                 {"top_k", "top-k"}, {"num_beams", "num-beams"},
                                                                  {"max_new_tokens", "max-new-tokens"}};
     const std::string prefix = "generation option ";
     for (const auto& [field, flag] : kFlags)
@@ -122,9 +131,31 @@ std::string instruction_for(const Command& self, const Args& a, std::vector<std:
   }
   // ask QUESTION FILE...
   if (files->empty()) throw ArgumentError("ask needs a question, then the audio files");
+  std::error_code ec;
+  if (files->size() >= 2 && fs::is_regular_file(files->front(), ec) && !fs::exists(files->back(), ec))
+    throw ArgumentError("ask takes the question first, then the audio files: wavllm ask \"" +
+                        printable(files->back()) + "\" " + printable(files->front()));
   const std::string q = question_instruction(files->front());
   files->erase(files->begin());
   return q;
+}
+
+// Every audio path is opened (not read) before the model loads: a typo fails in a second, with
+// all the unreadable paths named, not after a load of minutes.
+void check_audio_files(const std::vector<std::string>& files) {
+  std::string problems;
+  size_t bad = 0;
+  for (const std::string& path : files) {
+    try {
+      RegularFile(path, "audio file");
+    } catch (const Error& e) {
+      problems += std::string("\n  ") + e.what();
+      ++bad;
+    }
+  }
+  if (bad)
+    throw Error(std::to_string(bad) + " of " + std::to_string(files.size()) + " audio files cannot be read (nothing was run):" +
+                problems);
 }
 
 }  // namespace
@@ -135,7 +166,9 @@ int run_inference_command(const Command& self, const Args& a) {
   if (files.empty()) throw ArgumentError(self.name + " needs at least one audio file");
   const bool as_json = a.flag("json");
   const GenerationFlags flags(a);
-  const std::shared_ptr<Model> model = load_model(a);
+  const ModelChoice choice = model_choice(a);
+  check_audio_files(files);
+  const std::shared_ptr<Model> model = load_model(choice);
   const GenerationOptions opt = flags.apply(model->generation_options());
 
   int status = 0;
@@ -143,8 +176,8 @@ int run_inference_command(const Command& self, const Args& a) {
     try {
       if (as_json) {
         json j = json::parse(model->generate(DecodedAudio::load(path), instruction, opt).to_json());
-        j["file"] = path;
-        j["instruction"] = instruction;
+        j["audio"] = path;
+        j["prompt"] = instruction;
         std::cout << dump(j) << std::endl;
       } else {
         if (files.size() > 1) std::cout << "# " << path << "\n";
@@ -167,16 +200,31 @@ int run_inference_command(const Command& self, const Args& a) {
 
 namespace {
 
-// Ids already answered in `out`. It must be a results file of this command (every complete line
-// a JSON object with a string "id"), and is checked whole before a byte of it changes: a file
-// the user did not get from `batch` (a manifest, notes) is refused, never truncated. A last line
-// cut short by an interruption is removed only when the lines before it prove the file is ours.
-std::set<std::string> completed_ids(const std::string& out, const std::string& manifest) {
-  std::set<std::string> ids;
+void write_all(int fd, const std::string& bytes, const std::string& path) {
+  for (size_t done = 0; done < bytes.size();) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw Error(path + ": write failed (disk full?): " + std::strerror(n < 0 ? errno : ENOSPC));
+    done += size_t(n);
+  }
+}
+
+// The items already answered in `out`, by whether they failed. `out` must be a results file of
+// this command (every complete line a JSON object with a string "id"), and is checked whole
+// before a byte of it changes: a file the user did not get from `batch` (a manifest, notes) is
+// refused, never truncated. A last line cut short by an interruption is removed only when the
+// lines before it prove the file is ours; with `drop_failed`, so are the lines of failed items
+// (they are run again), by writing the file anew beside itself and renaming it over.
+struct Answered {
+  std::set<std::string> succeeded, failed;
+};
+
+Answered answered_items(const std::string& out, const std::string& manifest, bool drop_failed) {
+  Answered answered;
   std::error_code ec;
   const auto status = fs::status(out, ec);
   // Nothing to resume from a path that is not there yet or a device (/dev/stdout, /dev/full).
-  if (!fs::exists(status) || !fs::is_regular_file(status)) return ids;
+  if (!fs::exists(status) || !fs::is_regular_file(status)) return answered;
   if (fs::equivalent(out, manifest, ec)) throw Error(out + ": is the manifest itself; choose another --out");
   const std::string text = read_regular_file(out, "batch output", kMaxManifestFileBytes);
   const size_t complete = text.rfind('\n') == std::string::npos ? 0 : text.rfind('\n') + 1;
@@ -185,24 +233,48 @@ std::set<std::string> completed_ids(const std::string& out, const std::string& m
                  "so it was left untouched: choose another --out");
   };
   std::istringstream lines(text.substr(0, complete));
-  std::string line;
-  size_t n = 0;
+  std::string line, kept;
+  size_t n = 0, results = 0;
+  bool dropped = false;
   while (std::getline(lines, line)) {
     ++n;
     if (line.empty()) continue;
     const json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (!j.is_object() || !j.contains("id") || !j["id"].is_string())
       throw refuse("line " + std::to_string(n) + " is not a result");
-    ids.insert(j["id"].get<std::string>());
+    const bool failed = j.contains("error");
+    (failed ? answered.failed : answered.succeeded).insert(j["id"].get<std::string>());
+    ++results;
+    if (failed && drop_failed) dropped = true;
+    else kept += line + "\n";
   }
-  if (complete < text.size()) {
+  // A retried id that succeeded after failing (a line of each) counts as succeeded.
+  for (const auto& id : answered.succeeded) answered.failed.erase(id);
+  const bool cut = complete < text.size();
+  if (cut) {
     const std::string tail = text.substr(complete);
     // Ours when cut: a prefix of a JSON object (never valid whole) after at least one result.
-    if (ids.empty() || tail.rfind("{\"", 0) != 0 || json::accept(tail))
+    if (results == 0 || tail.rfind("{\"", 0) != 0 || json::accept(tail))
       throw refuse("its last line (" + std::to_string(tail.size()) + " bytes without a final newline) is not a result cut short");
+  }
+  if (dropped) {
+    std::string staging = out + ".retry-XXXXXX";  // a new file: never one of the user's
+    const int fd = mkstemp(staging.data());
+    if (fd < 0) throw Error(out + ": cannot create a file beside it to drop the failed items: " + std::strerror(errno));
+    try {
+      write_all(fd, kept, staging);
+    } catch (const Error&) {
+      ::close(fd);
+      fs::remove(staging, ec);
+      throw;
+    }
+    ::close(fd);
+    fs::permissions(staging, fs::status(out).permissions(), ec);
+    fs::rename(staging, out);
+  } else if (cut) {
     fs::resize_file(out, complete);
   }
-  return ids;
+  return answered;
 }
 
 // AUDIO_ROOT/PATH for a relative PATH that stays inside the root, else AUDIO_ROOT/FILENAME (the
@@ -222,7 +294,7 @@ std::string resolve_audio(const std::string& root, const std::string& audio) {
   const fs::path by_name = fs::path(root) / p.filename();
   if (!p.filename().empty() && p.filename() != ".." && fs::exists(by_name, ec)) return by_name.string();
   if (escapes)
-    throw Error("audio path '" + audio + "' leads outside --audio-root '" + root + "' (absolute or climbing with ..), "
+    throw Error("audio path '" + audio + "' leads outside --audio-dir '" + root + "' (absolute or climbing with ..), "
                 "and the root holds no file named '" + p.filename().string() + "'");
   return joined.string();  // the load error names the path that was expected
 }
@@ -231,7 +303,13 @@ std::string resolve_audio(const std::string& root, const std::string& audio) {
 // not a hang (a pipe that has a reader, /dev/stdout under `| jq`, works).
 class AppendOutput {
  public:
+  // "-": standard output.
   explicit AppendOutput(const std::string& path) : path_(path) {
+    if (path == "-") {
+      fd_ = ::dup(STDOUT_FILENO);
+      if (fd_ < 0) throw Error(std::string("standard output: ") + std::strerror(errno));
+      return;
+    }
     fd_ = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NONBLOCK | O_NOCTTY, 0644);
     if (fd_ < 0)
       throw Error(path + ": cannot open for writing: " +
@@ -243,15 +321,7 @@ class AppendOutput {
   AppendOutput(const AppendOutput&) = delete;
   AppendOutput& operator=(const AppendOutput&) = delete;
 
-  void write_line(const std::string& text) {
-    const std::string line = text + "\n";
-    for (size_t done = 0; done < line.size();) {
-      const ssize_t n = ::write(fd_, line.data() + done, line.size() - done);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) throw Error(path_ + ": write failed (disk full?): " + std::strerror(n < 0 ? errno : ENOSPC));
-      done += size_t(n);
-    }
-  }
+  void write_line(const std::string& text) { write_all(fd_, text + "\n", path_); }
 
  private:
   std::string path_;
@@ -287,56 +357,88 @@ class Progress {
 int run_batch(const Command& self, const Args& a) {
   if (a.positional().size() != 1) throw ArgumentError("batch needs exactly one MANIFEST.tsv");
   const auto out = a.value("out");
-  if (!out) throw ArgumentError("batch needs --out RESULTS.jsonl");
+  if (!out) throw ArgumentError("batch needs --out RESULTS.jsonl (- for standard output)");
+  std::error_code ec;
+  if (fs::is_directory(*out, ec))
+    throw ArgumentError("option --out: " + printable(*out) + " is a directory; batch writes one JSON-lines file, e.g. --out " +
+                        printable((fs::path(*out) / "results.jsonl").string()));
   Shard shard;
   if (auto s = a.value("shard")) shard = parse_shard(*s);
   const std::string manifest_path = a.positional()[0];
-  const std::string root = a.value_or("audio-root", ".");
+  const std::string root = a.value_or("audio-dir", ".");
   const auto prompt_override = a.value("prompt");
+  const bool retry_failed = a.flag("retry-failed");
   const GenerationFlags flags(a);
+  const ModelChoice choice = model_choice(a);
 
   const std::string manifest = read_regular_file(manifest_path, "manifest", kMaxManifestFileBytes);
   const std::vector<ManifestItem> items = select_shard(parse_manifest(manifest, manifest_path), shard);
-  const std::set<std::string> done = completed_ids(*out, manifest_path);
+  const Answered answered = *out == "-" ? Answered{} : answered_items(*out, manifest_path, retry_failed);
   std::vector<const ManifestItem*> todo;
-  for (const auto& item : items)
-    if (!done.count(item.id)) todo.push_back(&item);
-  std::fprintf(stderr, "wavllm batch: %zu items in shard %lld/%lld, %zu already in %s, %zu to run\n", items.size(),
-               (long long)shard.index, (long long)shard.count, items.size() - todo.size(), out->c_str(), todo.size());
-  if (todo.empty()) return 0;
+  size_t skipped_failed = 0;
+  for (const auto& item : items) {
+    if (answered.succeeded.count(item.id)) continue;
+    if (answered.failed.count(item.id) && !retry_failed) {
+      ++skipped_failed;
+      continue;
+    }
+    todo.push_back(&item);
+  }
+  std::fprintf(stderr, "wavllm batch: %zu items in shard %lld/%lld; %zu done and %zu failed before in %s; %zu to run\n",
+               items.size(), (long long)shard.index, (long long)shard.count, items.size() - todo.size() - skipped_failed,
+               skipped_failed, out->c_str(), todo.size());
+  if (skipped_failed)
+    std::fprintf(stderr, "wavllm batch: --retry-failed runs the %zu failed items again\n", skipped_failed);
+  if (todo.empty()) return skipped_failed ? 1 : 0;
 
   // Opened before the model loads, so an unwritable path fails in a second, not after the load.
   AppendOutput os(*out);
-  const std::shared_ptr<Model> model = load_model(a);
-  const GenerationOptions opt = flags.apply(model->generation_options());
+  // The audio is found before the model loads: a manifest whose audio is all missing fails at
+  // once, and the model is loaded only when an item can run.
+  std::vector<std::string> paths(todo.size()), problems(todo.size());
+  for (size_t i = 0; i < todo.size(); ++i) {
+    try {
+      if (!todo[i]->with_speech) throw Error("with_speech False (text-only items) is not supported");
+      paths[i] = resolve_audio(root, todo[i]->audio);
+      RegularFile(paths[i], "audio file");
+    } catch (const std::exception& e) {
+      if (paths[i].empty()) paths[i] = todo[i]->audio;
+      problems[i] = error_text(e);
+    }
+  }
+  std::shared_ptr<Model> model;
+  GenerationOptions opt;
+  if (std::count(problems.begin(), problems.end(), std::string()) > 0) {
+    model = load_model(choice);
+    opt = flags.apply(model->generation_options());
+  }
 
   Progress progress(todo.size());
-  size_t errors = 0, n = 0;
-  for (const ManifestItem* item : todo) {
-    const std::string instruction = prompt_override.value_or(item->prompt);
-    std::string path = item->audio;
+  size_t errors = 0;
+  for (size_t i = 0; i < todo.size(); ++i) {
+    const ManifestItem& item = *todo[i];
+    const std::string instruction = prompt_override.value_or(item.prompt);
     json j;
     try {
-      if (!item->with_speech) throw Error("with_speech False (text-only items) is not supported");
-      path = resolve_audio(root, item->audio);
-      j = json::parse(model->generate(DecodedAudio::load(path), instruction, opt).to_json());
+      if (!problems[i].empty()) throw Error(problems[i]);
+      j = json::parse(model->generate(DecodedAudio::load(paths[i]), instruction, opt).to_json());
     } catch (const std::exception& e) {
       j = {{"error", error_text(e)}};
       ++errors;
     }
-    j["id"] = item->id;
-    j["audio"] = path;
+    j["id"] = item.id;
+    j["audio"] = paths[i];
     j["prompt"] = instruction;
-    j["tgt_text"] = item->tgt_text;
+    j["reference"] = item.tgt_text;
     os.write_line(dump(j));  // one whole line per item: an interruption loses at most one
-    progress.update(++n, errors);
+    progress.update(i + 1, errors);
   }
   if (errors) {
-    std::fprintf(stderr, "wavllm: error: %zu of %zu items failed (their lines in %s have an \"error\")\n", errors,
-                 todo.size(), out->c_str());
+    std::fprintf(stderr, "wavllm: error: %zu of %zu items failed (their lines in %s have an \"error\"; "
+                 "--retry-failed runs them again)\n", errors, todo.size(), out->c_str());
     return 1;
   }
-  return 0;
+  return skipped_failed ? 1 : 0;
 }
 
 }  // namespace wavllm::cli

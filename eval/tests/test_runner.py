@@ -3,18 +3,21 @@
 import json
 import os
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
 import gaokao
 import run_task
+import wavllm
 from wavllm_eval import metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 CASES = json.loads((FIXTURES / "cases.json").read_text())
 DEMO = str(ROOT / "models" / "demo")
+EVAL = ROOT / "eval"
 SHARED_GAOKAO = ROOT.parent / "shared" / "data" / "wavllm_test_data" / "gaokao.tsv"
 
 
@@ -70,7 +73,7 @@ def test_run_task_never_writes_into_a_folder_of_the_users(tmp_path):
     out.mkdir()
     (out / "report.md").write_text("my report")
     tsv = write_tsv(tmp_path / "m.tsv", ["id", "audio", "prompt", "tgt_text"], [["0", "plants.wav", "p", "t"]])
-    assert run_task.main(["--manifest", tsv, "--audio-root", str(FIXTURES / "audio"), "--model", DEMO,
+    assert run_task.main([tsv, "--audio-dir", str(FIXTURES / "audio"), "--model", DEMO,
                           "--out", str(out)]) == 2
     assert (out / "report.md").read_text() == "my report" and sorted(os.listdir(out)) == ["report.md"]
 
@@ -83,14 +86,14 @@ def test_run_task_scores_and_reports(tmp_path):
             for c in cases]
     asr = write_tsv(tmp_path / "mixed.tsv", header, rows)
     out = tmp_path / "out"
-    rc = run_task.main(["--manifest", asr, "--audio-root", str(FIXTURES / "audio"), "--model", DEMO,
+    rc = run_task.main([asr, "--audio-dir", str(FIXTURES / "audio"), "--model", DEMO,
                         "--out", str(out), "--max-new-tokens", "10", "--task", "asr", "--threads", "1"])
     assert rc == 0
     items = read_items(out)
     assert [it["id"] for it in items] == cases
     for it in items:
-        assert it["error"] is None and it["hypothesis"] == CASES[it["id"]]["text"]
-        assert it["tokens"] == len(CASES[it["id"]]["generated_ids"])
+        assert it["error"] is None and it["text"] == CASES[it["id"]]["text"]
+        assert it["token_ids"] == CASES[it["id"]]["generated_ids"]
     report = json.loads((out / "report.json").read_text())
     assert report["task"] == "asr" and report["score"]["value"] == 0.0  # hypotheses == references
     assert report["counts"] == {"manifest": 3, "missing_audio": 0, "run": 3, "failed": 0}
@@ -101,14 +104,14 @@ def test_run_task_scores_and_reports(tmp_path):
     md = (out / "report.md").read_text()
     assert "WER (normalized): 0.00" in md and "real-time factor" in md
 
-    # --resume keeps finished items: an edited one is scored as it stands, not run again.
-    edited = [dict(it, hypothesis="x") if it["id"] == "short_er" else it for it in items]
+    # A rerun into the same --out keeps finished items: an edited one is scored as it stands.
+    edited = [dict(it, text="x") if it["id"] == "short_er" else it for it in items]
     (out / "items.jsonl").write_text("".join(json.dumps(it) + "\n" for it in edited))
-    assert run_task.main(["--manifest", asr, "--audio-root", str(FIXTURES / "audio"), "--model", DEMO,
-                          "--out", str(out), "--task", "asr", "--resume"]) == 0
-    assert [it["hypothesis"] for it in read_items(out)] == [it["hypothesis"] for it in edited]
+    assert run_task.main([asr, "--audio-dir", str(FIXTURES / "audio"), "--model", DEMO,
+                          "--out", str(out), "--task", "asr"]) == 0
+    assert [it["text"] for it in read_items(out)] == [it["text"] for it in edited]
     report = json.loads((out / "report.json").read_text())
-    expected = metrics.wer([CASES[c]["text"] for c in cases], [it["hypothesis"] for it in edited], normalize=True)
+    expected = metrics.wer([CASES[c]["text"] for c in cases], [it["text"] for it in edited], normalize=True)
     assert report["score"]["value"] == pytest.approx(100 * expected.rate) and expected.rate > 0
 
 
@@ -118,7 +121,7 @@ def test_run_task_sqa_accuracy_failures_and_missing_audio(tmp_path, capsys):
     rows = [["ok", sqa["audio"], "1", sqa["prompt"], "A", "True"],
             ["bad", "missing.wav", "1", sqa["prompt"], "B", "True"]]
     tsv = write_tsv(tmp_path / "sqa.tsv", header, rows)
-    args = ["--manifest", tsv, "--audio-root", str(FIXTURES / "audio"), "--model", DEMO,
+    args = [tsv, "--audio-dir", str(FIXTURES / "audio"), "--model", DEMO,
             "--out", str(tmp_path / "out"), "--max-new-tokens", "10", "--threads", "1"]
     assert run_task.main(args) == 2
     assert "1 of 2 audio files are missing" in capsys.readouterr().err
@@ -127,15 +130,51 @@ def test_run_task_sqa_accuracy_failures_and_missing_audio(tmp_path, capsys):
     # A corrupt file is recorded as a failed item and scored as no answer.
     shutil.copy(FIXTURES / "audio" / sqa["audio"], tmp_path / sqa["audio"])
     (tmp_path / "missing.wav").write_bytes(b"RIFF not really a wav")
-    assert run_task.main(args[:3] + [str(tmp_path)] + args[4:]) == 0
+    assert run_task.main(args[:2] + [str(tmp_path)] + args[3:]) == 0
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["task"] == "sqa"  # recognised from the options in the prompt
     assert report["counts"] == {"manifest": 2, "missing_audio": 0, "run": 2, "failed": 1}
     ok, bad = read_items(tmp_path / "out")
     assert "missing.wav" in bad["error"]
-    expected = metrics.extract_option(ok["hypothesis"], metrics.parse_options(sqa["prompt"]))
+    expected = metrics.extract_option(ok["text"], metrics.parse_options(sqa["prompt"]))
     assert ok["predicted"] == expected
     assert report["score"]["value"] == pytest.approx(50.0 if expected == "A" else 0.0)
+
+    # A rerun keeps the failed item as it failed; --retry-failed runs it again (now readable).
+    shutil.copy(FIXTURES / "audio" / sqa["audio"], tmp_path / "missing.wav")
+    assert run_task.main(args[:2] + [str(tmp_path)] + args[3:]) == 0
+    assert "missing.wav" in read_items(tmp_path / "out")[1]["error"]
+    assert run_task.main(args[:2] + [str(tmp_path)] + args[3:] + ["--retry-failed"]) == 0
+    ok, retried = read_items(tmp_path / "out")
+    assert retried["error"] is None and retried["text"] == ok["text"]  # the same audio and prompt
+
+
+def test_ctrl_c_says_what_was_kept_without_a_traceback(tmp_path, capsys, monkeypatch):
+    tsv = write_tsv(tmp_path / "m.tsv", ["id", "audio", "prompt", "tgt_text"], [["0", "plants.wav", "p", "A"]])
+
+    def interrupt(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(run_task, "run_item", interrupt)
+    for script in (run_task, gaokao):
+        out = tmp_path / script.__name__
+        assert script.main([tsv, "--audio-dir", str(FIXTURES / "audio"), "--model", DEMO, "--out", str(out)]) == 130
+        err = capsys.readouterr().err
+        assert "interrupted" in err and "rerun the same command" in err and "Traceback" not in err
+
+
+def test_the_readme_example_runs_with_its_defaults(tmp_path):
+    """`eval/run_task.py MANIFEST --model DIR --audio-dir DIR` as the README writes it: a script
+    run from a checkout, --out defaulting to results/<manifest name>."""
+    tsv = write_tsv(tmp_path / "asr.tsv", ["id", "audio", "prompt", "tgt_text"],
+                    [["0", "plants.wav", CASES["plants_asr"]["prompt"], "t"]])
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)  # the script finds the build tree's package itself
+    env["WAVLLM_BUILD_DIR"] = str(Path(wavllm.__file__).resolve().parents[2])
+    r = subprocess.run([str(EVAL / "run_task.py"), tsv, "--model", DEMO, "--audio-dir", str(FIXTURES / "audio"),
+                        "--max-new-tokens", "3"], cwd=tmp_path, env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "results" / "asr" / "report.md").is_file()
 
 
 def test_gaokao_missing_audio_and_score_available(tmp_path, capsys):
@@ -148,7 +187,7 @@ def test_gaokao_missing_audio_and_score_available(tmp_path, capsys):
     audio.mkdir(parents=True)
     for i, name in enumerate(["short.wav", "plants.wav"]):
         shutil.copy(FIXTURES / "audio" / name, audio / f"short_conv_{i}.wav")
-    args = ["--manifest", tsv, "--audio-dir", str(tmp_path / "dl"), "--model", DEMO,
+    args = [tsv, "--audio-dir", str(tmp_path / "dl"), "--model", DEMO,
             "--out", str(tmp_path / "out"), "--max-new-tokens", "5", "--threads", "1"]
     assert gaokao.main(args) == 2
     assert "1 of 3 audio files are missing" in capsys.readouterr().err
@@ -161,7 +200,7 @@ def test_gaokao_missing_audio_and_score_available(tmp_path, capsys):
 
 @pytest.mark.skipif(not SHARED_GAOKAO.exists(), reason="needs ../shared/data (the reference test data)")
 def test_gaokao_real_manifest_without_audio(tmp_path, capsys):
-    rc = gaokao.main(["--manifest", str(SHARED_GAOKAO), "--audio-dir", str(tmp_path), "--model", DEMO,
+    rc = gaokao.main([str(SHARED_GAOKAO), "--audio-dir", str(tmp_path), "--model", DEMO,
                       "--out", str(tmp_path / "out")])
     assert rc == 2
     assert "2000 of 2000 audio files are missing" in capsys.readouterr().err

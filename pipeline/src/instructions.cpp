@@ -42,6 +42,8 @@ std::string translate_instruction(const std::string& language) {
   throw ArgumentError("unknown target language '" + language + "' (known: " + known + ")");
 }
 
+std::vector<std::string> translation_languages() { return {kLanguages.begin(), kLanguages.end()}; }
+
 std::string speaker_verification_instruction() { return "Is there only one speaker in the audio clip?"; }
 
 std::string emotion_instruction() {

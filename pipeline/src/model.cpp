@@ -13,6 +13,7 @@
 #include "wavllm/core/error.h"
 #include "wavllm/core/files.h"
 #include "wavllm/core/runtime.h"
+#include "wavllm/core/safetensors.h"
 #include "wavllm/core/weights.h"
 #include "wavllm/pipeline/stages.h"
 
@@ -21,6 +22,10 @@ namespace fs = std::filesystem;
 namespace wavllm {
 
 namespace {
+
+// LibTorch has no float16 convolutions on CPU; bfloat16 is the half-size CPU type.
+const char* const kNoHalfOnCpu =
+    "dtype float16 runs on CUDA only (LibTorch has no float16 convolutions on CPU): use bfloat16, float32 or auto";
 
 constexpr double kSampleRate = 16000.0;
 // Distinct instructions whose LoRA scale is kept; a batch of free-form questions must not
@@ -250,21 +255,33 @@ struct Model::Impl {
 ModelOptions ModelOptions::parse(const std::string& device, const std::string& dtype, int threads) {
   ModelOptions o;
   o.device = parse_device(device);
-  o.dtype = parse_dtype(dtype);
+  if (dtype != "auto") o.dtype = parse_dtype(dtype);
+  if (o.device.is_cpu() && o.dtype == at::kHalf) throw ArgumentError(kNoHalfOnCpu);
   o.threads = threads;
   return o;
 }
 
+at::ScalarType stored_dtype(const std::string& model_dir, at::Device device) {
+  std::map<st::DType, int64_t> elements;
+  const st::ShardSet shards = st::ShardSet::open(model_dir);
+  for (const auto& [name, entry] : shards.tensors()) elements[entry.second->dtype] += entry.second->numel();
+  at::ScalarType best = at::kFloat;
+  int64_t most = -1;
+  for (const auto& [dtype, type] : {std::pair{st::DType::F32, at::kFloat}, {st::DType::BF16, at::kBFloat16},
+                                    {st::DType::F16, at::kHalf}}) {
+    if (elements.count(dtype) && elements[dtype] > most) most = elements[dtype], best = type;
+  }
+  return best == at::kHalf && device.is_cpu() ? at::kFloat : best;
+}
+
 std::shared_ptr<Model> Model::load(const std::string& model_dir, const ModelOptions& opt) {
   const at::Device device = opt.device;
-  const at::ScalarType dtype = opt.dtype;
-  // LibTorch has no float16 convolutions on CPU; bfloat16 is the half-size CPU type.
-  if (device.is_cpu() && dtype == at::kHalf)
-    throw ArgumentError("dtype float16 is not supported on CPU (LibTorch lacks float16 convolutions there): use bfloat16 or float32");
+  if (device.is_cpu() && opt.dtype == at::kHalf) throw ArgumentError(kNoHalfOnCpu);
+  check_model_dir(model_dir);
+  const at::ScalarType dtype = opt.dtype ? *opt.dtype : stored_dtype(model_dir, device);
   if (dtype != at::kFloat && dtype != at::kHalf && dtype != at::kBFloat16)
     throw ArgumentError("dtype " + dtype_label(dtype) + " is not supported (float32, float16 or bfloat16)");
   if (opt.threads < 0) throw ArgumentError("threads must be >= 0 (0 = all cores), got " + std::to_string(opt.threads));
-  check_model_dir(model_dir);
   InferenceGuard guard;
   const ModelConfig cfg = ModelConfig::load((fs::path(model_dir) / "config.json").string());
   // The front end cuts 30-s parts of 3000 frames and Whisper's conv stride halves them: another

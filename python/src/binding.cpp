@@ -134,8 +134,8 @@ class PyModel {
   PyModel(const py::object& path_like, const std::string& device, const std::string& dtype, std::optional<int> threads) {
     const auto path = as_path(path_like);
     if (!path) throw py::type_error("path must be a model directory (str or os.PathLike), not " + type_name(path_like));
-    if (threads && *threads < 1)
-      throw py::value_error("threads must be >= 1 (got " + std::to_string(*threads) + "); None uses every core");
+    if (threads && *threads < 0)
+      throw py::value_error("threads must be >= 0 (got " + std::to_string(*threads) + "); 0 or None uses every core");
     const auto opt = wavllm::ModelOptions::parse(device, dtype, threads.value_or(0));
     py::gil_scoped_release nogil;
     model_ = wavllm::Model::load(*path, opt);
@@ -222,6 +222,7 @@ PYBIND11_MODULE(_wavllm, m) {
                                               "An argument or option outside its rule (also a ValueError).");
   static py::object resource_error = subclass("ResourceError", py::make_tuple(error),
                                               "A valid request beyond a limit of the model or the machine.");
+  error.attr("__doc__") = "A wavllm failure: a bad file, weights or config (itself), or one of its subclasses.";
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -284,11 +285,24 @@ PYBIND11_MODULE(_wavllm, m) {
       py::arg("in_dir"), py::arg("out_dir"), py::arg("format") = "q8_0",
       "`wavllm quantize`: a float model directory to a new quantized one (docs/kernels.md).");
 
-  m.def("transcribe_instruction", &wavllm::transcribe_instruction);
-  m.def("translate_instruction", &wavllm::translate_instruction, py::arg("language"));
-  m.def("speaker_verification_instruction", &wavllm::speaker_verification_instruction);
-  m.def("emotion_instruction", &wavllm::emotion_instruction);
-  m.def("question_instruction", &wavllm::question_instruction, py::arg("question"));
+  m.attr("__version__") = WAVLLM_VERSION;
+  m.def(
+      "canonical_dtype", [](const std::string& name) { return wavllm::dtype_label(wavllm::parse_dtype(name)); },
+      py::arg("name"),
+      "The dtype a name means (float32 for 'fp32', 'f32', 'float'; bfloat16 for 'bf16'; float16 for 'fp16', "
+      "'f16', 'half'): the one table of dtype names, shared by the CLI, the binding and the converter.");
+  m.def("translation_languages", &wavllm::translation_languages,
+        "The target languages translate_instruction (and `wavllm translate --to`) accepts.");
+  m.def("transcribe_instruction", &wavllm::transcribe_instruction,
+        "The instruction of the speech-recognition task (`wavllm transcribe`), as the reference writes it.");
+  m.def("translate_instruction", &wavllm::translate_instruction, py::arg("language"),
+        "The speech-translation instruction into `language` (one of translation_languages(), any case); "
+        "ArgumentError for another.");
+  m.def("speaker_verification_instruction", &wavllm::speaker_verification_instruction,
+        "The speaker-verification instruction (`wavllm verify-speaker`).");
+  m.def("emotion_instruction", &wavllm::emotion_instruction, "The emotion-recognition instruction (`wavllm emotion`).");
+  m.def("question_instruction", &wavllm::question_instruction, py::arg("question"),
+        "A spoken-question-answering instruction: the question itself, trimmed (`wavllm ask`).");
   m.def("set_threads", &wavllm::set_threads, py::arg("n"),
         "Intra-op threads of the whole process (n <= 0: one per core; capped at the core count). A Model "
         "runs its calls with its own `threads` whatever this says.");
@@ -314,13 +328,22 @@ PYBIND11_MODULE(_wavllm, m) {
       .def_readwrite("return_step_logits", &GenerationOptions::return_step_logits)
       .def("validate", &GenerationOptions::validate,
            "Raises wavllm.ArgumentError naming the first option outside its range.")
-      .def("__repr__", [](const GenerationOptions& o) {
-        return "GenerationOptions(temperature=" + std::to_string(o.temperature) + ", top_p=" + std::to_string(o.top_p) +
-               ", top_k=" + std::to_string(o.top_k) + ", num_beams=" + std::to_string(o.num_beams) +
-               ", max_new_tokens=" + std::to_string(o.max_new_tokens) + ", max_steps=" + std::to_string(o.max_steps) + ")";
+      .def("__repr__", [](const py::object& self) {
+        // Every field, by the class's own properties: the list is the bound one, written once.
+        std::string fields;
+        for (const auto& name : py::module_::import("builtins").attr("sorted")(py::type::of(self).attr("__dict__"))) {
+          const std::string n = py::str(name);
+          if (n.rfind("_", 0) == 0 || !py::isinstance(py::type::of(self).attr("__dict__")[name],
+                                                       py::module_::import("builtins").attr("property")))
+            continue;
+          fields += (fields.empty() ? "" : ", ") + n + "=" + std::string(py::repr(self.attr(name)));
+        }
+        return "GenerationOptions(" + fields + ")";
       });
 
-  py::class_<wavllm::GenerationResult>(m, "GenerationResult")
+  py::class_<wavllm::GenerationResult>(m, "GenerationResult",
+                                       "What Model.generate returns: the text, its token ids, per-stage timings "
+                                       "and the real-time factor (and the step logits when asked for).")
       .def_property_readonly("text", [](const wavllm::GenerationResult& r) { return to_py_str(r.text); })
       .def_readonly("token_ids", &wavllm::GenerationResult::token_ids,
                     "generated ids after the forced prompt suffix, EOS stripped")
@@ -346,7 +369,7 @@ PYBIND11_MODULE(_wavllm, m) {
 
   py::class_<PyModel>(m, "Model")
       .def(py::init<const py::object&, const std::string&, const std::string&, std::optional<int>>(),
-           py::arg("path"), py::arg("device") = "cpu", py::arg("dtype") = "float32", py::arg("threads") = py::none())
+           py::arg("path"), py::arg("device") = "cpu", py::arg("dtype") = "auto", py::arg("threads") = py::none())
       .def_property_readonly("directory", [](const PyModel& pm) { return pm.get().directory(); })
       .def_property_readonly("device", [](const PyModel& pm) { return pm.get().device().str(); })
       .def_property_readonly("dtype", [](const PyModel& pm) { return wavllm::dtype_label(pm.get().dtype()); })

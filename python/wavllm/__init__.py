@@ -1,11 +1,11 @@
 """wavllm: a C++ inference engine for WavLLM, with Python tools (wavllm.convert).
 
-Research binding (docs/model.md §9), numpy in and out:
+Research binding (docs/python.md), numpy in and out:
 
     import wavllm
     samples = wavllm.load_audio("speech.flac")          # float32 mono 16 kHz
     mel, frames = wavllm.log_mel(samples)               # [parts, 80, 3000], [parts]
-    m = wavllm.Model("models/wavllm", device="cpu", dtype="float32", threads=None)
+    m = wavllm.Model("models/demo")                     # device="cpu", dtype="auto", threads=None
     m.transcribe("speech.flac")                         # -> str
     r = m.generate(samples, "Translate the audio clip into German.", max_new_tokens=64)
     r.text, r.token_ids, r.timings, r.real_time_factor
@@ -13,18 +13,18 @@ Research binding (docs/model.md §9), numpy in and out:
     opts.num_beams = 4
     m.generate(samples, wavllm.transcribe_instruction(), options=opts)
 
-Audio arguments are a path or a 1-D C-contiguous float32 array at 16 kHz; other arrays raise
-ValueError (float64 too: convert with .astype(numpy.float32)). Engine failures raise
-wavllm.Error, a RuntimeError: bad files, weights or configs as wavllm.Error itself, an option or
-argument outside its rule (a generation option, a dtype, a device, a language) as
+Audio arguments are a path (str or os.PathLike) or a 1-D C-contiguous float32 array at 16 kHz;
+other arrays raise ValueError (float64 too: convert with .astype(numpy.float32)). Engine failures
+raise wavllm.Error, a RuntimeError: bad files, weights or configs as wavllm.Error itself, an
+option or argument outside its rule (a generation option, a dtype, a device, a language) as
 wavllm.ArgumentError (also a ValueError), and a request beyond a limit (memory, context, audio
-length) as wavllm.ResourceError. Model methods release the GIL and
-one Model may be shared by several threads. Generation options left as None take the model's
-config.json "generation" values (greedy for the released model).
+length) as wavllm.ResourceError. Model methods release the GIL and one Model may be shared by
+several threads. Generation options left as None take the model's config.json "generation"
+values (greedy for the released model).
 
-The converter (`python -m wavllm.convert`) needs numpy, not torch; it takes the tensor names
-from the compiled engine and says so when it is missing. The package imports without the
-compiled module (a missing `_wavllm` is reported when an engine name is used, not on import).
+The converter (`python -m wavllm.convert`, or `wavllm convert`) needs numpy, not torch; it takes
+the tensor names from the compiled engine and says so when it is missing. The package imports
+without the compiled module (a missing `_wavllm` is reported when an engine name is used).
 """
 import importlib
 
@@ -36,7 +36,7 @@ except ModuleNotFoundError as e:
     _wavllm = None
 
 __all__ = ["Error", "ArgumentError", "ResourceError", "Model", "GenerationOptions", "GenerationResult", "load_audio",
-           "log_mel", "set_threads",
+           "log_mel", "set_threads", "canonical_dtype", "translation_languages",
            "transcribe_instruction", "translate_instruction", "speaker_verification_instruction",
            "emotion_instruction", "question_instruction"]
 
@@ -44,29 +44,86 @@ if _wavllm is None:
     def __getattr__(name):
         if name in __all__:
             raise ImportError(f"wavllm.{name} needs the compiled engine (wavllm/_wavllm*.so): build "
-                              "the project and put build/python on PYTHONPATH")
+                              "the project and put build/python on PYTHONPATH, or pip install the project")
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 else:
-    from ._wavllm import (ArgumentError, Error, GenerationOptions, GenerationResult, ResourceError, emotion_instruction, load_audio, log_mel,
-                          question_instruction, set_threads, speaker_verification_instruction,
-                          transcribe_instruction, translate_instruction)
+    from ._wavllm import (ArgumentError, Error, GenerationOptions, GenerationResult, ResourceError,  # noqa: F401
+                          canonical_dtype, emotion_instruction, load_audio, question_instruction, set_threads,
+                          speaker_verification_instruction, transcribe_instruction, translate_instruction,
+                          translation_languages)
+
+    __version__ = _wavllm.__version__
+
+    def log_mel(audio, n_mels=80):
+        """Whisper's log-mel spectrogram of `audio` (a path or float32 samples at 16 kHz), per 30-s
+        part: (float32 array [parts, n_mels, 3000], int64 array [parts] of valid frames)."""
+        return _wavllm.log_mel(audio, n_mels)
 
     class Model(_wavllm.Model):
         """A loaded WavLLM model directory (config.json, model*.safetensors, tokenizer.model).
 
-        Model(path, device="cpu", dtype="float32", threads=None); threads=None uses every core.
-        The thread count belongs to this model: each call runs with it and the process's
-        setting (set_threads) is left as it was. The task helpers take generate()'s keyword
-        options and return the text; generate() returns a GenerationResult."""
+        Model(path, device="cpu", dtype="auto", threads=None)
 
-        def transcribe(self, audio, **options):
-            return self.generate(audio, transcribe_instruction(), **options).text
+        path: the directory, a str or os.PathLike (pathlib.Path).
+        device: "cpu", "cuda" or "cuda:N".
+        dtype: "auto" (as the weights are stored: a bfloat16 folder runs in bfloat16), "float32",
+            "bfloat16", or "float16" (CUDA only); aliases such as "bf16" and "fp32" are accepted.
+        threads: intra-op CPU threads of this model's calls; None or 0 uses every core. The
+            process's setting (set_threads) is left as it was.
 
-        def translate(self, audio, to="German", **options):
-            return self.generate(audio, translate_instruction(to), **options).text
+        Every audio argument is a path or a 1-D float32 numpy array at 16 kHz. The task helpers
+        (transcribe, translate, ask) return the text; generate() returns a GenerationResult."""
 
-        def ask(self, audio, question, **options):
-            return self.generate(audio, question_instruction(question), **options).text
+        def __init__(self, path, device="cpu", dtype="auto", threads=None):
+            self._loaded = False  # a failed load leaves no engine object behind to describe
+            super().__init__(path, device, dtype, threads)
+            self._loaded = True
+
+        def generate(self, audio, instruction, *, options=None, on_text=None, **fields):
+            """The answer to `instruction` about `audio`, as a GenerationResult.
+
+            options: a GenerationOptions (default: the model's config.json values, greedy for
+                the released model); each keyword in `fields` is a GenerationOptions field
+                (max_new_tokens, max_steps, temperature, top_p, top_k, seed, num_beams,
+                length_penalty, repetition_penalty, no_repeat_ngram_size, stop,
+                return_step_logits) set over it; None leaves a field as it is.
+            on_text: called with each piece of text as it is decoded (streaming).
+            An unknown keyword is a TypeError; a value outside its rule a wavllm.ArgumentError."""
+            return super().generate(audio, instruction, options=options, on_text=on_text, **fields)
+
+        def transcribe(self, audio, **fields):
+            """The transcription of `audio` (str); keywords as generate()'s."""
+            return self.generate(audio, transcribe_instruction(), **fields).text
+
+        def translate(self, audio, to="German", **fields):
+            """The translation of `audio` into the language `to` (see translation_languages())."""
+            return self.generate(audio, translate_instruction(to), **fields).text
+
+        def ask(self, audio, question, **fields):
+            """The answer to `question` (with its answer options, as the Gaokao test writes them)."""
+            return self.generate(audio, question_instruction(question), **fields).text
+
+        def whisper_encoder(self, audio):
+            """Whisper encoder output per 30-s part: a list of float32 arrays [T, d]."""
+            return super().whisper_encoder(audio)
+
+        def wavlm_hidden_states(self, audio):
+            """WavLM's input to layer 0 and the output of every layer: a list of float32 [T, h]."""
+            return super().wavlm_hidden_states(audio)
+
+        def audio_embeddings(self, audio):
+            """The fused audio embeddings the decoder reads: float32 [T, dim]."""
+            return super().audio_embeddings(audio)
+
+        def prompt_ids(self, instruction):
+            """(left, right, orig) token id lists of the prompt around the audio (docs/model.md §6)."""
+            return super().prompt_ids(instruction)
+
+        def prompt_scale(self, instruction):
+            """The prompt adapter's LoRA scale for `instruction`: float32 [dim]."""
+            return super().prompt_scale(instruction)
 
         def __repr__(self):
+            if not self.__dict__.get("_loaded"):
+                return "wavllm.Model(<not loaded>)"
             return f"wavllm.Model({self.directory!r}, device={self.device!r}, dtype={self.dtype!r})"

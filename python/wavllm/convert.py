@@ -384,8 +384,11 @@ def convert(checkpoint, out_dir, dtype="float32", shard_size="2GB", preset="wavl
     quantize: None, or a format of `wavllm quantize` ("q8_0") the float model is then stored in."""
     if quantize is not None and quantize not in ("q8_0", "q4_0"):
         raise ConvertError(f"unknown --quantize {quantize!r} (this build has q8_0 and q4_0)")
-    if dtype not in _DTYPES:
-        raise ConvertError(f"unknown --dtype {dtype!r} (expected float32, float16 or bfloat16)")
+    engine = _engine()
+    try:
+        dtype = engine.canonical_dtype(dtype)  # the engine's names and aliases: bf16, fp16, fp32...
+    except engine.ArgumentError as e:
+        raise ConvertError(f"--dtype: {e}") from None
     st_dtype = _DTYPES[dtype]
     try:
         shard_bytes = parse_size(shard_size)
@@ -396,8 +399,15 @@ def convert(checkpoint, out_dir, dtype="float32", shard_size="2GB", preset="wavl
 
     _check_out_dir(out_dir)
     tensors = _state_dict(checkpoint)
-    cfg = derive_config({n: list(t.shape) for n, t in tensors.items()}, hparams, preset)
-    _engine_check(cfg, {n: list(t.shape) for n, t in tensors.items()})
+    try:
+        cfg = derive_config({n: list(t.shape) for n, t in tensors.items()}, hparams, preset)
+        _engine_check(cfg, {n: list(t.shape) for n, t in tensors.items()})
+    except ConvertError as e:
+        if hparams is None:  # the preset's hyperparameters are the likely cause
+            raise ConvertError(f"{e}\n(with --preset {preset}'s hyperparameters: a checkpoint of other sizes "
+                               "needs --hparams H.json, e.g. tests/fixtures/tiny/hparams.json for the "
+                               "tiny test checkpoint)") from None
+        raise
     if tokenizer:
         _check_tokenizer(tokenizer, cfg["llama"]["vocab_size"])
 
@@ -447,19 +457,13 @@ def _quantized(float_dir, parent, fmt):
     return target
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message):  # bad usage is bad input: exit 1 like every other input error
-        self.print_usage(sys.stderr)
-        print(f"{self.prog}: error: {message}", file=sys.stderr)
-        sys.exit(1)
-
-
 def main(argv=None):
-    p = _Parser(prog="python3 -m wavllm.convert",
+    # argparse's usage errors exit 2, as the wavllm command line's do.
+    p = argparse.ArgumentParser(prog="wavllm convert",
                 description="Convert a WavLLM fairseq checkpoint into a wavllm model directory.")
     p.add_argument("checkpoint", help="the fairseq training checkpoint (.pt)")
     p.add_argument("out_dir", help="model directory to write")
-    p.add_argument("--dtype", default="float32", help="float32 (default), float16 or bfloat16")
+    p.add_argument("--dtype", default="float32", help="float32 (default), bfloat16 or float16 (aliases: fp32, bf16, fp16...)")
     p.add_argument("--shard-size", default="2GB", help="maximum tensor bytes per file (default 2GB)")
     g = p.add_mutually_exclusive_group()
     g.add_argument("--preset", default="wavllm-7b",

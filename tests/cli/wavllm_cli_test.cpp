@@ -14,6 +14,7 @@
 #include <sstream>
 
 #include "commands.h"
+#include "wavllm/pipeline/model.h"
 #include "wavllm/core/safetensors.h"
 #include "test_util.h"
 
@@ -184,7 +185,8 @@ TEST_F(Cli, JsonOutputParses) {
   while (std::getline(lines, line)) objs.push_back(json::parse(line));
   ASSERT_EQ(objs.size(), 2u);
   const json& j = objs[0];
-  EXPECT_EQ(j["file"], audio("museum.wav"));
+  EXPECT_EQ(j["audio"], audio("museum.wav"));
+  EXPECT_EQ(j["prompt"], "Where will the speakers go first? A. The museum; B. A cafe; C. The station.");
   EXPECT_EQ(j["token_ids"], json::parse("[434,109,246,368,142,284,94,284,94,211]"));
   EXPECT_GT(j["audio_seconds"].get<double>(), 9.0);
   EXPECT_GT(j["real_time_factor"].get<double>(), 0.0);
@@ -211,7 +213,7 @@ TEST_F(Cli, BatchGoesOnAfterABrokenItemResumesAndShards) {
   }
   const fs::path out = dir_ / "out.jsonl";
   auto batch = [&](std::vector<std::string> extra) {
-    std::vector<std::string> a = {"batch", "--model", demo_dir(), "--max-new-tokens", "3", "--audio-root", dir_.string(),
+    std::vector<std::string> a = {"batch", "--model", demo_dir(), "--max-new-tokens", "3", "--audio-dir", dir_.string(),
                                   "--out", out.string(), manifest.string()};
     a.insert(a.end(), extra.begin(), extra.end());
     return run(a);
@@ -227,7 +229,8 @@ TEST_F(Cli, BatchGoesOnAfterABrokenItemResumesAndShards) {
   // Simulate an interruption in the middle of a line: it is dropped and its item reruns.
   { std::ofstream(out, std::ios::app) << "{\"id\": \"c\", \"te"; }
   r = batch({});
-  EXPECT_EQ(r.status, 0) << r.err;  // only a and c ran, both fine
+  EXPECT_EQ(r.status, 1) << r.err;  // only a and c ran, both fine; b's failure stands
+  EXPECT_NE(r.err.find("--retry-failed runs the 1 failed items again"), std::string::npos) << r.err;
   lines = jsonl(out);
   ASSERT_EQ(lines.size(), 3u);
   std::set<std::string> ids;
@@ -238,14 +241,101 @@ TEST_F(Cli, BatchGoesOnAfterABrokenItemResumesAndShards) {
     EXPECT_FALSE(j.contains("error")) << j.dump();
     EXPECT_EQ(j["token_ids"].size(), 3u) << j.dump();
   }
-  EXPECT_EQ(lines[1]["tgt_text"], "sad");  // a: found by file name under the audio root
+  EXPECT_EQ(lines[1]["reference"], "sad");  // a: found by file name under the audio root
 
-  // Everything done: nothing runs, the output is unchanged.
+  // Everything answered: nothing runs, the output is unchanged.
   const std::string before = read_file(out);
   r = batch({});
-  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.status, 1) << r.err;
   EXPECT_EQ(read_file(out), before);
-  EXPECT_NE(r.err.find("3 already in"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("2 done and 1 failed before in"), std::string::npos) << r.err;
+
+  // --retry-failed reruns b (its file mended) and drops its error line: one line per id.
+  fs::copy_file(audio("short.wav"), dir_ / "broken.wav", fs::copy_options::overwrite_existing);
+  r = batch({"--retry-failed"});
+  EXPECT_EQ(r.status, 0) << r.err;
+  lines = jsonl(out);
+  ASSERT_EQ(lines.size(), 3u);
+  for (const auto& j : lines) EXPECT_FALSE(j.contains("error")) << j.dump();
+  EXPECT_EQ(lines[2]["id"], "b");
+  r = batch({});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.err.find("3 done and 0 failed before in"), std::string::npos) << r.err;
+}
+
+TEST_F(Cli, DidYouMeanForMistypedCommandsAndOptions) {
+  for (const auto& [args, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {{"transcibe", "a.wav"}, "unknown command 'transcibe' (did you mean transcribe?)"},
+           {{"conver"}, "(did you mean convert?)"},
+           {{"transcribe", "--beams", "2", "a.wav"}, "unknown option --beams (did you mean --num-beams?)"},
+           {{"batch", "--audio-root", "x", "m.tsv"}, "unknown option --audio-root (did you mean --audio-dir?)"},
+           {{"transcribe", "-model", "x", "a.wav"}, "unknown option -model (did you mean --model?)"},
+           {{"transcribe", "--max-new-token", "3", "a.wav"}, "(did you mean --max-new-tokens?)"},
+           {{"xyzzy"}, "unknown command 'xyzzy' (see wavllm --help)"}}) {
+    const Outcome r = run(args);
+    EXPECT_EQ(r.status, 2) << args[0];
+    EXPECT_NE(r.err.find(says), std::string::npos) << r.err;
+  }
+}
+
+TEST_F(Cli, VersionInfoAndTasks) {
+  Outcome r = run({"--version"});
+  EXPECT_EQ(r.status, 0);
+  EXPECT_EQ(r.out.rfind(std::string("wavllm ") + WAVLLM_VERSION_FOR_TEST + " (LibTorch ", 0), 0u) << r.out;
+  r = run({"tasks"});
+  EXPECT_EQ(r.status, 0);
+  for (const std::string& instruction : {wavllm::transcribe_instruction(), wavllm::emotion_instruction(),
+                                         wavllm::speaker_verification_instruction(), wavllm::translate_instruction("German")})
+    EXPECT_NE(r.out.find(instruction), std::string::npos) << instruction;
+  r = run({"info", demo_dir()});
+  EXPECT_EQ(r.status, 0) << r.err;
+  // The demo model: 542,617 parameters, float32, 2048 positions; every figure is on its line.
+  for (const char* says : {"stored dtype: float32 (loaded as float32 on cpu)", "quantization: none", "parameters:   542617",
+                           "2048 decoder positions", "512 pieces, bos 1, eos 2", "(random weights)"})
+    EXPECT_NE(r.out.find(says), std::string::npos) << says << "\n" << r.out;
+  // The longest audio printed is what the context takes: a second more does not fit.
+  const auto at = r.out.find("in one request: ");
+  ASSERT_NE(at, std::string::npos);
+  const double seconds = std::stod(r.out.substr(at + 16));
+  const auto m = wavllm::Model::load(demo_dir());
+  const auto ids = m->prompt_ids(wavllm::transcribe_instruction());
+  const int64_t budget = m->config().llama.max_positions() - int64_t(ids.left.size() + ids.right.size());
+  EXPECT_LE(m->audio_token_count(int64_t(seconds * 16000)), budget);
+  EXPECT_GT(m->audio_token_count(int64_t((seconds + 1) * 16000)), budget);
+  EXPECT_EQ(run({"info", demo_dir(), "--model", demo_dir()}).status, 2);
+}
+
+TEST_F(Cli, NewcomerMistakesGetUsefulAnswers) {
+  const std::string m = demo_dir(), a = audio("short.wav");
+  // The question after the audio: the message shows the right order.
+  Outcome r = run({"ask", "--model", m, a, "What is said?"});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("ask takes the question first, then the audio files: wavllm ask \"What is said?\" " + a),
+            std::string::npos) << r.err;
+  // Audio paths are checked before the model loads (here a model that does not exist).
+  r = run({"transcribe", "--model", (dir_ / "no-model").string(), a, (dir_ / "x.wav").string(), (dir_ / "y.wav").string()});
+  EXPECT_EQ(r.status, 1);
+  EXPECT_NE(r.err.find("2 of 3 audio files cannot be read (nothing was run)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("x.wav: no such file"), std::string::npos) << r.err;
+  EXPECT_EQ(r.err.find("no-model"), std::string::npos) << r.err;
+  // float16 is CUDA's: refused on CPU as a usage error, and the help says so.
+  r = run({"transcribe", "--model", m, "--dtype", "fp16", a});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("option --dtype: dtype float16 runs on CUDA only"), std::string::npos) << r.err;
+  EXPECT_NE(run({"transcribe", "--help"}).out.find("float16 (CUDA only)"), std::string::npos);
+  // batch --out: a directory is refused before anything runs; - is standard output.
+  const fs::path manifest = dir_ / "m.tsv";
+  { std::ofstream(manifest) << "id\taudio\nx\tshort.wav\n"; }
+  fs::copy_file(a, dir_ / "short.wav");
+  r = run({"batch", "--model", m, "--audio-dir", dir_.string(), "--out", dir_.string(), manifest.string()});
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("is a directory; batch writes one JSON-lines file"), std::string::npos) << r.err;
+  const auto before = std::distance(fs::directory_iterator(dir_), fs::directory_iterator());
+  r = run({"batch", "--model", m, "--audio-dir", dir_.string(), "--max-new-tokens", "2", "--out", "-", manifest.string()});
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(json::parse(r.out)["id"], "x");
+  EXPECT_EQ(std::distance(fs::directory_iterator(dir_), fs::directory_iterator()), before);  // no file named -
+  EXPECT_FALSE(fs::exists("-"));
 }
 
 TEST_F(Cli, BatchOutputThatCannotBeWrittenFailsWithTheReason) {
@@ -253,7 +343,7 @@ TEST_F(Cli, BatchOutputThatCannotBeWrittenFailsWithTheReason) {
   const fs::path manifest = dir_ / "m.tsv";
   { std::ofstream(manifest) << "id\taudio\nx\tshort.wav\n"; }
   auto batch = [&](const std::string& out) {
-    return run({"batch", "--model", demo_dir(), "--max-new-tokens", "2", "--audio-root", dir_.string(), "--out", out,
+    return run({"batch", "--model", demo_dir(), "--max-new-tokens", "2", "--audio-dir", dir_.string(), "--out", out,
                 manifest.string()});
   };
   Outcome r = batch((dir_ / "no/such/dir/out.jsonl").string());
@@ -293,7 +383,7 @@ TEST_F(Cli, BatchNeverTruncatesAFileItDidNotWrite) {
   for (const std::string& text : contents) {
     const fs::path out = dir_ / "precious.txt";
     { std::ofstream(out, std::ios::binary) << text; }
-    const Outcome r = run({"batch", "--model", demo_dir(), "--audio-root", dir_.string(), "--out", out.string(),
+    const Outcome r = run({"batch", "--model", demo_dir(), "--audio-dir", dir_.string(), "--out", out.string(),
                            manifest.string()});
     if (text.rfind("{\"id\"", 0) == 0) {  // ours, cut short: resumed (x is done; the cut line goes)
       EXPECT_EQ(r.status, 0) << r.err;
@@ -323,7 +413,7 @@ TEST_F(Cli, BatchManifestPathsStayInsideTheAudioRootAndABomIsNoColumnName) {
                             << "abs\t" << (dir_ / "outside.wav").string() << "\n";
   }
   const fs::path out = dir_ / "out.jsonl";
-  const Outcome r = run({"batch", "--model", demo_dir(), "--max-new-tokens", "2", "--audio-root", root.string(),
+  const Outcome r = run({"batch", "--model", demo_dir(), "--max-new-tokens", "2", "--audio-dir", root.string(),
                          "--out", out.string(), manifest.string()});
   EXPECT_EQ(r.status, 1) << r.err;
   std::map<std::string, json> by_id;
@@ -331,7 +421,7 @@ TEST_F(Cli, BatchManifestPathsStayInsideTheAudioRootAndABomIsNoColumnName) {
   ASSERT_EQ(by_id.size(), 3u) << r.err;
   EXPECT_FALSE(by_id["in"].contains("error")) << by_id["in"].dump();
   for (const char* id : {"up", "abs"})
-    EXPECT_NE(by_id[id]["error"].get<std::string>().find("leads outside --audio-root"), std::string::npos)
+    EXPECT_NE(by_id[id]["error"].get<std::string>().find("leads outside --audio-dir"), std::string::npos)
         << by_id[id].dump();
 }
 
@@ -344,7 +434,7 @@ TEST_F(Cli, SpecialFilesAndHostileNamesNeverHangOrDriveTheTerminal) {
   fs::copy_file(audio("short.wav"), dir_ / "short.wav");
   { std::ofstream(dir_ / "m.tsv") << "id\taudio\nx\tshort.wav\n"; }
   wavllm::test::make_fifo((dir_ / "out.fifo").string());
-  r = run({"batch", "--model", demo_dir(), "--audio-root", dir_.string(), "--out", (dir_ / "out.fifo").string(),
+  r = run({"batch", "--model", demo_dir(), "--audio-dir", dir_.string(), "--out", (dir_ / "out.fifo").string(),
            (dir_ / "m.tsv").string()});
   EXPECT_EQ(r.status, 1);
   EXPECT_NE(r.err.find("out.fifo: cannot open for writing: a FIFO with no reader"), std::string::npos) << r.err;
@@ -360,7 +450,7 @@ TEST_F(Cli, OptionsThatPassAloneButFailLaterAreUsageErrors) {
   const std::string m = demo_dir(), a = audio("short.wav");
   for (const auto& [args, says] : std::vector<std::pair<std::vector<std::string>, std::string>>{
            {{"transcribe", "--model", m, "--temperature", "1e-300", a}, "option --temperature: must be 0 (greedy) or in"},
-           {{"transcribe", "--model", m, "--beams", "64", a}, "option --beams: must be in [1, 16]"},
+           {{"transcribe", "--model", m, "--num-beams", "64", a}, "option --num-beams: must be in [1, 16]"},
            {{"transcribe", "--model", m, "--top-p", "0", a}, "option --top-p: must be in (0, 1]"}}) {
     const Outcome r = run(args);
     EXPECT_EQ(r.status, 2) << args[4] << "\n" << r.err;

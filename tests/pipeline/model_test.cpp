@@ -18,6 +18,7 @@
 #include "wavllm/audio/audio.h"
 #include "wavllm/core/error.h"
 #include "wavllm/core/files.h"
+#include "wavllm/core/random_model.h"
 #include "wavllm/core/runtime.h"
 #include "wavllm/pipeline/model.h"
 #include "wavllm/pipeline/quantize.h"
@@ -209,7 +210,26 @@ TEST(Model, Float16OnCpuIsRefusedAtLoad) {
   ModelOptions opt;
   opt.dtype = at::kHalf;
   const std::string msg = error_of([&] { Model::load(demo_dir(), opt); });
-  EXPECT_NE(msg.find("float16 is not supported on CPU"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("float16 runs on CUDA only"), std::string::npos) << msg;
+}
+
+// The default dtype is the stored one: a bfloat16 folder is not widened to float32, and a
+// float16 one (which the CPU cannot run) loads as float32 there.
+TEST(Model, DefaultDtypeIsTheStoredOne) {
+  const wavllm::test::TempDir tmp;
+  const ModelConfig cfg = ModelConfig::load(demo_dir());
+  for (const auto& [stored, loaded] : {std::pair{at::kBFloat16, at::kBFloat16}, {at::kHalf, at::kFloat}}) {
+    RandomModelOptions o;
+    o.dtype = stored;
+    o.tokenizer = demo_dir() + "/tokenizer.model";
+    const std::string dir = tmp.file(dtype_label(stored));
+    write_random_model(cfg, model_spec(cfg), dir, o);
+    EXPECT_EQ(stored_dtype(dir, at::kCUDA), stored);
+    EXPECT_EQ(Model::load(dir)->dtype(), loaded) << dtype_label(stored);
+    EXPECT_EQ(Model::load(dir, ModelOptions::parse("cpu", "auto", 1))->dtype(), loaded);
+    EXPECT_EQ(Model::load(dir, ModelOptions::parse("cpu", "fp32", 1))->dtype(), at::kFloat);
+  }
+  EXPECT_EQ(Model::load(demo_dir())->dtype(), at::kFloat);
 }
 
 TEST(Model, LoadNamesWhatIsMissing) {

@@ -94,7 +94,7 @@ def test_bad_audio_arguments(model):
 def test_bad_model_arguments(tmp_path):
     with pytest.raises(wavllm.Error, match="int8"):
         wavllm.Model(str(DEMO), dtype="int8")
-    with pytest.raises(wavllm.Error, match="float16 is not supported on CPU"):
+    with pytest.raises(wavllm.Error, match="float16 runs on CUDA only"):
         wavllm.Model(str(DEMO), dtype="float16")
     with pytest.raises(wavllm.Error, match="no such model directory"):
         wavllm.Model(str(DEMO / "config.json"))

@@ -162,8 +162,8 @@ def test_engine_errors_are_wavllm_errors(model, tmp_path):
         wavllm.Model(str(tmp_path))
     with pytest.raises(wavllm.Error, match="tpu"):
         wavllm.Model(str(DEMO), device="tpu")
-    with pytest.raises(ValueError, match="threads"):
-        wavllm.Model(str(DEMO), threads=0)
+    with pytest.raises(ValueError, match="threads must be >= 0"):
+        wavllm.Model(str(DEMO), threads=-1)
 
 
 def test_stop_strings(model):
@@ -244,3 +244,4 @@ def test_threads_are_the_models_own():
     # Each model keeps its own count (the C++ suite checks that calls leave the process's alone).
     assert wavllm.Model(str(DEMO), threads=1).threads == 1
     assert wavllm.Model(str(DEMO)).threads == len(os.sched_getaffinity(0))
+    assert wavllm.Model(str(DEMO), threads=0).threads == len(os.sched_getaffinity(0))  # as --threads 0

@@ -233,8 +233,21 @@ def test_hparams_contradicting_shapes(tmp_path):
 def test_preset_fills_what_shapes_do_not_tell(tmp_path):
     # The tiny model's shapes with the released preset: shape values win, heads etc. do not
     # divide the tiny sizes, and the converter says which field is wrong.
-    with pytest.raises(convert.ConvertError, match="whisper.d_model = 64 is not divisible by its 20"):
+    with pytest.raises(convert.ConvertError, match="whisper.d_model = 64 is not divisible by its 20") as e:
         convert.convert(CKPT, str(tmp_path), log=lambda *_: None)
+    # The default preset is the likely cause, and the message says what to pass instead.
+    assert "with --preset wavllm-7b's hyperparameters" in str(e.value) and "--hparams H.json" in str(e.value)
+
+
+def test_usage_errors_exit_2_and_dtype_names_are_the_engines(tmp_path):
+    proc = run_cli(CKPT, str(tmp_path / "o"), "--bogus")
+    assert proc.returncode == 2 and "unrecognized arguments: --bogus" in proc.stderr, proc.stderr
+    assert run_cli().returncode == 2  # no arguments
+    # The engine's dtype names and aliases, as the CLI takes them.
+    cfg = convert.convert(CKPT, str(tmp_path / "bf16"), dtype="bf16", hparams=HPARAMS, log=lambda *_: None)
+    assert cfg["llama"]["dim"] == 64
+    header, _, _ = stio.read_header(os.path.join(tmp_path, "bf16", "model.safetensors"))
+    assert "BF16" in {t["dtype"] for t in header.values()}
 
 
 def test_sharding_index_maps_every_tensor(tmp_path):

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -19,13 +20,17 @@ namespace wavllm {
 // How a model is loaded and run, typed and checked once.
 struct ModelOptions {
   at::Device device = at::kCPU;
-  at::ScalarType dtype = at::kFloat;
+  // nullopt ("auto"): the float dtype the weights are stored in (stored_dtype), so that a
+  // bfloat16 folder is not silently widened to float32.
+  std::optional<at::ScalarType> dtype;
   // Intra-op threads of this model's calls (resolve_threads: 0 = one per core). Set for the
   // calling thread for the length of each call only (ThreadScope): loading a model changes no
   // process-wide setting.
   int threads = 0;
 
-  // From the text of CLI flags or Python keywords: an ArgumentError names a bad value.
+  // From the text of CLI flags or Python keywords ("auto" or a parse_dtype name): an
+  // ArgumentError names a bad value, and float16 on CPU is one (LibTorch has no float16
+  // convolutions there).
   static ModelOptions parse(const std::string& device, const std::string& dtype, int threads);
 };
 
@@ -59,6 +64,10 @@ struct DecodedAudio {
   double seconds = 0;
   static DecodedAudio load(const std::string& path);
 };
+
+// The float dtype holding most of a model directory's parameters, read from the safetensors
+// headers only; float32 where that is float16 and `device` is the CPU (which cannot run it).
+at::ScalarType stored_dtype(const std::string& model_dir, at::Device device);
 
 class Model {
  public:
@@ -126,5 +135,7 @@ std::string emotion_instruction();
 // Spoken question answering: the question (with its options) is the instruction itself;
 // an Error when it is empty.
 std::string question_instruction(const std::string& question);
+// The target languages translate_instruction accepts, as the reference writes them.
+std::vector<std::string> translation_languages();
 
 }  // namespace wavllm

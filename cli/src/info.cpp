@@ -1,0 +1,143 @@
+// `wavllm info DIR`, `wavllm tasks` and `wavllm --version`: what a model folder holds and what
+// each task preset sends, without running the model.
+#include <ATen/ATen.h>
+
+#include <cmath>
+#include <cstdio>
+#include <map>
+#include <string>
+
+#include "commands.h"
+#include "wavllm/core/runtime.h"
+#include "torch/version.h"
+#include "wavllm/decoder/tokenizer.h"
+#include "wavllm/kernels/isa.h"
+#include "wavllm/pipeline/model.h"
+#include "wavllm/pipeline/stages.h"
+
+namespace wavllm::cli {
+
+namespace {
+
+std::string gigabytes(double bytes) {
+  char s[32];
+  std::snprintf(s, sizeof s, bytes >= 1e9 ? "%.2f GB" : "%.1f MB", bytes >= 1e9 ? bytes / 1e9 : bytes / 1e6);
+  return s;
+}
+
+std::string count(double n) {
+  char s[32];
+  std::snprintf(s, sizeof s, n >= 1e9 ? "%.2f B" : n >= 1e6 ? "%.1f M" : "%.0f", n >= 1e9 ? n / 1e9 : n >= 1e6 ? n / 1e6 : n);
+  return s;
+}
+
+// Parameters a declared tensor stores (a Q4_0 byte packs two; scales are not parameters) and
+// the bytes it takes in memory when float tensors are `dtype`.
+struct Footprint {
+  double parameters = 0, bytes = 0;
+};
+
+Footprint footprint(const TensorDecl& t, at::ScalarType dtype) {
+  double numel = 1;
+  for (int64_t d : t.shape) numel *= double(d);
+  switch (t.storage) {
+    case Storage::Float: return {numel, numel * double(c10::elementSize(dtype))};
+    case Storage::Q8Values: return {numel, numel};
+    case Storage::Q4Values: return {2 * numel, numel};
+    case Storage::Q8Scales: return {0, 4 * numel};
+    case Storage::Q4Scales: return {0, 2 * numel};
+  }
+  return {};
+}
+
+// The longest audio whose transcription prompt fits the decoder's context, in seconds (a
+// bisection over the sample count: audio tokens grow with it).
+double longest_audio_seconds(const Model& m) {
+  const decoder::PromptIds ids = m.prompt_ids(transcribe_instruction());
+  const int64_t budget = m.config().llama.max_positions() - int64_t(ids.left.size() + ids.right.size());
+  int64_t lo = 0, hi = int64_t(16000) * 3600 * 2;
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo + 1) / 2;
+    if (m.audio_token_count(mid) <= budget) lo = mid;
+    else hi = mid - 1;
+  }
+  return std::floor(double(lo) / 1600.0) / 10;  // printed to 0.1 s, never rounded up past the limit
+}
+
+}  // namespace
+
+int run_info(const Command& self, const Args& a) {
+  if (a.positional().size() > 1) throw ArgumentError("info takes one model directory");
+  if (a.positional().size() == 1 && a.value("model"))
+    throw ArgumentError("info takes the model directory once: as DIR or as --model DIR");
+  const std::shared_ptr<Model> model = load_model(model_choice(a, a.positional().empty() ? "" : a.positional()[0]));
+  const ModelConfig& cfg = model->config();
+  const ModelSpec spec = model_spec(cfg);
+
+  ModelSpec declared;
+  const nn::Scope root = nn::Scope::declaring(declared);
+  const std::pair<std::string, std::string> stages[] = {
+      {whisper_module(root).prefix(), "Whisper encoder and its adapter"},
+      {wavlm_module(root).prefix(), "WavLM encoder, layer weights and its adapter"},
+      {decoder_module(root).prefix(), "LLaMA decoder, LoRA and the prompt adapter"}};
+  std::map<std::string, Footprint> per_stage;
+  Footprint total;
+  for (const TensorDecl& t : spec.tensors) {
+    if (!t.used) continue;
+    std::string stage = "fusion and the rest";
+    for (const auto& [prefix, label] : stages)
+      if (t.name.rfind(prefix, 0) == 0) stage = label;
+    const Footprint f = footprint(t, model->dtype());
+    per_stage[stage].parameters += f.parameters;
+    per_stage[stage].bytes += f.bytes;
+    total.parameters += f.parameters;
+    total.bytes += f.bytes;
+  }
+  const double kv_bytes = 2.0 * cfg.llama.n_layers * cfg.llama.max_positions() * cfg.llama.dim *
+                          double(c10::elementSize(model->dtype()));
+  const decoder::Tokenizer tokenizer = decoder::Tokenizer::load(model->directory() + "/tokenizer.model");
+
+  std::printf("model:        %s%s\n", model->directory().c_str(), model->random_weights() ? " (random weights)" : "");
+  std::printf("stored dtype: %s (loaded as %s on %s)\n",
+              dtype_label(stored_dtype(model->directory(), at::kCUDA)).c_str(), dtype_label(model->dtype()).c_str(),
+              model->device().str().c_str());
+  std::printf("quantization: %s\n", cfg.quantization.format.empty()
+                                        ? "none"
+                                        : (cfg.quantization.format + " (the decoder layers' projections)").c_str());
+  std::printf("parameters:   %s\n", count(total.parameters).c_str());
+  for (const auto& [prefix, label] : stages)
+    std::printf("  %-46s %s\n", label.c_str(), count(per_stage[label].parameters).c_str());
+  if (per_stage.count("fusion and the rest"))
+    std::printf("  %-46s %s\n", "fusion and the rest", count(per_stage["fusion and the rest"].parameters).c_str());
+  std::printf("memory:       %s of weights + up to %s of KV cache (%d positions, one beam)\n",
+              gigabytes(total.bytes).c_str(), gigabytes(kv_bytes).c_str(), cfg.llama.max_positions());
+  std::printf("context:      %d decoder positions; the longest audio transcribed in one request: %.1f s\n",
+              cfg.llama.max_positions(), longest_audio_seconds(*model));
+  std::printf("tokenizer:    %s (%d pieces, bos %lld, eos %lld)\n", tokenizer.path().c_str(), tokenizer.vocab_size(),
+              (long long)tokenizer.bos_id(), (long long)tokenizer.eos_id());
+  return 0;
+}
+
+int run_tasks(const Command& self, const Args& a) {
+  if (!a.positional().empty()) throw ArgumentError("tasks takes no argument");
+  const std::pair<const char*, std::string> presets[] = {
+      {"transcribe", transcribe_instruction()},
+      {"translate --to LANGUAGE", translate_instruction("German") + "   (for --to German)"},
+      {"ask QUESTION", "the question itself, options included (e.g. \"What will the man do next? A. ...; B. ...; C. ...\")"},
+      {"verify-speaker", speaker_verification_instruction()},
+      {"emotion", emotion_instruction()},
+      {"run --prompt TEXT", "TEXT"}};
+  std::printf("Each task sends one instruction with the audio (docs/model.md §7):\n\n");
+  for (const auto& [task, instruction] : presets) std::printf("  %-24s %s\n", task, instruction.c_str());
+  std::string languages;
+  for (const auto& l : translation_languages()) languages += (languages.empty() ? "" : ", ") + l;
+  std::printf("\ntranslate --to takes: %s\n", languages.c_str());
+  return 0;
+}
+
+std::string version_text() {
+  return std::string("wavllm ") + WAVLLM_VERSION + " (LibTorch " + TORCH_VERSION + ", CPU kernels: " +
+         kernels::isa_name(kernels::active_isa()) + ")\n";
+}
+
+}  // namespace wavllm::cli
