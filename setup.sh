@@ -15,6 +15,7 @@ PACKAGES=(
   libtorch-dev libopenblas0 libsndfile1-dev libfftw3-dev libsoxr-dev
   nlohmann-json3-dev libgtest-dev pybind11-dev
   python3-dev python3-numpy python3-torch python3-pytest python3-sentencepiece
+  python3-setuptools python3-wheel python3-build python3-venv python3-pip
   clang libclang-rt-14-dev
 )
 # Debian's LibTorch links the reference BLAS unless an optimised one is installed:

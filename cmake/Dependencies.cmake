@@ -58,6 +58,14 @@ function(wavllm_torch_target target)
   target_precompile_headers(${target} PRIVATE <ATen/ATen.h>)
 endfunction()
 
+# <folder>/include holds a library's public headers: used in place in the build tree, installed
+# under include/ (cmake/Install.cmake).
+function(wavllm_public_headers target)
+  target_include_directories(${target} PUBLIC $<BUILD_INTERFACE:${CMAKE_CURRENT_SOURCE_DIR}/include>
+                                              $<INSTALL_INTERFACE:include>)
+  set_property(GLOBAL APPEND PROPERTY WAVLLM_PUBLIC_HEADER_DIRS ${CMAKE_CURRENT_SOURCE_DIR}/include)
+endfunction()
+
 function(wavllm_warnings target)
   target_compile_options(${target} PRIVATE -Wall -Wextra -Wno-unused-parameter)
 endfunction()
@@ -67,7 +75,7 @@ endfunction()
 function(wavllm_stage_library folder)
   file(GLOB srcs CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/src/*.cpp)
   add_library(wavllm_${folder} ${srcs})
-  target_include_directories(wavllm_${folder} PUBLIC ${CMAKE_CURRENT_SOURCE_DIR}/include)
+  wavllm_public_headers(wavllm_${folder})
   target_link_libraries(wavllm_${folder} PUBLIC ${ARGN})
   wavllm_torch_target(wavllm_${folder})
   wavllm_warnings(wavllm_${folder})

@@ -54,32 +54,36 @@ int run_spec(const Command& self, const Args& a) {
   return 0;
 }
 
-// The package directory holding wavllm/convert.py: beside the executable in a build tree
-// (build/bin/wavllm -> build/python), else the one this executable was built with.
+// The directory holding the package wavllm/ (with convert.py) that belongs to this executable:
+// build/python beside build/bin, P/lib/wavllm/python of `cmake --install --prefix P`, or the
+// site-packages a wheel put wavllm/_bin/wavllm in; else the build tree it was compiled in.
 std::string python_dir() {
   std::error_code ec;
-  const fs::path exe = fs::read_symlink("/proc/self/exe", ec);
+  const fs::path bin = fs::read_symlink("/proc/self/exe", ec).parent_path();
   if (!ec) {
-    const fs::path beside = exe.parent_path().parent_path() / "python";
-    if (fs::exists(beside / "wavllm" / "convert.py")) return beside.string();
+    for (const fs::path& dir : {bin.parent_path() / "python", bin.parent_path() / "lib" / "wavllm" / "python",
+                                bin.parent_path().parent_path()})
+      if (fs::exists(dir / "wavllm" / "convert.py", ec)) return dir.string();
   }
   return WAVLLM_PYTHON_DIR;
 }
 
 // The converter is Python (it reads the fairseq pickle without executing it); this forwards
-// the arguments untouched, --help included.
+// the arguments untouched, --help included, to $WAVLLM_PYTHON or the interpreter the build used.
 [[noreturn]] void exec_convert(const std::vector<std::string>& args) {
   const std::string dir = python_dir();
   const char* old = std::getenv("PYTHONPATH");
   const std::string path = dir + (old && *old ? ":" + std::string(old) : "");
   setenv("PYTHONPATH", path.c_str(), 1);
-  std::vector<std::string> argv_s = {"python3", "-m", "wavllm.convert"};
+  const char* chosen = std::getenv("WAVLLM_PYTHON");
+  const std::string python = chosen && *chosen ? chosen : WAVLLM_PYTHON_EXECUTABLE;
+  std::vector<std::string> argv_s = {python, "-m", "wavllm.convert"};
   argv_s.insert(argv_s.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& s : argv_s) argv.push_back(s.data());
   argv.push_back(nullptr);
-  execv(WAVLLM_PYTHON_EXECUTABLE, argv.data());
-  throw Error(std::string("convert: cannot run ") + WAVLLM_PYTHON_EXECUTABLE + ": " + std::strerror(errno));
+  execv(python.c_str(), argv.data());
+  throw Error("convert: cannot run " + python + ": " + std::strerror(errno));
 }
 
 std::string main_help() {
