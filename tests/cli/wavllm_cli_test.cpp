@@ -303,6 +303,13 @@ TEST_F(Cli, VersionInfoAndTasks) {
   EXPECT_LE(m->audio_token_count(int64_t(seconds * 16000)), budget);
   EXPECT_GT(m->audio_token_count(int64_t((seconds + 1) * 16000)), budget);
   EXPECT_EQ(run({"info", demo_dir(), "--model", demo_dir()}).status, 2);
+  // Quantized, the same parameters in fewer bytes.
+  const std::string q4 = (dir_ / "q4").string();
+  ASSERT_EQ(run({"quantize", demo_dir(), q4, "--type", "q4_0"}).status, 0);
+  r = run({"info", q4});
+  EXPECT_EQ(r.status, 0) << r.err;
+  for (const char* says : {"quantization: q4_0 (the decoder layers' projections)", "parameters:   542617"})
+    EXPECT_NE(r.out.find(says), std::string::npos) << says << "\n" << r.out;
 }
 
 TEST_F(Cli, NewcomerMistakesGetUsefulAnswers) {
