@@ -12,6 +12,8 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
+# setup.cfg keeps setuptools' work folders (and the egg-info) here, out of the sources.
+os.makedirs(os.path.join(ROOT, "build", "setuptools"), exist_ok=True)
 
 
 def cmake_version():

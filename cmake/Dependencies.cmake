@@ -16,6 +16,7 @@ endmacro()
 wavllm_require_pkg(SNDFILE sndfile libsndfile1-dev)
 wavllm_require_pkg(FFTW3 fftw3 libfftw3-dev)  # double precision: the log-mel matches float64 numpy
 wavllm_require_pkg(SOXR soxr libsoxr-dev)
+wavllm_require_pkg(WEBRTC_APM webrtc-audio-processing libwebrtc-audio-processing-dev)  # the voice detector
 
 find_package(nlohmann_json 3 QUIET)
 if(NOT nlohmann_json_FOUND)

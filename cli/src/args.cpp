@@ -79,19 +79,24 @@ Args Args::parse(const std::vector<std::string>& args, const std::vector<OptionS
       out.help_ = true;
       continue;
     }
-    if (a.rfind("--", 0) != 0) throw ArgumentError(unknown_option(a, a.substr(1), specs));
-    const size_t eq = a.find('=');
-    const std::string name = a.substr(2, eq == std::string::npos ? std::string::npos : eq - 2);
-    const OptionSpec* spec = find_spec(specs, name);
-    if (!spec) throw ArgumentError(unknown_option("--" + name, name, specs));
+    const bool is_long = a.rfind("--", 0) == 0;
+    const size_t eq = is_long ? a.find('=') : std::string::npos;
+    const std::string name = a.substr(is_long ? 2 : 1, eq == std::string::npos ? std::string::npos : eq - 2);
+    const OptionSpec* spec = nullptr;
+    for (const auto& s : specs)
+      if (is_long ? s.name == name : (!s.alias.empty() && s.alias == name)) spec = &s;
+    if (!spec) throw ArgumentError(unknown_option(a.substr(0, eq), name, specs));
+    const std::string shown = "option " + (is_long ? a.substr(0, eq) : a);
+    std::vector<std::string>& slot = out.values_[spec->name];
+    if (!spec->repeatable) slot.clear();  // given again, the last value wins (as argparse has it)
     if (spec->metavar.empty()) {
-      if (eq != std::string::npos) throw ArgumentError("option --" + name + " takes no value");
-      out.values_[name] = "";
+      if (eq != std::string::npos) throw ArgumentError(shown + " takes no value");
+      slot = {""};
     } else if (eq != std::string::npos) {
-      out.values_[name] = a.substr(eq + 1);
+      slot.push_back(a.substr(eq + 1));
     } else {
-      if (i + 1 >= args.size()) throw ArgumentError("option --" + name + " needs a value (" + spec->metavar + ")");
-      out.values_[name] = args[++i];
+      if (i + 1 >= args.size()) throw ArgumentError(shown + " needs a value (" + spec->metavar + ")");
+      slot.push_back(args[++i]);
     }
   }
   return out;
@@ -99,8 +104,13 @@ Args Args::parse(const std::vector<std::string>& args, const std::vector<OptionS
 
 std::optional<std::string> Args::value(const std::string& name) const {
   auto it = values_.find(name);
-  if (it == values_.end()) return std::nullopt;
-  return it->second;
+  if (it == values_.end() || it->second.empty()) return std::nullopt;
+  return it->second.back();
+}
+
+std::vector<std::string> Args::values(const std::string& name) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? std::vector<std::string>{} : it->second;
 }
 
 std::string Args::value_or(const std::string& name, const std::string& fallback) const {
@@ -135,7 +145,9 @@ std::optional<double> Args::number(const std::string& name, double min, double m
 
 std::string options_help(const std::vector<OptionSpec>& specs) {
   size_t width = 0;
-  auto left = [](const OptionSpec& s) { return "--" + s.name + (s.metavar.empty() ? "" : " " + s.metavar); };
+  auto left = [](const OptionSpec& s) {
+    return (s.alias.empty() ? "" : "-" + s.alias + ", ") + "--" + s.name + (s.metavar.empty() ? "" : " " + s.metavar);
+  };
   for (const auto& s : specs) width = std::max(width, left(s).size());
   std::string out;
   for (const auto& s : specs) {

@@ -1,6 +1,6 @@
 #pragma once
-// The command line of one subcommand: "--name value", "--name=value", flags, positionals
-// ("--" ends the options). Every mistake is an ArgumentError (exit status 2) whose one-line
+// The command line of one subcommand: "--name value", "--name=value", "-alias value", flags,
+// positionals ("--" ends the options; "-" alone is a positional, standard input). Every mistake is an ArgumentError (exit status 2) whose one-line
 // message names the option. Torch-free and independent of the model, for unit tests.
 #include <cstdint>
 #include <map>
@@ -17,6 +17,8 @@ struct OptionSpec {
   std::string name;     // without the dashes: "max-new-tokens"
   std::string metavar;  // empty: a flag that takes no value
   std::string help;
+  std::string alias;    // the single-dash spelling whisper.cpp and llama.cpp users type: "m" for -m
+  bool repeatable = false;  // given several times, every value is kept (values())
 };
 
 class Args {
@@ -26,7 +28,8 @@ class Args {
 
   bool help() const { return help_; }
   bool flag(const std::string& name) const { return values_.count(name) != 0; }
-  std::optional<std::string> value(const std::string& name) const;
+  std::optional<std::string> value(const std::string& name) const;  // the last one given
+  std::vector<std::string> values(const std::string& name) const;  // every one, in order
   std::string value_or(const std::string& name, const std::string& fallback) const;
   // The value parsed whole as a number within [min, max]; an ArgumentError names the option.
   std::optional<int64_t> integer(const std::string& name, int64_t min, int64_t max) const;
@@ -45,7 +48,7 @@ class Args {
   const std::vector<std::string>& positional() const { return positional_; }
 
  private:
-  std::map<std::string, std::string> values_;  // flags map to ""
+  std::map<std::string, std::vector<std::string>> values_;  // flags map to {""}
   std::vector<std::string> positional_;
   bool help_ = false;
 };

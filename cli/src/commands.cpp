@@ -1,6 +1,7 @@
 // The subcommand table, help texts, make-random-model, convert, and the entry point.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdio>
@@ -110,7 +111,9 @@ int dispatch(int argc, char** argv) {
     std::fputs(main_help().c_str(), stdout);
     return 0;
   }
-  if (name == "--version" || name == "version") {
+  // --version anywhere before "--" (whisper.cpp users type it after the command).
+  const auto options_end = std::find(args.begin(), args.end(), "--");
+  if (name == "--version" || name == "version" || std::find(args.begin(), options_end, "--version") != options_end) {
     std::fputs(version_text().c_str(), stdout);
     return 0;
   }
@@ -133,10 +136,29 @@ int dispatch(int argc, char** argv) {
 }  // namespace
 
 std::vector<OptionSpec> model_options() {
-  return {{"model", "DIR", "model directory (config.json, model*.safetensors, tokenizer.model); default $WAVLLM_MODEL"},
-          {"threads", "N", "CPU threads (default 0: all cores; more than the cores are capped at the core count)"},
+  return {{"model", "DIR", "model directory (config.json, model*.safetensors, tokenizer.model); default $WAVLLM_MODEL", "m"},
+          {"threads", "N", "CPU threads (default 0: all cores; more than the cores are capped at the core count)", "t"},
           {"device", "DEVICE", "cpu, cuda or cuda:N (default cpu)"},
           {"dtype", "DTYPE", "auto (default: as the weights are stored), float32, bfloat16, or float16 (CUDA only)"}};
+}
+
+std::vector<OptionSpec> recording_options() {
+  return {{"file", "AUDIO", "an audio file, as a positional one (repeatable); - reads standard input", "f", true},
+          {"json", "", "print one JSON object per file: text, token ids, timings, real-time factor (segments when in pieces)"},
+          {"segment", "", "decode in pieces of speech even when the audio fits one request (voice activity)"},
+          {"max-segment", "S", "longest piece in seconds (default 30)"},
+          {"vad-aggressiveness", "N", "0 to 3: how much the voice detector drops as non-speech (default 2)"},
+          {"output-txt", "", "write INPUT.txt: the text of each piece", "otxt"},
+          {"output-srt", "", "write INPUT.srt (SubRip subtitles; implies pieces)", "osrt"},
+          {"output-vtt", "", "write INPUT.vtt (WebVTT subtitles; implies pieces)", "ovtt"},
+          {"output-csv", "", "write INPUT.csv: start,end (ms),text (implies pieces)", "ocsv"},
+          {"output-json", "", "write INPUT.json: segments with start, end, text, token ids, avg_logprob", "oj"},
+          {"output-file", "NAME", "outputs as NAME.txt, NAME.srt... instead of beside the input; - for standard output", "of"},
+          {"logprobs", "", "per-token log-probabilities in the JSON output"},
+          {"overwrite", "", "replace output files that exist (else they are refused, nothing run)"},
+          {"no-timestamps", "", "print pieces without their [start --> end]", "nt"},
+          {"no-prints", "", "nothing on stderr but errors (no progress, no notes)", "np"},
+          {"prompt", "TEXT", "the instruction (run only; the other tasks send their own: wavllm tasks)", "p"}};
 }
 
 std::vector<OptionSpec> generation_options() {
@@ -154,7 +176,7 @@ const std::vector<Command>& commands() {
       std::vector<OptionSpec> o = std::move(extra);
       for (auto& s : model_options()) o.push_back(s);
       for (auto& s : generation_options()) o.push_back(s);
-      o.push_back({"json", "", "print one JSON object per file: text, token ids, per-stage timings, real-time factor"});
+      for (auto& s : recording_options()) o.push_back(s);
       return o;
     };
     std::vector<OptionSpec> batch_opts = {
@@ -165,11 +187,23 @@ const std::vector<Command>& commands() {
         {"prompt", "TEXT", "instruction for every item instead of the manifest's prompt column"}};
     for (auto& s : model_options()) batch_opts.push_back(s);
     for (auto& s : generation_options()) batch_opts.push_back(s);
-    const char* files_note = "Audio files: anything libsndfile reads (WAV, FLAC, OGG, MP3...), any rate and channels.";
+    const char* files_note =
+        "Audio: files libsndfile reads (WAV, FLAC, OGG, MP3...), any rate and channels; a directory\n"
+        "runs every audio file in it; - reads standard input. Audio beyond the model's context\n"
+        "needs --segment (an answer per piece of speech).";
+    const char* long_note =
+        "Audio: files libsndfile reads (WAV, FLAC, OGG, MP3...), any rate and channels; a directory\n"
+        "runs every audio file in it; - reads standard input. Audio that fits the model's context is\n"
+        "one request (the reference's); longer audio, --segment, or a timestamped output (-osrt,\n"
+        "-ovtt, -ocsv, -oj) is decoded in pieces of speech found by WebRTC's voice detector, each\n"
+        "at most --max-segment seconds, cut at pauses; silence is never decoded.";
     return std::vector<Command>{
-        {"transcribe", "[OPTIONS] AUDIO...", "speech recognition", files_note, infer({}), run_inference_command},
-        {"translate", "--to LANGUAGE [OPTIONS] AUDIO...", "speech translation into LANGUAGE", files_note,
-         infer({{"to", "LANGUAGE", "target language, e.g. German"}}), run_inference_command},
+        {"transcribe", "[OPTIONS] AUDIO...", "speech recognition", long_note,
+         infer({{"language", "LANG", "the spoken language: en (the model transcribes English)", "l"}}), run_inference_command},
+        {"translate", "--to LANGUAGE [OPTIONS] AUDIO...", "speech translation into LANGUAGE", long_note,
+         infer({{"to", "LANGUAGE", "target language: a name (German) or its ISO code (de)"},
+                {"language", "LANG", "the same as --to, as whisper.cpp spells it", "l"}}),
+         run_inference_command},
         {"ask", "[OPTIONS] QUESTION AUDIO...", "answer a question (with its answer options) about the audio",
          "Example: wavllm ask \"What will the man do next? A. Start to take exercise; B. Do as he\n"
          "always does; C. Change his working time.\" talk.wav",
@@ -177,8 +211,8 @@ const std::vector<Command>& commands() {
         {"verify-speaker", "[OPTIONS] AUDIO...", "is there only one speaker in the audio?", files_note, infer({}),
          run_inference_command},
         {"emotion", "[OPTIONS] AUDIO...", "describe the speaker's emotion", files_note, infer({}), run_inference_command},
-        {"run", "--prompt TEXT [OPTIONS] AUDIO...", "any instruction about the audio", files_note,
-         infer({{"prompt", "TEXT", "the instruction"}}), run_inference_command},
+        {"run", "--prompt TEXT [OPTIONS] AUDIO...", "any instruction about the audio", files_note, infer({}),
+         run_inference_command},
         {"batch", "--out RESULTS.jsonl [OPTIONS] MANIFEST.tsv", "run a reference TSV manifest, one JSON line per item",
          "The manifest has a header row; columns by name: id, audio (required), n_frames, prompt,\n"
          "tgt_text, with_speech. Each result line has id, audio, prompt, reference (the tgt_text), text,\n"

@@ -31,6 +31,7 @@ std::string command_help(const Command& c);
 // Helpers shared by the subcommands.
 std::vector<OptionSpec> model_options();       // --model --threads --device --dtype
 std::vector<OptionSpec> generation_options();  // --temperature ... --max-new-tokens
+std::vector<OptionSpec> recording_options();   // -f, --json, pieces, outputs (the task commands)
 
 // What to print after "wavllm: error: " for a failure.
 std::string error_text(const std::exception& e);
@@ -49,6 +50,6 @@ struct ModelChoice {
 };
 ModelChoice model_choice(const Args& args, const std::string& model_dir = "");
 // Loads it, with a note on stderr when its weights are random.
-std::shared_ptr<Model> load_model(const ModelChoice& choice);
+std::shared_ptr<Model> load_model(const ModelChoice& choice, bool quiet = false);
 
 }  // namespace wavllm::cli

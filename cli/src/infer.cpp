@@ -1,6 +1,7 @@
 // The subcommands that run the model: transcribe, translate, ask, verify-speaker, emotion,
 // run (one or many audio files) and batch (a reference TSV manifest to JSONL).
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -20,10 +21,12 @@
 
 #include "commands.h"
 #include "manifest.h"
+#include "transcript.h"
 #include "wavllm/audio/audio.h"
 #include "wavllm/core/files.h"
 #include "wavllm/core/runtime.h"
 #include "wavllm/pipeline/model.h"
+#include "wavllm/pipeline/segments.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -35,6 +38,40 @@ namespace {
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
+
+void write_all(int fd, const std::string& bytes, const std::string& path) {
+  for (size_t done = 0; done < bytes.size();) {
+    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw Error(path + ": write failed (disk full?): " + std::strerror(n < 0 ? errno : ENOSPC));
+    done += size_t(n);
+  }
+}
+
+// Progress on stderr: on a terminal, one line redrawn in place; in a log, a line every 10 s and
+// at the end. `done` and `total` in any unit (items, seconds of audio); ETA by their ratio.
+class Progress {
+ public:
+  explicit Progress(double total, bool quiet = false) : total_(total), tty_(isatty(STDERR_FILENO) != 0), quiet_(quiet) {}
+  void update(double done, const std::string& what) {
+    if (quiet_) return;
+    const double elapsed = seconds_since(start_);
+    const bool last = done >= total_;
+    if (!tty_ && !last && elapsed - last_print_ < 10) return;
+    last_print_ = elapsed;
+    const size_t width = 30, filled = total_ > 0 ? size_t(std::min(1.0, done / total_) * width) : width;
+    const double eta = done > 0 ? elapsed / done * std::max(0.0, total_ - done) : 0;
+    std::fprintf(stderr, "%s[%s%s] %s, %.1f s elapsed, ETA %.0f s%s", tty_ ? "\r" : "", std::string(filled, '#').c_str(),
+                 std::string(width - filled, ' ').c_str(), what.c_str(), elapsed, eta, tty_ && !last ? "" : "\n");
+    std::fflush(stderr);
+  }
+
+ private:
+  double total_;
+  bool tty_, quiet_;
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  double last_print_ = -1e9;
+};
 
 }  // namespace
 
@@ -53,11 +90,11 @@ ModelChoice model_choice(const Args& a, const std::string& model_dir) {
   return c;
 }
 
-std::shared_ptr<Model> load_model(const ModelChoice& c) {
+std::shared_ptr<Model> load_model(const ModelChoice& c, bool quiet) {
   std::shared_ptr<Model> m = Model::load(c.dir, c.options);
   // Random-weight models print meaningless text by design; say so once, on stderr, so that
   // the output itself stays clean.
-  if (m->random_weights())
+  if (m->random_weights() && !quiet)
     std::fprintf(stderr, "wavllm: note: %s has random weights: its output text is meaningless\n", c.dir.c_str());
   return m;
 }
@@ -113,16 +150,26 @@ struct GenerationFlags {
 // JSON text that survives invalid UTF-8 in the generated text (random weights produce any bytes).
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-std::string instruction_for(const Command& self, const Args& a, std::vector<std::string>* files) {
-  *files = a.positional();
+// Tasks that answer about the whole recording: beyond the context they need --segment (an
+// answer per piece) rather than a silent cut. Transcription and translation segment by themselves.
+bool answers_per_piece(const Command& self) { return self.name == "transcribe" || self.name == "translate"; }
+
+std::string instruction_for(const Command& self, const Args& a, std::vector<std::string>* inputs) {
+  *inputs = a.positional();
   const std::string& n = self.name;
+  if (const auto p = a.value("prompt"); p && n != "run")
+    throw ArgumentError("--prompt is the instruction of `wavllm run`; " + n + " sends its own (see wavllm tasks)");
+  if (const auto l = a.value("language"); l && n == "transcribe" && *l != "en" && *l != "English" && *l != "english" && *l != "auto")
+    throw ArgumentError("option --language: transcribe takes English speech; --language names the target of "
+                        "`wavllm translate`");
   if (n == "transcribe") return transcribe_instruction();
   if (n == "verify-speaker") return speaker_verification_instruction();
   if (n == "emotion") return emotion_instruction();
   if (n == "translate") {
-    const auto to = a.value("to");
-    if (!to) throw ArgumentError("translate needs --to LANGUAGE");
-    return translate_instruction(*to);
+    const auto to = a.value("to"), language = a.value("language");
+    if (to && language && *to != *language) throw ArgumentError("translate takes one target: --to or --language, not both");
+    if (!to && !language) throw ArgumentError("translate needs --to LANGUAGE (or -l, e.g. -l de)");
+    return a.parsed(to ? "to" : "language", "", translate_instruction);
   }
   if (n == "run") {
     const auto p = a.value("prompt");
@@ -130,65 +177,254 @@ std::string instruction_for(const Command& self, const Args& a, std::vector<std:
     return *p;
   }
   // ask QUESTION FILE...
-  if (files->empty()) throw ArgumentError("ask needs a question, then the audio files");
+  if (inputs->empty()) throw ArgumentError("ask needs a question, then the audio files");
   std::error_code ec;
-  if (files->size() >= 2 && fs::is_regular_file(files->front(), ec) && !fs::exists(files->back(), ec))
+  if (inputs->size() >= 2 && fs::is_regular_file(inputs->front(), ec) && !fs::exists(inputs->back(), ec))
     throw ArgumentError("ask takes the question first, then the audio files: wavllm ask \"" +
-                        printable(files->back()) + "\" " + printable(files->front()));
-  const std::string q = question_instruction(files->front());
-  files->erase(files->begin());
+                        printable(inputs->back()) + "\" " + printable(inputs->front()));
+  const std::string q = question_instruction(inputs->front());
+  inputs->erase(inputs->begin());
   return q;
 }
 
-// Every audio path is opened (not read) before the model loads: a typo fails in a second, with
-// all the unreadable paths named, not after a load of minutes.
-void check_audio_files(const std::vector<std::string>& files) {
+constexpr const char* kStdin = "-";
+constexpr uint64_t kMaxStdinBytes = uint64_t(2) << 30;  // a 2-h WAV at 44.1 kHz stereo is 1.3 GB
+
+bool is_audio_name(const fs::path& p) {
+  static const char* kExtensions[] = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".aiff", ".aif", ".au", ".caf", ".w64"};
+  std::string ext = p.extension().string();
+  std::transform(ext.begin(), ext.end(), ext.begin(), [](unsigned char c) { return char(std::tolower(c)); });
+  return std::find(std::begin(kExtensions), std::end(kExtensions), ext) != std::end(kExtensions);
+}
+
+// The positional audio and every -f, a directory as the audio files in it (sorted by name), "-"
+// as standard input (once). Every path is opened (not read) before the model loads: a typo
+// fails in a second, with all the unreadable paths named, not after a load of minutes.
+std::vector<std::string> audio_inputs(std::vector<std::string> given, const std::vector<std::string>& files) {
+  given.insert(given.end(), files.begin(), files.end());
+  std::vector<std::string> inputs;
   std::string problems;
   size_t bad = 0;
-  for (const std::string& path : files) {
-    try {
-      RegularFile(path, "audio file");
-    } catch (const Error& e) {
-      problems += std::string("\n  ") + e.what();
-      ++bad;
+  for (const std::string& path : given) {
+    std::error_code ec;
+    if (path == kStdin) {
+      if (std::count(inputs.begin(), inputs.end(), kStdin)) throw ArgumentError("standard input (-) can be read once");
+      inputs.push_back(path);
+    } else if (fs::is_directory(path, ec)) {
+      std::vector<std::string> found;
+      for (const auto& e : fs::directory_iterator(path, ec))
+        if (e.is_regular_file(ec) && is_audio_name(e.path())) found.push_back(e.path().string());
+      if (found.empty()) problems += "\n  " + printable(path) + ": a directory with no audio files (.wav, .flac, .ogg, .mp3...)";
+      bad += found.empty();
+      std::sort(found.begin(), found.end());
+      inputs.insert(inputs.end(), found.begin(), found.end());
+    } else {
+      try {
+        RegularFile(path, "audio file");
+        inputs.push_back(path);
+      } catch (const Error& e) {
+        problems += std::string("\n  ") + e.what();
+        ++bad;
+      }
     }
   }
   if (bad)
-    throw Error(std::to_string(bad) + " of " + std::to_string(files.size()) + " audio files cannot be read (nothing was run):" +
+    throw Error(std::to_string(bad) + " of " + std::to_string(given.size()) + " audio inputs cannot be read (nothing was run):" +
                 problems);
+  return inputs;
+}
+
+DecodedAudio read_standard_input() {
+  if (isatty(STDIN_FILENO)) throw ArgumentError("audio - is standard input, which is a terminal: pipe a file in (wavllm transcribe - < a.wav)");
+  const auto t0 = std::chrono::steady_clock::now();
+  std::string bytes;
+  char buf[1 << 16];
+  for (;;) {
+    const ssize_t n = ::read(STDIN_FILENO, buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) throw Error(std::string("standard input: ") + std::strerror(errno));
+    if (n == 0) break;
+    if (bytes.size() + size_t(n) > kMaxStdinBytes) throw ResourceError("standard input holds more than 2 GiB of audio");
+    bytes.append(buf, size_t(n));
+  }
+  DecodedAudio audio;
+  audio.samples = audio::decode_mono_16k(bytes.data(), bytes.size(), "standard input");
+  audio.seconds = seconds_since(t0);
+  return audio;
+}
+
+// -otxt -osrt -ovtt -ocsv -oj and -of: the files a recording's transcript is written to.
+struct OutputFormat {
+  const char* flag;
+  const char* extension;
+  bool timestamped;
+};
+constexpr OutputFormat kFormats[] = {{"output-txt", ".txt", false}, {"output-srt", ".srt", true}, {"output-vtt", ".vtt", true},
+                                     {"output-csv", ".csv", true},  {"output-json", ".json", true}};
+
+struct Outputs {
+  std::vector<const OutputFormat*> formats;
+  std::optional<std::string> name;  // -of; "-": standard output
+  bool overwrite = false, logprobs = false;
+
+  explicit Outputs(const Args& a) : name(a.value("output-file")), overwrite(a.flag("overwrite")), logprobs(a.flag("logprobs")) {
+    for (const auto& f : kFormats)
+      if (a.flag(f.flag)) formats.push_back(&f);
+    if (name && formats.empty()) throw ArgumentError("option --output-file names the output of -otxt, -osrt, -ovtt, -ocsv or -oj: choose one");
+    if (name && name->empty()) throw ArgumentError("option --output-file: the name is empty");
+  }
+  bool timestamped() const {
+    return std::any_of(formats.begin(), formats.end(), [](const OutputFormat* f) { return f->timestamped; });
+  }
+  // (path or "-", format) of each output of `input`: NAME.EXT with -of, else INPUT.EXT beside it;
+  // standard output for -of - and for audio read from standard input.
+  std::vector<std::pair<std::string, const OutputFormat*>> paths(const std::string& input) const {
+    std::vector<std::pair<std::string, const OutputFormat*>> out;
+    const std::string base = name ? *name : input;
+    for (const OutputFormat* f : formats) out.push_back({base == kStdin ? kStdin : base + f->extension, f});
+    return out;
+  }
+};
+
+// The whole file or nothing, never over one that exists unless `overwrite`: written beside it
+// under a new name, then linked (fails if the name was taken meanwhile) or renamed over.
+void write_output(const std::string& path, const std::string& content, bool overwrite) {
+  if (path == kStdin) {
+    std::cout << content << std::flush;
+    return;
+  }
+  const fs::path target(path);
+  std::string staging = (target.parent_path() / ("." + target.filename().string() + ".partial-XXXXXX")).string();
+  const int fd = mkstemp(staging.data());
+  if (fd < 0) throw Error(path + ": cannot write beside it: " + std::strerror(errno));
+  try {
+    write_all(fd, content, staging);
+  } catch (const Error&) {
+    ::close(fd);
+    ::unlink(staging.c_str());
+    throw;
+  }
+  ::fchmod(fd, 0644);  // as a file the user creates (mkstemp makes it 0600)
+  ::close(fd);
+  const int rc = overwrite ? std::rename(staging.c_str(), path.c_str()) : ::link(staging.c_str(), path.c_str());
+  const int err = errno;
+  ::unlink(staging.c_str());
+  if (rc != 0)
+    throw Error(path + (err == EEXIST ? ": exists; choose another -of NAME or pass --overwrite" : ": cannot write: " + std::string(std::strerror(err))));
+}
+
+std::string render(const OutputFormat& f, const Transcript& t, bool logprobs) {
+  const std::string ext = f.extension;
+  if (ext == ".txt") return to_txt(t);
+  if (ext == ".srt") return to_srt(t);
+  if (ext == ".vtt") return to_vtt(t);
+  if (ext == ".csv") return to_csv(t);
+  return to_json(t, logprobs);
+}
+
+audio::VadOptions vad_options(const Args& a) {
+  audio::VadOptions v;
+  v.max_piece_seconds = a.number("max-segment", 1, 3600).value_or(v.max_piece_seconds);
+  v.aggressiveness = int(a.integer("vad-aggressiveness", 0, 3).value_or(v.aggressiveness));
+  if (const std::string p = v.problem(); !p.empty()) throw ArgumentError("option --max-segment: " + p);
+  return v;
+}
+
+std::string seconds_text(double s) {
+  char t[32];
+  std::snprintf(t, sizeof t, "%.1f s", s);
+  return t;
 }
 
 }  // namespace
 
 int run_inference_command(const Command& self, const Args& a) {
-  std::vector<std::string> files;
-  const std::string instruction = instruction_for(self, a, &files);
-  if (files.empty()) throw ArgumentError(self.name + " needs at least one audio file");
-  const bool as_json = a.flag("json");
+  std::vector<std::string> given;
+  const std::string instruction = instruction_for(self, a, &given);
+  if (given.empty() && a.values("file").empty()) throw ArgumentError(self.name + " needs at least one audio file");
+  const bool as_json = a.flag("json"), quiet = a.flag("no-prints"), segment = a.flag("segment");
+  const bool timestamps = !a.flag("no-timestamps");
   const GenerationFlags flags(a);
+  const Outputs outputs(a);
+  const audio::VadOptions vad = vad_options(a);
   const ModelChoice choice = model_choice(a);
-  check_audio_files(files);
-  const std::shared_ptr<Model> model = load_model(choice);
+  const std::vector<std::string> inputs = audio_inputs(given, a.values("file"));
+  if (outputs.name && *outputs.name != kStdin && inputs.size() > 1)
+    throw ArgumentError("option --output-file names one output; " + std::to_string(inputs.size()) +
+                        " inputs need their own names (leave -of out: INPUT.srt beside each)");
+  if (!outputs.overwrite)
+    for (const auto& input : inputs)
+      for (const auto& [path, format] : outputs.paths(input))
+        if (std::error_code ec; path != kStdin && fs::exists(fs::symlink_status(path, ec)))
+          throw Error(path + ": exists; choose another -of NAME or pass --overwrite (nothing was run)");
+  const std::shared_ptr<Model> model = load_model(choice, quiet);
   const GenerationOptions opt = flags.apply(model->generation_options());
+  const int64_t fits = model->longest_audio_samples(instruction);
+  // The text goes to the terminal unless an output or --json takes standard output.
+  bool outputs_to_stdout = false;
+  for (const auto& input : inputs)
+    for (const auto& [path, format] : outputs.paths(input)) outputs_to_stdout = outputs_to_stdout || path == kStdin;
+  const bool print_text = !as_json && !outputs_to_stdout;
+  auto stream = [](const std::string& piece) { std::cout << piece << std::flush; };
 
   int status = 0;
-  for (const std::string& path : files) {
+  for (const std::string& input : inputs) {
+    const std::string label = input == kStdin ? "standard input" : input;
     try {
+      DecodedAudio audio = input == kStdin ? read_standard_input() : DecodedAudio::load(input);
+      const double duration = double(audio.samples.size()) / audio::kSampleRate;
+      const bool too_long = int64_t(audio.samples.size()) > fits;
+      if (too_long && !segment && !answers_per_piece(self))
+        throw ResourceError("the audio is " + seconds_text(duration) + "; one request with this instruction takes at most " +
+                            seconds_text(double(fits) / audio::kSampleRate) +
+                            " (the model's context): pass --segment to answer per piece of speech of at most --max-segment seconds");
+      if (print_text && inputs.size() > 1) std::cout << "# " << input << "\n";
+      Transcript t;
+      t.audio = label;
+      t.prompt = instruction;
+      t.duration = duration;
+      t.segmented = segment || too_long || outputs.timestamped();
+      json single;
+      if (!t.segmented) {
+        // The reference's single request, streamed as decoded.
+        GenerationResult r = model->generate(audio, instruction, opt, print_text ? stream : decoder::TextCallback());
+        if (print_text) std::cout << std::endl;
+        single = json::parse(r.to_json());
+        Segment s;
+        s.end = duration;
+        s.text = r.text;
+        s.avg_logprob = r.avg_logprob();
+        s.token_ids = r.token_ids;
+        s.token_logprobs = r.token_logprobs;
+        t.segments.push_back(std::move(s));
+        t.speech_seconds = duration;
+      } else {
+        SegmentedRun run(model, std::move(audio.samples), instruction, opt, vad);
+        t.speech_seconds = run.speech_seconds();
+        if (run.pieces().empty() && !quiet)
+          std::fprintf(stderr, "wavllm: %s: no speech found in %s of audio: nothing to decode, no text\n",
+                       printable(label).c_str(), seconds_text(duration).c_str());
+        Progress progress(duration, quiet);
+        while (auto s = run.next()) {
+          if (print_text)
+            std::cout << (timestamps ? "[" + timestamp(s->start, '.') + " --> " + timestamp(s->end, '.') + "]  " : "")
+                      << cue_text(s->text) << std::endl;
+          t.segments.push_back(std::move(*s));
+          progress.update(run.done_seconds(), std::to_string(run.done()) + "/" + std::to_string(run.pieces().size()) +
+                                                  " pieces, " + seconds_text(run.done_seconds()) + " of " +
+                                                  seconds_text(duration));
+        }
+      }
+      for (const auto& [path, format] : outputs.paths(input)) write_output(path, render(*format, t, outputs.logprobs), outputs.overwrite);
       if (as_json) {
-        json j = json::parse(model->generate(DecodedAudio::load(path), instruction, opt).to_json());
-        j["audio"] = path;
+        json j = t.segmented ? json::parse(to_json(t, outputs.logprobs)) : single;
+        j["audio"] = label;
         j["prompt"] = instruction;
         std::cout << dump(j) << std::endl;
-      } else {
-        if (files.size() > 1) std::cout << "# " << path << "\n";
-        // Streamed as decoded: a long answer shows up while it is being produced.
-        model->generate(DecodedAudio::load(path), instruction, opt,
-                        [](const std::string& piece) { std::cout << piece << std::flush; });
-        std::cout << std::endl;
       }
     } catch (const std::exception& e) {
       std::cout << std::flush;
-      std::fprintf(stderr, "wavllm: error: %s: %s\n", printable(path).c_str(), error_text(e).c_str());
+      std::fprintf(stderr, "wavllm: error: %s: %s\n", printable(label).c_str(), error_text(e).c_str());
       status = 1;
     }
   }
@@ -199,15 +435,6 @@ int run_inference_command(const Command& self, const Args& a) {
 // batch
 
 namespace {
-
-void write_all(int fd, const std::string& bytes, const std::string& path) {
-  for (size_t done = 0; done < bytes.size();) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw Error(path + ": write failed (disk full?): " + std::strerror(n < 0 ? errno : ENOSPC));
-    done += size_t(n);
-  }
-}
 
 // The items already answered in `out`, by whether they failed. `out` must be a results file of
 // this command (every complete line a JSON object with a string "id"), and is checked whole
@@ -328,29 +555,6 @@ class AppendOutput {
   int fd_ = -1;
 };
 
-class Progress {
- public:
-  explicit Progress(size_t total) : total_(total), tty_(isatty(STDERR_FILENO) != 0) {}
-  void update(size_t done, size_t errors) {
-    const double elapsed = seconds_since(start_);
-    const bool last = done == total_;
-    // On a terminal, one line redrawn in place; in a log, a line every 10 s and at the end.
-    if (!tty_ && !last && elapsed - last_print_ < 10) return;
-    last_print_ = elapsed;
-    const size_t width = 30, filled = total_ ? done * width / total_ : width;
-    const double eta = done ? elapsed / double(done) * double(total_ - done) : 0;
-    std::fprintf(stderr, "%s[%s%s] %zu/%zu items, %zu errors, %.1f s elapsed, ETA %.0f s%s", tty_ ? "\r" : "",
-                 std::string(filled, '#').c_str(), std::string(width - filled, ' ').c_str(), done, total_, errors,
-                 elapsed, eta, tty_ && !last ? "" : "\n");
-    std::fflush(stderr);
-  }
-
- private:
-  size_t total_;
-  bool tty_;
-  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
-  double last_print_ = -1e9;
-};
 
 }  // namespace
 
@@ -413,7 +617,7 @@ int run_batch(const Command& self, const Args& a) {
     opt = flags.apply(model->generation_options());
   }
 
-  Progress progress(todo.size());
+  Progress progress(double(todo.size()));
   size_t errors = 0;
   for (size_t i = 0; i < todo.size(); ++i) {
     const ManifestItem& item = *todo[i];
@@ -431,7 +635,8 @@ int run_batch(const Command& self, const Args& a) {
     j["prompt"] = instruction;
     j["reference"] = item.tgt_text;
     os.write_line(dump(j));  // one whole line per item: an interruption loses at most one
-    progress.update(i + 1, errors);
+    progress.update(double(i + 1), std::to_string(i + 1) + "/" + std::to_string(todo.size()) + " items, " +
+                                       std::to_string(errors) + " errors");
   }
   if (errors) {
     std::fprintf(stderr, "wavllm: error: %zu of %zu items failed (their lines in %s have an \"error\"; "

@@ -50,20 +50,6 @@ Footprint footprint(const TensorDecl& t, at::ScalarType dtype) {
   return {};
 }
 
-// The longest audio whose transcription prompt fits the decoder's context, in seconds (a
-// bisection over the sample count: audio tokens grow with it).
-double longest_audio_seconds(const Model& m) {
-  const decoder::PromptIds ids = m.prompt_ids(transcribe_instruction());
-  const int64_t budget = m.config().llama.max_positions() - int64_t(ids.left.size() + ids.right.size());
-  int64_t lo = 0, hi = int64_t(16000) * 3600 * 2;
-  while (lo < hi) {
-    const int64_t mid = lo + (hi - lo + 1) / 2;
-    if (m.audio_token_count(mid) <= budget) lo = mid;
-    else hi = mid - 1;
-  }
-  return std::floor(double(lo) / 1600.0) / 10;  // printed to 0.1 s, never rounded up past the limit
-}
-
 }  // namespace
 
 int run_info(const Command& self, const Args& a) {
@@ -112,7 +98,9 @@ int run_info(const Command& self, const Args& a) {
   std::printf("memory:       %s of weights + up to %s of KV cache (%d positions, one beam)\n",
               gigabytes(total.bytes).c_str(), gigabytes(kv_bytes).c_str(), cfg.llama.max_positions());
   std::printf("context:      %d decoder positions; the longest audio transcribed in one request: %.1f s\n",
-              cfg.llama.max_positions(), longest_audio_seconds(*model));
+              cfg.llama.max_positions(),
+              // to 0.1 s, never rounded up past the limit
+              std::floor(double(model->longest_audio_samples(transcribe_instruction())) / 1600.0) / 10);
   std::printf("tokenizer:    %s (%d pieces, bos %lld, eos %lld)\n", tokenizer.path().c_str(), tokenizer.vocab_size(),
               (long long)tokenizer.bos_id(), (long long)tokenizer.eos_id());
   return 0;

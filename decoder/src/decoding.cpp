@@ -95,6 +95,7 @@ int64_t sample(const at::Tensor& logprobs, const GenerationOptions& opt, at::Gen
 struct Hypothesis {
   std::vector<int64_t> tokens;     // decoded after BOS
   std::vector<int64_t> generated;  // after the forced prefix
+  std::vector<float> generated_logprobs;  // the log-probability each generated token had when chosen
   std::vector<int64_t> rows;       // row of each step's logits (beam search step_logits)
   double logprob = 0;
 };
@@ -161,6 +162,7 @@ class Decoding {
     const Hypothesis best = opt_.num_beams > 1 ? beam(logits) : single(logits, stream, on_text);
     res.decoded_tokens = best.tokens;
     res.generated_ids = best.generated;
+    res.generated_logprobs = best.generated_logprobs;
     res.score = normalised(best.logprob, best.tokens.size(), opt_.length_penalty);
     std::string rest;
     res.text = stream.finish(best.generated, rest);
@@ -216,11 +218,13 @@ class Decoding {
       const auto lp = step_logprobs(logits[0], step, rules_, h.generated, opt_);
       const bool free = step >= rules_.free_start() && step < rules_.eos_step;
       const int64_t token = gen && free ? sample(lp, opt_, *gen) : lp.argmax().item<int64_t>();
-      h.logprob += lp[token].item<double>();
+      const double token_lp = lp[token].item<double>();
+      h.logprob += token_lp;
       h.tokens.push_back(token);
       if (token == rules_.eos) break;
       if (step >= rules_.free_start()) {
         h.generated.push_back(token);
+        h.generated_logprobs.push_back(float(token_lp));
         if (follow_text) {
           const std::string piece = stream.push(h.generated);
           if (on_text && !piece.empty()) on_text(piece);
@@ -262,7 +266,10 @@ class Decoding {
           continue;
         Hypothesis h = live[row];
         h.tokens.push_back(token);
-        if (step >= rules_.free_start() && token != rules_.eos) h.generated.push_back(token);
+        if (step >= rules_.free_start() && token != rules_.eos) {
+          h.generated.push_back(token);
+          h.generated_logprobs.push_back(float(double(total) - h.logprob));
+        }
         h.rows.push_back(row);
         h.logprob = total;
         if (ends) {

@@ -9,12 +9,19 @@ namespace wavllm {
 
 namespace {
 
-// Target languages accepted by `translate`: names as the reference writes them ("German").
-// A fixed list, so that a typo is an error instead of a silently odd instruction.
-constexpr std::array<const char*, 24> kLanguages = {
-    "Arabic", "Catalan",  "Chinese", "Czech",   "Dutch",     "English", "Estonian", "French",
-    "German", "Hindi",    "Indonesian", "Italian", "Japanese", "Korean", "Latvian", "Mongolian",
-    "Persian", "Polish",  "Portuguese", "Russian", "Slovenian", "Spanish", "Swedish", "Turkish"};
+// Target languages accepted by `translate`: names as the reference writes them ("German"), or
+// their ISO 639-1 codes ("de", as whisper.cpp's -l takes them). A fixed list, so that a typo is
+// an error instead of a silently odd instruction.
+struct Language {
+  const char* name;
+  const char* code;
+};
+constexpr std::array<Language, 24> kLanguages = {{
+    {"Arabic", "ar"},  {"Catalan", "ca"},    {"Chinese", "zh"}, {"Czech", "cs"},     {"Dutch", "nl"},
+    {"English", "en"}, {"Estonian", "et"},   {"French", "fr"},  {"German", "de"},    {"Hindi", "hi"},
+    {"Indonesian", "id"}, {"Italian", "it"}, {"Japanese", "ja"}, {"Korean", "ko"},   {"Latvian", "lv"},
+    {"Mongolian", "mn"}, {"Persian", "fa"},  {"Polish", "pl"},  {"Portuguese", "pt"}, {"Russian", "ru"},
+    {"Slovenian", "sl"}, {"Spanish", "es"},  {"Swedish", "sv"}, {"Turkish", "tr"}}};
 
 std::string lower(std::string s) {
   std::transform(s.begin(), s.end(), s.begin(), [](unsigned char c) { return char(std::tolower(c)); });
@@ -35,14 +42,18 @@ std::string transcribe_instruction() {
 
 std::string translate_instruction(const std::string& language) {
   const std::string want = lower(trim(language));
-  for (const char* name : kLanguages)
-    if (lower(name) == want) return std::string("Translate the audio clip into ") + name + ".";
+  for (const Language& l : kLanguages)
+    if (lower(l.name) == want || l.code == want) return std::string("Translate the audio clip into ") + l.name + ".";
   std::string known;
-  for (const char* name : kLanguages) known += (known.empty() ? "" : ", ") + std::string(name);
+  for (const Language& l : kLanguages) known += (known.empty() ? "" : ", ") + std::string(l.name) + " (" + l.code + ")";
   throw ArgumentError("unknown target language '" + language + "' (known: " + known + ")");
 }
 
-std::vector<std::string> translation_languages() { return {kLanguages.begin(), kLanguages.end()}; }
+std::vector<std::string> translation_languages() {
+  std::vector<std::string> names;
+  for (const Language& l : kLanguages) names.push_back(l.name);
+  return names;
+}
 
 std::string speaker_verification_instruction() { return "Is there only one speaker in the audio clip?"; }
 

@@ -365,6 +365,19 @@ void check_audio_length(int64_t samples16k) {
                         std::to_string(int64_t(kMaxAudioSeconds)) + " s");
 }
 
+int64_t Model::longest_audio_samples(const std::string& instruction) const {
+  const decoder::PromptIds ids = impl_->prompt(instruction);
+  const int64_t budget = impl_->cfg.llama.max_positions() - int64_t(ids.left.size() + ids.right.size());
+  // Audio tokens grow with the sample count: bisect up to the audio time limit.
+  int64_t lo = 0, hi = int64_t(audio::DecodeOptions{}.max_seconds * kSampleRate);
+  while (lo < hi) {
+    const int64_t mid = lo + (hi - lo + 1) / 2;
+    if (impl_->audio_tokens(mid) <= budget) lo = mid;
+    else hi = mid - 1;
+  }
+  return lo;
+}
+
 uint64_t Model::activation_bytes(int64_t samples16k) const { return impl_->activation_bytes(samples16k); }
 
 decoder::PromptIds Model::prompt_ids(const std::string& instruction) const { return impl_->prompt(instruction); }
@@ -392,6 +405,7 @@ GenerationResult Model::generate(const std::vector<float>& samples16k, const std
   decoder::Completion g = decoder::complete(impl_->stages.llama, impl_->tokenizer, embeds, ids, scale, opt, on_text);
   r.text = std::move(g.text);
   r.token_ids = std::move(g.generated_ids);
+  r.token_logprobs = std::move(g.generated_logprobs);
   r.decoded_tokens = std::move(g.decoded_tokens);
   r.step_logits = g.step_logits;
   r.timings.prefill = g.prefill_seconds;
@@ -405,6 +419,12 @@ std::vector<std::pair<const char*, double>> StageTimings::items() const {
   return {{"audio", audio},       {"frontend", frontend},         {"whisper", whisper}, {"wavlm", wavlm},
           {"adapters", adapters}, {"prompt_adapter", prompt_adapter}, {"prefill", prefill}, {"decode", decode},
           {"total", total()}};
+}
+
+double GenerationResult::avg_logprob() const {
+  double sum = 0;
+  for (float lp : token_logprobs) sum += lp;
+  return token_logprobs.empty() ? 0 : sum / double(token_logprobs.size());
 }
 
 std::string GenerationResult::to_json() const {

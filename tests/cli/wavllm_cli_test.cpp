@@ -322,7 +322,7 @@ TEST_F(Cli, NewcomerMistakesGetUsefulAnswers) {
   // Audio paths are checked before the model loads (here a model that does not exist).
   r = run({"transcribe", "--model", (dir_ / "no-model").string(), a, (dir_ / "x.wav").string(), (dir_ / "y.wav").string()});
   EXPECT_EQ(r.status, 1);
-  EXPECT_NE(r.err.find("2 of 3 audio files cannot be read (nothing was run)"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("2 of 3 audio inputs cannot be read (nothing was run)"), std::string::npos) << r.err;
   EXPECT_NE(r.err.find("x.wav: no such file"), std::string::npos) << r.err;
   EXPECT_EQ(r.err.find("no-model"), std::string::npos) << r.err;
   // float16 is CUDA's: refused on CPU as a usage error, and the help says so.

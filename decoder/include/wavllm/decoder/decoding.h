@@ -21,6 +21,7 @@ namespace wavllm::decoder {
 struct Completion {
   std::vector<int64_t> decoded_tokens;  // every token chosen after the initial BOS, forced prefix (and EOS) included
   std::vector<int64_t> generated_ids;   // after the forced prefix, EOS stripped (a stop string's tokens kept)
+  std::vector<float> generated_logprobs;  // per generated id: its log-probability under the step's distribution
   std::string text;                     // decode(generated_ids), cut before a stop string
   at::Tensor step_logits;               // [decoded_tokens, vocab] float32 on CPU, when asked (beam search: the
                                         // logits along the best hypothesis)

@@ -47,6 +47,8 @@ struct StageTimings {
 struct GenerationResult {
   std::string text;
   std::vector<int64_t> token_ids;       // generated ids (after the forced prefix, EOS stripped)
+  std::vector<float> token_logprobs;    // per token id: its log-probability when it was chosen
+  double avg_logprob() const;           // their mean (0 for no tokens): faster-whisper's avg_logprob
   std::vector<int64_t> decoded_tokens;  // every token chosen after the initial BOS
   at::Tensor step_logits;               // [steps, vocab] when GenerationOptions asked for them
   StageTimings timings;                 // timings.audio: decoding the file (0 for samples given as such)
@@ -99,6 +101,9 @@ class Model {
   // How many audio embeddings (decoder positions) audio of this many samples becomes; 0 when
   // it is too short for the model. Lets a caller budget the context before any compute.
   int64_t audio_token_count(int64_t samples16k) const;
+  // The most 16 kHz samples one request with this instruction takes: its prompt and their audio
+  // tokens fill the decoder's context (the rotary table) at most.
+  int64_t longest_audio_samples(const std::string& instruction) const;
   // Bytes of activations encoding that much audio holds at its peak (both encoders, every live
   // buffer); audio that needs more than the machine has is refused with this figure.
   uint64_t activation_bytes(int64_t samples16k) const;
