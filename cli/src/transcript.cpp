@@ -76,7 +76,7 @@ std::string cue_text(const std::string& text) {
 
 std::string to_txt(const Transcript& t) {
   std::string out;
-  for (const Segment& s : t.segments) out += cue_text(s.text) + "\n";
+  for (const Segment& s : t.segments) out += replace_all(cue_text(s.text), "\n", " ") + "\n";  // a line per piece
   return out;
 }
 

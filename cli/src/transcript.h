@@ -22,7 +22,7 @@ std::string timestamp(double seconds, char sep);
 // blank lines single line breaks, "-->" "->".
 std::string cue_text(const std::string& text);
 
-std::string to_txt(const Transcript& t);
+std::string to_txt(const Transcript& t);  // one line per piece
 std::string to_srt(const Transcript& t);
 std::string to_vtt(const Transcript& t);
 std::string to_csv(const Transcript& t);  // start,end in milliseconds, text quoted (whisper.cpp's columns)

@@ -19,12 +19,14 @@
 #include <vector>
 
 #include "wavllm/audio/audio.h"
+#include "wavllm/audio/vad.h"
 #include "wavllm/core/config.h"
 #include "wavllm/core/error.h"
 #include "wavllm/core/runtime.h"
 #include "wavllm/pipeline/quantize.h"
 #include "wavllm/pipeline/stages.h"
 #include "wavllm/pipeline/model.h"
+#include "wavllm/pipeline/segments.h"
 
 namespace py = pybind11;
 
@@ -142,21 +144,26 @@ class PyModel {
   }
 
   const wavllm::Model& get() const { return *model_; }
+  std::shared_ptr<const wavllm::Model> shared() const { return model_; }
 
   // options: a GenerationOptions (None: the model's config.json defaults); each keyword that is
   // not None is then set on a copy of it by its field name, through the class's own attributes.
-  py::object generate(const py::object& audio, const std::string& instruction, const py::object& options,
-                      const py::object& on_text, const py::kwargs& overrides) const {
+  wavllm::GenerationOptions options_with(const char* method, const py::object& options, const py::kwargs& overrides) const {
     py::object chosen = options.is_none() ? py::cast(model_->generation_options())
                                           : py::cast(options.cast<wavllm::GenerationOptions>());
     const py::object property = py::module_::import("builtins").attr("property");
     for (const auto& [key, value] : overrides) {
       const std::string name = py::str(key);
       if (!py::isinstance(py::getattr(py::type::of(chosen), name.c_str(), py::none()), property))
-        throw py::type_error("generate() got an unexpected keyword argument '" + name + "'");
+        throw py::type_error(std::string(method) + "() got an unexpected keyword argument '" + name + "'");
       if (!value.is_none()) chosen.attr(name.c_str()) = value;
     }
-    const auto opt = chosen.cast<wavllm::GenerationOptions>();
+    return chosen.cast<wavllm::GenerationOptions>();
+  }
+
+  py::object generate(const py::object& audio, const std::string& instruction, const py::object& options,
+                      const py::object& on_text, const py::kwargs& overrides) const {
+    const auto opt = options_with("generate", options, overrides);
     if (!on_text.is_none() && !PyCallable_Check(on_text.ptr())) throw py::type_error("on_text must be callable or None");
     wavllm::DecodedAudio input;
     if (py::isinstance<py::array>(audio)) {
@@ -184,6 +191,34 @@ class PyModel {
 
  private:
   std::shared_ptr<wavllm::Model> model_;
+};
+
+// Model.segments(): the pieces of speech of one recording, decoded one per next() without the GIL.
+class PySegments {
+ public:
+  PySegments(const PyModel& model, const py::object& audio, const std::string& instruction, double max_segment,
+             int vad_aggressiveness, const py::object& options, const py::kwargs& overrides) {
+    const auto opt = model.options_with("segments", options, overrides);
+    wavllm::audio::VadOptions vad;
+    vad.max_piece_seconds = max_segment;
+    vad.aggressiveness = vad_aggressiveness;
+    std::vector<float> samples = audio_samples(audio);
+    py::gil_scoped_release nogil;
+    run_ = std::make_unique<wavllm::SegmentedRun>(model.shared(), std::move(samples), instruction, opt, vad);
+  }
+  wavllm::Segment next() {
+    std::optional<wavllm::Segment> s;
+    {
+      py::gil_scoped_release nogil;
+      s = run_->next();
+    }
+    if (!s) throw py::stop_iteration();
+    return std::move(*s);
+  }
+  const wavllm::SegmentedRun& run() const { return *run_; }
+
+ private:
+  std::unique_ptr<wavllm::SegmentedRun> run_;
 };
 
 py::object to_python(const at::Tensor& t) { return to_numpy<float>(t); }
@@ -285,6 +320,40 @@ PYBIND11_MODULE(_wavllm, m) {
       py::arg("in_dir"), py::arg("out_dir"), py::arg("format") = "q8_0",
       "`wavllm quantize`: a float model directory to a new quantized one (docs/kernels.md).");
 
+  m.def(
+      "voice_activity",
+      [](const py::object& audio, int aggressiveness) {
+        const std::vector<float> samples = audio_samples(audio);
+        std::vector<bool> frames;
+        {
+          py::gil_scoped_release nogil;
+          frames = wavllm::audio::voice_frames(samples.data(), samples.size(), aggressiveness);
+        }
+        py::array_t<bool> out(static_cast<py::ssize_t>(frames.size()));
+        for (size_t i = 0; i < frames.size(); ++i) out.mutable_data()[i] = frames[i];
+        return out;
+      },
+      py::arg("audio"), py::arg("aggressiveness") = 2,
+      "WebRTC's speech decision for each 10-ms frame of `audio` (bool array): what Model.segments starts from.");
+  m.def(
+      "speech_pieces",
+      [](const py::object& audio, double max_segment, int aggressiveness) {
+        const std::vector<float> samples = audio_samples(audio);
+        wavllm::audio::VadOptions vad;
+        vad.max_piece_seconds = max_segment;
+        vad.aggressiveness = aggressiveness;
+        std::vector<wavllm::audio::Span> pieces;
+        {
+          py::gil_scoped_release nogil;
+          pieces = wavllm::audio::speech_pieces(samples.data(), samples.size(), vad);
+        }
+        py::list out;
+        for (const auto& p : pieces)
+          out.append(py::make_tuple(double(p.begin) / wavllm::audio::kSampleRate, double(p.end) / wavllm::audio::kSampleRate));
+        return out;
+      },
+      py::arg("audio"), py::arg("max_segment") = 30.0, py::arg("aggressiveness") = 2,
+      "The pieces Model.segments decodes, as (start, end) seconds.");
   m.attr("__version__") = WAVLLM_VERSION;
   m.def(
       "canonical_dtype", [](const std::string& name) { return wavllm::dtype_label(wavllm::parse_dtype(name)); },
@@ -367,6 +436,31 @@ PYBIND11_MODULE(_wavllm, m) {
             .format(to_py_str(r.text), r.token_ids.size(), r.real_time_factor);
       });
 
+  py::class_<wavllm::Segment>(m, "Segment", "One piece of speech of a recording and its answer (Model.segments).")
+      .def_readonly("start", &wavllm::Segment::start, "seconds from the start of the recording")
+      .def_readonly("end", &wavllm::Segment::end, "seconds from the start of the recording")
+      .def_property_readonly("text", [](const wavllm::Segment& s) { return to_py_str(s.text); })
+      .def_readonly("token_ids", &wavllm::Segment::token_ids)
+      .def_readonly("token_logprobs", &wavllm::Segment::token_logprobs, "per token id: its log-probability")
+      .def_readonly("avg_logprob", &wavllm::Segment::avg_logprob, "mean of token_logprobs")
+      .def_property_readonly("timings", [](const wavllm::Segment& s) { return timings_dict(s.timings); })
+      .def("__repr__", [](const wavllm::Segment& s) {
+        return py::str("Segment(start={:.2f}, end={:.2f}, text={!r})").format(s.start, s.end, to_py_str(s.text));
+      });
+
+  py::class_<PySegments>(m, "Segments",
+                         "An iterator over a recording's Segments, decoding one piece per step; duration, pieces "
+                         "and speech_seconds describe the recording (faster-whisper's info).")
+      .def("__iter__", [](PySegments& s) -> PySegments& { return s; })
+      .def("__next__", &PySegments::next)
+      .def_property_readonly("duration", [](const PySegments& s) { return s.run().duration_seconds(); },
+                             "seconds of audio")
+      .def_property_readonly("pieces", [](const PySegments& s) { return s.run().pieces().size(); },
+                             "pieces of speech found (each one request)")
+      .def_property_readonly("speech_seconds", [](const PySegments& s) { return s.run().speech_seconds(); },
+                             "the pieces' total seconds")
+      .def_property_readonly("done", [](const PySegments& s) { return s.run().done(); }, "pieces decoded so far");
+
   py::class_<PyModel>(m, "Model")
       .def(py::init<const py::object&, const std::string&, const std::string&, std::optional<int>>(),
            py::arg("path"), py::arg("device") = "cpu", py::arg("dtype") = "auto", py::arg("threads") = py::none())
@@ -410,6 +504,16 @@ PYBIND11_MODULE(_wavllm, m) {
       .def_property_readonly(
           "generation_options", [](const PyModel& pm) { return pm.get().generation_options(); },
           "A copy of the model's default GenerationOptions (config.json's `generation` section).")
+      .def(
+          "segments",
+          [](const PyModel& pm, const py::object& audio, const std::string& instruction, double max_segment,
+             int vad_aggressiveness, const py::object& options, const py::kwargs& overrides) {
+            return std::make_unique<PySegments>(pm, audio, instruction, max_segment, vad_aggressiveness, options, overrides);
+          },
+          py::arg("audio"), py::arg("instruction"), py::kw_only(), py::arg("max_segment") = 30.0,
+          py::arg("vad_aggressiveness") = 2, py::arg("options") = py::none(),
+          "The recording as pieces of speech (WebRTC voice activity, at most max_segment seconds, cut at "
+          "pauses), each one request with `instruction`: an iterator of Segments (docs/python.md).")
       .def("generate", &PyModel::generate, py::arg("audio"), py::arg("instruction"), py::kw_only(),
            py::arg("options") = py::none(), py::arg("on_text") = py::none(),
            "generate(audio, instruction, *, options=None, on_text=None, **fields): the answer to "

@@ -36,7 +36,7 @@ except ModuleNotFoundError as e:
     _wavllm = None
 
 __all__ = ["Error", "ArgumentError", "ResourceError", "Model", "GenerationOptions", "GenerationResult", "load_audio",
-           "log_mel", "set_threads", "canonical_dtype", "translation_languages",
+           "log_mel", "set_threads", "Segment", "voice_activity", "speech_pieces", "canonical_dtype", "translation_languages",
            "transcribe_instruction", "translate_instruction", "speaker_verification_instruction",
            "emotion_instruction", "question_instruction"]
 
@@ -47,10 +47,10 @@ if _wavllm is None:
                               "the project and put build/python on PYTHONPATH, or pip install the project")
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 else:
-    from ._wavllm import (ArgumentError, Error, GenerationOptions, GenerationResult, ResourceError,  # noqa: F401
+    from ._wavllm import (ArgumentError, Error, GenerationOptions, GenerationResult, ResourceError, Segment,  # noqa: F401
                           canonical_dtype, emotion_instruction, load_audio, question_instruction, set_threads,
-                          speaker_verification_instruction, transcribe_instruction, translate_instruction,
-                          translation_languages)
+                          speaker_verification_instruction, speech_pieces, transcribe_instruction,
+                          translate_instruction, translation_languages, voice_activity)
 
     __version__ = _wavllm.__version__
 
@@ -91,12 +91,30 @@ else:
             An unknown keyword is a TypeError; a value outside its rule a wavllm.ArgumentError."""
             return super().generate(audio, instruction, options=options, on_text=on_text, **fields)
 
-        def transcribe(self, audio, **fields):
-            """The transcription of `audio` (str); keywords as generate()'s."""
+        def segments(self, audio, instruction, *, max_segment=30.0, vad_aggressiveness=2, options=None, **fields):
+            """`audio` as pieces of speech, each one request with `instruction`: an iterator of
+            Segment (start, end, text, token_ids, token_logprobs, avg_logprob) that decodes a piece
+            per step, with duration, pieces and speech_seconds. WebRTC's voice detector finds the
+            speech (vad_aggressiveness 0 to 3: how much it drops as non-speech); pieces are at most
+            max_segment seconds, cut at pauses; silence is never decoded. Keywords as generate()'s."""
+            return super().segments(audio, instruction, max_segment=max_segment, vad_aggressiveness=vad_aggressiveness,
+                                    options=options, **fields)
+
+        def transcribe(self, audio, *, segments=False, max_segment=30.0, **fields):
+            """The transcription of `audio` (str); keywords as generate()'s. segments=True: as
+            faster-whisper, (an iterator of Segment, info) over pieces of speech (see segments());
+            info has duration, pieces and speech_seconds."""
+            if segments:
+                run = self.segments(audio, transcribe_instruction(), max_segment=max_segment, **fields)
+                return run, run
             return self.generate(audio, transcribe_instruction(), **fields).text
 
-        def translate(self, audio, to="German", **fields):
-            """The translation of `audio` into the language `to` (see translation_languages())."""
+        def translate(self, audio, to="German", *, segments=False, max_segment=30.0, **fields):
+            """The translation of `audio` into the language `to` (see translation_languages());
+            segments=True as for transcribe()."""
+            if segments:
+                run = self.segments(audio, translate_instruction(to), max_segment=max_segment, **fields)
+                return run, run
             return self.generate(audio, translate_instruction(to), **fields).text
 
         def ask(self, audio, question, **fields):

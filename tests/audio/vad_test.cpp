@@ -26,17 +26,24 @@ std::vector<bool> frames_from(const std::vector<std::pair<double, double>>& spee
 }
 
 TEST(Vad, RegionsBridgeShortPausesAndDropShortBursts) {
-  wa::VadOptions o;  // min speech 0.25 s, min silence 0.3 s
+  wa::VadOptions o;
+  o.min_speech_seconds = 0.25;
+  o.min_silence_seconds = 0.3;
   const auto regions = wa::speech_regions(frames_from({{1.0, 2.0}, {2.2, 3.0}, {4.0, 4.1}, {5.0, 6.0}}, 8), o);
   ASSERT_EQ(regions.size(), 2u);  // 1-2 and 2.2-3 bridged (0.2 s pause); the 0.1-s burst dropped
   EXPECT_EQ(regions[0], (wa::Span{at(1.0), at(3.0)}));
   EXPECT_EQ(regions[1], (wa::Span{at(5.0), at(6.0)}));
   EXPECT_TRUE(wa::speech_regions(frames_from({}, 8), o).empty());
+  // A burst shorter than 0.1 s just before (or after) speech is not its start (or end).
+  const auto trimmed = wa::speech_regions(frames_from({{2.90, 2.97}, {3.0, 4.0}, {4.05, 4.1}}, 8), o);
+  ASSERT_EQ(trimmed.size(), 1u);
+  EXPECT_EQ(trimmed[0], (wa::Span{at(3.0), at(4.0)}));
 }
 
 TEST(Vad, PiecesStayUnderTheLimitAndCutAtTheLongestPause) {
   wa::VadOptions o;
   o.max_piece_seconds = 10;  // 9.6 s before the 0.2-s margins
+  o.pad_seconds = 0.2;
   const std::vector<float> silence(size_t(at(40)), 0.0f);
   // Pauses of 0.5 (at 3 s), 2.0 (at 6 s) and 0.4 s (at 8.4 s): the piece may reach 9.6 s;
   // the longest pause in its second half (4.8-9.6 s) is the 2-s one.
@@ -57,6 +64,7 @@ TEST(Vad, PiecesStayUnderTheLimitAndCutAtTheLongestPause) {
 TEST(Vad, ARegionWithNoPauseIsCutInItsQuietestPart) {
   wa::VadOptions o;
   o.max_piece_seconds = 10;
+  o.pad_seconds = 0.2;
   std::vector<float> tone(size_t(at(25)));
   for (size_t i = 0; i < tone.size(); ++i) tone[i] = 0.5f * std::sin(0.05f * float(i));
   for (int64_t i = at(7.0); i < at(7.1); ++i) tone[size_t(i)] *= 0.01f;  // a dip at 7 s

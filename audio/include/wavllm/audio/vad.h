@@ -1,12 +1,14 @@
 #pragma once
 // Voice activity and the pieces a long recording is decoded in (docs/model.md §11): WebRTC's
 // voice detector (Debian's libwebrtc-audio-processing) marks 10-ms frames of 16 kHz audio; runs
-// of speech become regions (short bursts dropped, short pauses bridged); regions are grouped into
+// of speech become regions (short pauses bridged, bursts under 0.1 s at a region's edges and
+// regions under min_speech dropped); regions are grouped into
 // pieces of at most max_piece_seconds, cut at the longest pause in the second half of the
 // allowed length (in the quietest 100 ms where one region alone is too long), and padded by a
 // margin that never reaches into the neighbouring piece. Torch-free.
 #include <cstddef>
 #include <cstdint>
+#include <ostream>
 #include <string>
 #include <vector>
 
@@ -17,8 +19,8 @@ struct VadOptions {
   // 2 had the best precision and recall on the synthetic test set (eval/RESULTS.md).
   int aggressiveness = 2;
   double min_speech_seconds = 0.25;  // shorter runs of speech frames are noise
-  double min_silence_seconds = 0.3;  // shorter pauses do not split a region
-  double pad_seconds = 0.2;          // margin around each piece
+  double min_silence_seconds = 0.2;  // shorter pauses do not split a region (pieces are cut at the longest pause)
+  double pad_seconds = 0.15;         // margin around each piece
   double max_piece_seconds = 30;     // no piece is longer (one Whisper window by default)
 
   // "" when valid, else which field is out of range and why.
@@ -33,6 +35,8 @@ struct Span {
   int64_t length() const { return end - begin; }
   bool operator==(const Span& o) const { return begin == o.begin && end == o.end; }
 };
+// "[begin, end)" in samples, for test failures.
+inline std::ostream& operator<<(std::ostream& os, const Span& s) { return os << "[" << s.begin << ", " << s.end << ")"; }
 
 // One decision per whole 10-ms frame of `samples` (a trailing part frame is not speech).
 std::vector<bool> voice_frames(const float* samples, size_t n, int aggressiveness);
