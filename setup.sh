@@ -17,7 +17,9 @@ PACKAGES=(
   python3-dev python3-numpy python3-torch python3-pytest python3-sentencepiece
   python3-setuptools python3-wheel python3-build python3-venv python3-pip
   clang libclang-rt-14-dev
+  espeak-ng sox ffmpeg
 )
+# espeak-ng and sox make the long-recording tests' synthetic speech; ffmpeg reads their subtitles back.
 # Debian's LibTorch links the reference BLAS unless an optimised one is installed:
 # libopenblas0 makes matrix products ~30x faster.
 

@@ -13,6 +13,7 @@
 #include <set>
 #include <sstream>
 
+#include "cli_test_util.h"
 #include "commands.h"
 #include "wavllm/pipeline/model.h"
 #include "wavllm/core/safetensors.h"
@@ -23,21 +24,11 @@ namespace {
 namespace fs = std::filesystem;
 using nlohmann::json;
 
-const std::string kWavllm = std::string(WAVLLM_BINARY_DIR) + "/bin/wavllm";
-std::string demo_dir() { return std::string(WAVLLM_TEST_FIXTURES) + "/../../models/demo"; }
-std::string audio(const std::string& name) { return wavllm::test::fixture("audio/" + name); }
-
-struct Outcome {
-  int status = -1;
-  std::string out, err;
-};
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
+using wavllm::test::audio;
+using wavllm::test::demo_dir;
+using wavllm::test::kWavllm;
+using wavllm::test::Outcome;
+using wavllm::test::read_file;
 
 class Cli : public ::testing::Test {
  protected:
@@ -70,18 +61,7 @@ class Cli : public ::testing::Test {
   Outcome run_process(const std::vector<std::string>& args) const {
     std::string cmd = "env -u WAVLLM_MODEL '" + kWavllm + "'";
     for (const auto& a : args) cmd += " '" + a + "'";
-    const fs::path err = dir_ / "stderr.txt";
-    cmd += " 2>'" + err.string() + "'";
-    Outcome r;
-    FILE* p = popen(cmd.c_str(), "r");
-    if (!p) return r;
-    char buf[4096];
-    size_t n;
-    while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.out.append(buf, n);
-    const int st = pclose(p);
-    r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    r.err = read_file(err);
-    return r;
+    return wavllm::test::run_shell(cmd, dir_ / "stderr.txt");
   }
 
   std::vector<json> jsonl(const fs::path& p) const {
