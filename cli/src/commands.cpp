@@ -152,7 +152,7 @@ std::vector<OptionSpec> recording_options() {
           {"output-srt", "", "write INPUT.srt (SubRip subtitles; implies pieces)", "osrt"},
           {"output-vtt", "", "write INPUT.vtt (WebVTT subtitles; implies pieces)", "ovtt"},
           {"output-csv", "", "write INPUT.csv: start,end (ms),text (implies pieces)", "ocsv"},
-          {"output-json", "", "write INPUT.json: segments with start, end, text, token ids, avg_logprob", "oj"},
+          {"output-json", "", "write INPUT.json: segments with start, end, text, token ids, avg_logprob (implies pieces)", "oj"},
           {"output-file", "NAME", "outputs as NAME.txt, NAME.srt... instead of beside the input; - for standard output", "of"},
           {"logprobs", "", "per-token log-probabilities in the JSON output"},
           {"overwrite", "", "replace output files that exist (else they are refused, nothing run)"},

@@ -84,3 +84,14 @@ def test_wheel_in_a_fresh_virtual_environment(tmp_path):
          "--tokenizer", fixtures / "tiny" / "tokenizer.model"], cwd=elsewhere)
     assert run([wavllm_bin, "transcribe", "--model", "converted", "--max-new-tokens", "10", PLANTS],
                cwd=elsewhere) == EXPECTED + "\n"
+
+
+def test_pip_install_from_the_checkout(tmp_path):
+    """The README's command: pip builds the checkout itself (offline, Debian's setuptools)."""
+    venv = tmp_path / "venv"
+    run([sys.executable, "-m", "venv", "--system-site-packages", venv], cwd=tmp_path)
+    run([venv / "bin" / "pip", "install", "--no-build-isolation", "--no-index", ROOT], cwd=tmp_path,
+        env=dict(os.environ, WAVLLM_CMAKE_BUILD_DIR=str(BUILD)))
+    where = run([venv / "bin" / "python", "-c", "import wavllm; print(wavllm.__file__, wavllm.__version__)"], cwd=tmp_path)
+    assert where.startswith(str(venv)) and where.split()[1] == wavllm.__version__, where
+    assert run([venv / "bin" / "wavllm", "tasks"], cwd=tmp_path).startswith("Each task sends")
