@@ -352,11 +352,17 @@ int run_inference_command(const Command& self, const Args& a) {
   if (outputs.name && *outputs.name != kStdin && inputs.size() > 1)
     throw ArgumentError("option --output-file names one output; " + std::to_string(inputs.size()) +
                         " inputs need their own names (leave -of out: INPUT.srt beside each)");
-  if (!outputs.overwrite)
-    for (const auto& input : inputs)
-      for (const auto& [path, format] : outputs.paths(input))
-        if (std::error_code ec; path != kStdin && fs::exists(fs::symlink_status(path, ec)))
-          throw Error(path + ": exists; choose another -of NAME or pass --overwrite (nothing was run)");
+  // Outputs that cannot be written fail now, not after a model load and a decode.
+  for (const auto& input : inputs)
+    for (const auto& [path, format] : outputs.paths(input)) {
+      if (path == kStdin) continue;
+      std::error_code ec;
+      if (!outputs.overwrite && fs::exists(fs::symlink_status(path, ec)))
+        throw Error(path + ": exists; choose another -of NAME or pass --overwrite (nothing was run)");
+      const fs::path folder = fs::path(path).parent_path().empty() ? fs::path(".") : fs::path(path).parent_path();
+      if (!fs::is_directory(folder, ec) || ::access(folder.c_str(), W_OK) != 0)
+        throw Error(path + ": cannot be written: " + printable(folder.string()) + " is not a writable folder (nothing was run)");
+    }
   const std::shared_ptr<Model> model = load_model(choice, quiet);
   const GenerationOptions opt = flags.apply(model->generation_options());
   const int64_t fits = model->longest_audio_samples(instruction);

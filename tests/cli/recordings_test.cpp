@@ -99,6 +99,12 @@ TEST_F(Recordings, NamedOutputsJsonAndStandardOutput) {
   EXPECT_EQ(out["segments"].size(), j["segments"].size());
   EXPECT_EQ(out["segments"][0]["token_logprobs"].size(), 2u);
   EXPECT_EQ(sh("transcribe " + demo() + " long.wav silence.wav -of x -otxt").status, 2);  // one name, two inputs
+  // An output folder that is not there fails before anything runs (no text printed).
+  r = sh("transcribe " + demo() + " plants.wav -otxt -of no/such/folder/x");
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.out, "");
+  EXPECT_NE(r.err.find("no/such/folder/x.txt: cannot be written: no/such/folder is not a writable folder (nothing was run)"),
+            std::string::npos) << r.err;
 }
 
 TEST_F(Recordings, TasksOnTheWholeAudioNeedSegmentBeyondTheContext) {
