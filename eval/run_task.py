@@ -35,11 +35,7 @@ EVAL = os.path.dirname(os.path.abspath(__file__))
 if EVAL not in sys.path:
     sys.path.insert(0, EVAL)
 
-try:
-    import wavllm  # noqa: E402  (installed, or on PYTHONPATH)
-except ImportError:  # run from a checkout: the package the build tree holds
-    sys.path.insert(0, os.path.join(os.path.dirname(EVAL), os.environ.get("WAVLLM_BUILD_DIR", "build"), "python"))
-    import wavllm  # noqa: E402
+from wavllm_eval.engine import wavllm  # noqa: E402
 from wavllm.safetensors_io import open_regular_file  # noqa: E402
 from wavllm_eval import metrics  # noqa: E402
 

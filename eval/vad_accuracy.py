@@ -18,11 +18,7 @@ import numpy as np
 
 EVAL = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, EVAL)
-try:
-    import wavllm  # noqa: E402
-except ImportError:  # run from a checkout: the package the build tree holds
-    sys.path.insert(0, os.path.join(os.path.dirname(EVAL), os.environ.get("WAVLLM_BUILD_DIR", "build"), "python"))
-    import wavllm  # noqa: E402
+from wavllm_eval.engine import wavllm  # noqa: E402
 from wavllm_eval import synthetic  # noqa: E402
 
 

@@ -286,13 +286,9 @@ struct Outputs {
   }
 };
 
-// The whole file or nothing, never over one that exists unless `overwrite`: written beside it
-// under a new name, then linked (fails if the name was taken meanwhile) or renamed over.
-void write_output(const std::string& path, const std::string& content, bool overwrite) {
-  if (path == kStdin) {
-    std::cout << content << std::flush;
-    return;
-  }
+// `content` as the file `path`, whole or not at all: written under a new name beside it, then
+// renamed over it (`replace`) or linked to its name, which fails if that name is taken.
+void write_beside_then_move(const std::string& path, const std::string& content, bool replace, mode_t mode) {
   const fs::path target(path);
   std::string staging = (target.parent_path() / ("." + target.filename().string() + ".partial-XXXXXX")).string();
   const int fd = mkstemp(staging.data());
@@ -304,13 +300,22 @@ void write_output(const std::string& path, const std::string& content, bool over
     ::unlink(staging.c_str());
     throw;
   }
-  ::fchmod(fd, 0644);  // as a file the user creates (mkstemp makes it 0600)
+  ::fchmod(fd, mode);  // mkstemp makes it 0600
   ::close(fd);
-  const int rc = overwrite ? std::rename(staging.c_str(), path.c_str()) : ::link(staging.c_str(), path.c_str());
+  const int rc = replace ? std::rename(staging.c_str(), path.c_str()) : ::link(staging.c_str(), path.c_str());
   const int err = errno;
   ::unlink(staging.c_str());
   if (rc != 0)
     throw Error(path + (err == EEXIST ? ": exists; choose another -of NAME or pass --overwrite" : ": cannot write: " + std::string(std::strerror(err))));
+}
+
+// An output file, never over one that exists unless `overwrite`; "-": standard output.
+void write_output(const std::string& path, const std::string& content, bool overwrite) {
+  if (path == kStdin) {
+    std::cout << content << std::flush;
+    return;
+  }
+  write_beside_then_move(path, content, overwrite, 0644);
 }
 
 std::string render(const OutputFormat& f, const Transcript& t, bool logprobs) {
@@ -491,19 +496,7 @@ Answered answered_items(const std::string& out, const std::string& manifest, boo
       throw refuse("its last line (" + std::to_string(tail.size()) + " bytes without a final newline) is not a result cut short");
   }
   if (dropped) {
-    std::string staging = out + ".retry-XXXXXX";  // a new file: never one of the user's
-    const int fd = mkstemp(staging.data());
-    if (fd < 0) throw Error(out + ": cannot create a file beside it to drop the failed items: " + std::strerror(errno));
-    try {
-      write_all(fd, kept, staging);
-    } catch (const Error&) {
-      ::close(fd);
-      fs::remove(staging, ec);
-      throw;
-    }
-    ::close(fd);
-    fs::permissions(staging, fs::status(out).permissions(), ec);
-    fs::rename(staging, out);
+    write_beside_then_move(out, kept, /*replace=*/true, mode_t(fs::status(out).permissions()));
   } else if (cut) {
     fs::resize_file(out, complete);
   }

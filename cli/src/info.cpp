@@ -85,7 +85,7 @@ int run_info(const Command& self, const Args& a) {
 
   std::printf("model:        %s%s\n", model->directory().c_str(), model->random_weights() ? " (random weights)" : "");
   std::printf("stored dtype: %s (loaded as %s on %s)\n",
-              dtype_label(stored_dtype(model->directory(), at::kCUDA)).c_str(), dtype_label(model->dtype()).c_str(),
+              dtype_label(stored_dtype(model->directory())).c_str(), dtype_label(model->dtype()).c_str(),
               model->device().str().c_str());
   std::printf("quantization: %s\n", cfg.quantization.format.empty()
                                         ? "none"

@@ -261,7 +261,7 @@ ModelOptions ModelOptions::parse(const std::string& device, const std::string& d
   return o;
 }
 
-at::ScalarType stored_dtype(const std::string& model_dir, at::Device device) {
+at::ScalarType stored_dtype(const std::string& model_dir) {
   std::map<st::DType, int64_t> elements;
   const st::ShardSet shards = st::ShardSet::open(model_dir);
   for (const auto& [name, entry] : shards.tensors()) elements[entry.second->dtype] += entry.second->numel();
@@ -271,14 +271,16 @@ at::ScalarType stored_dtype(const std::string& model_dir, at::Device device) {
                                     {st::DType::F16, at::kHalf}}) {
     if (elements.count(dtype) && elements[dtype] > most) most = elements[dtype], best = type;
   }
-  return best == at::kHalf && device.is_cpu() ? at::kFloat : best;
+  return best;
 }
 
 std::shared_ptr<Model> Model::load(const std::string& model_dir, const ModelOptions& opt) {
   const at::Device device = opt.device;
   if (device.is_cpu() && opt.dtype == at::kHalf) throw ArgumentError(kNoHalfOnCpu);
   check_model_dir(model_dir);
-  const at::ScalarType dtype = opt.dtype ? *opt.dtype : stored_dtype(model_dir, device);
+  // "auto" on CPU widens float16 weights to float32: LibTorch cannot run float16 there.
+  const at::ScalarType requested = opt.dtype ? *opt.dtype : stored_dtype(model_dir);
+  const at::ScalarType dtype = requested == at::kHalf && device.is_cpu() ? at::kFloat : requested;
   if (dtype != at::kFloat && dtype != at::kHalf && dtype != at::kBFloat16)
     throw ArgumentError("dtype " + dtype_label(dtype) + " is not supported (float32, float16 or bfloat16)");
   if (opt.threads < 0) throw ArgumentError("threads must be >= 0 (0 = all cores), got " + std::to_string(opt.threads));

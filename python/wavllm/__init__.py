@@ -100,22 +100,22 @@ else:
             return super().segments(audio, instruction, max_segment=max_segment, vad_aggressiveness=vad_aggressiveness,
                                     options=options, **fields)
 
+        def _text_or_segments(self, audio, instruction, segments, max_segment, fields):
+            if segments:  # the iterator is also the info (duration, pieces, speech_seconds)
+                run = self.segments(audio, instruction, max_segment=max_segment, **fields)
+                return run, run
+            return self.generate(audio, instruction, **fields).text
+
         def transcribe(self, audio, *, segments=False, max_segment=30.0, **fields):
             """The transcription of `audio` (str); keywords as generate()'s. segments=True: as
             faster-whisper, (an iterator of Segment, info) over pieces of speech (see segments());
             info has duration, pieces and speech_seconds."""
-            if segments:
-                run = self.segments(audio, transcribe_instruction(), max_segment=max_segment, **fields)
-                return run, run
-            return self.generate(audio, transcribe_instruction(), **fields).text
+            return self._text_or_segments(audio, transcribe_instruction(), segments, max_segment, fields)
 
         def translate(self, audio, to="German", *, segments=False, max_segment=30.0, **fields):
             """The translation of `audio` into the language `to` (see translation_languages());
             segments=True as for transcribe()."""
-            if segments:
-                run = self.segments(audio, translate_instruction(to), max_segment=max_segment, **fields)
-                return run, run
-            return self.generate(audio, translate_instruction(to), **fields).text
+            return self._text_or_segments(audio, translate_instruction(to), segments, max_segment, fields)
 
         def ask(self, audio, question, **fields):
             """The answer to `question` (with its answer options, as the Gaokao test writes them)."""

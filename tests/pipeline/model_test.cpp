@@ -224,7 +224,7 @@ TEST(Model, DefaultDtypeIsTheStoredOne) {
     o.tokenizer = demo_dir() + "/tokenizer.model";
     const std::string dir = tmp.file(dtype_label(stored));
     write_random_model(cfg, model_spec(cfg), dir, o);
-    EXPECT_EQ(stored_dtype(dir, at::kCUDA), stored);
+    EXPECT_EQ(stored_dtype(dir), stored);
     EXPECT_EQ(Model::load(dir)->dtype(), loaded) << dtype_label(stored);
     EXPECT_EQ(Model::load(dir, ModelOptions::parse("cpu", "auto", 1))->dtype(), loaded);
     EXPECT_EQ(Model::load(dir, ModelOptions::parse("cpu", "fp32", 1))->dtype(), at::kFloat);

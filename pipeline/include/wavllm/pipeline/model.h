@@ -68,8 +68,8 @@ struct DecodedAudio {
 };
 
 // The float dtype holding most of a model directory's parameters, read from the safetensors
-// headers only; float32 where that is float16 and `device` is the CPU (which cannot run it).
-at::ScalarType stored_dtype(const std::string& model_dir, at::Device device);
+// headers only.
+at::ScalarType stored_dtype(const std::string& model_dir);
 
 class Model {
  public:
