@@ -4,9 +4,10 @@
 // Reports seconds per forward and GFLOP/s (matrix products and convolutions only).
 //
 //   bench_encoders [--threads N] [--seconds S] [--repeat R] [--device cpu] [--dtype float32]
-//                  [--whisper-layers L] [--python /usr/bin/python3 | --no-python]
+//                  [--whisper-layers L] [--whisper-batch B] [--python /usr/bin/python3 | --no-python]
 // --seconds is WavLM's input length (default 30); --whisper-layers shortens a run on a slow
-// machine (default: all 32; time scales with the layers).
+// machine (default: all 32; time scales with the layers); --whisper-batch also times B parts in
+// one batch (the row "batchB", per part).
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -34,6 +35,7 @@ struct Options {
   double seconds = 30.0;
   int repeat = 1;
   int whisper_layers = 0;  // 0: the released model's
+  int whisper_batch = 0;   // >0: also time this many 30-s parts in one batch (long recordings' --encoder-batch)
   std::string device = "cpu";
   std::string dtype = "float32";
   std::string python = "/usr/bin/python3";
@@ -46,6 +48,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--seconds") o.seconds = std::stod(value());
     else if (a == "--repeat") o.repeat = std::stoi(value());
     else if (a == "--whisper-layers") o.whisper_layers = std::stoi(value());
+    else if (a == "--whisper-batch") o.whisper_batch = std::stoi(value());
     else if (a == "--device") o.device = value();
     else if (a == "--dtype") o.dtype = value();
     else if (a == "--python") o.python = value();
@@ -53,8 +56,8 @@ Options parse(int argc, char** argv) {
     else return false;
     return true;
   });
-  if (o.seconds <= 0 || o.repeat < 1 || o.whisper_layers < 0)
-    throw Error("--seconds must be > 0, --repeat >= 1 and --whisper-layers >= 0");
+  if (o.seconds <= 0 || o.repeat < 1 || o.whisper_layers < 0 || o.whisper_batch < 0)
+    throw Error("--seconds must be > 0, --repeat >= 1, --whisper-layers and --whisper-batch >= 0");
   return o;
 }
 
@@ -141,6 +144,13 @@ int run(int argc, char** argv) {
     const encoders::WhisperEncoder whisper(cfg.whisper, w);
     report("whisper", "wavllm", bench::best_seconds(o.repeat, [&] { whisper.forward(mel, valid).sum().item(); }),
            whisper_flops(cfg.whisper));
+    if (o.whisper_batch > 0) {
+      // The same parts in one batch: seconds and GFLOP/s per part, beside the single part above.
+      const at::Tensor mels = mel.expand({o.whisper_batch, -1, -1}).contiguous();
+      const std::vector<int64_t> valids(size_t(o.whisper_batch), valid.front());
+      const double s = bench::best_seconds(o.repeat, [&] { whisper.forward(mels, valids).sum().item(); });
+      report("whisper", "batch" + std::to_string(o.whisper_batch), s / o.whisper_batch, whisper_flops(cfg.whisper));
+    }
   }
   if (!o.python.empty()) report("whisper", "pytorch", run_python(o, config, threads, "whisper"), whisper_flops(cfg.whisper));
   {

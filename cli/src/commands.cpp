@@ -148,6 +148,7 @@ std::vector<OptionSpec> recording_options() {
           {"segment", "", "decode in pieces of speech even when the audio fits one request (voice activity)"},
           {"max-segment", "S", "longest piece in seconds (default 30)"},
           {"vad-aggressiveness", "N", "0 to 3: how much the voice detector drops as non-speech (default 2)"},
+          {"encoder-batch", "N", "pieces sharing one pass of the Whisper encoder, 1 to 64 (default 1; see docs/model.md §11)"},
           {"output-txt", "", "write INPUT.txt: the text of each piece", "otxt"},
           {"output-srt", "", "write INPUT.srt (SubRip subtitles; implies pieces)", "osrt"},
           {"output-vtt", "", "write INPUT.vtt (WebVTT subtitles; implies pieces)", "ovtt"},

@@ -352,6 +352,7 @@ int run_inference_command(const Command& self, const Args& a) {
   const GenerationFlags flags(a);
   const Outputs outputs(a);
   const audio::VadOptions vad = vad_options(a);
+  const int encoder_batch = int(a.integer("encoder-batch", 1, SegmentedRun::kMaxEncoderBatch).value_or(1));
   const ModelChoice choice = model_choice(a);
   const std::vector<std::string> inputs = audio_inputs(given, a.values("file"));
   if (outputs.name && *outputs.name != kStdin && inputs.size() > 1)
@@ -410,7 +411,7 @@ int run_inference_command(const Command& self, const Args& a) {
         t.segments.push_back(std::move(s));
         t.speech_seconds = duration;
       } else {
-        SegmentedRun run(model, std::move(audio.samples), instruction, opt, vad);
+        SegmentedRun run(model, std::move(audio.samples), instruction, opt, vad, encoder_batch);
         t.speech_seconds = run.speech_seconds();
         if (run.pieces().empty() && !quiet)
           std::fprintf(stderr, "wavllm: %s: no speech found in %s of audio: nothing to decode, no text\n",

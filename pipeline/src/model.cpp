@@ -100,6 +100,19 @@ void require_finite(const at::Tensor& t, const std::string& stage, const std::ve
   throw Error(stage + " produced non-finite values (NaN or infinity): " + why);
 }
 
+// 30-s parts of n samples, and Whisper's output length for them: the longest among the parts
+// (docs/model.md §2).
+int64_t part_count(int64_t n) { return (n + int64_t(audio::kPartSamples) - 1) / int64_t(audio::kPartSamples); }
+
+int64_t whisper_length(int64_t n) {
+  int64_t longest = 0;
+  for (int64_t p = 0; p < part_count(n); ++p) {
+    const int64_t part_samples = std::min<int64_t>(int64_t(audio::kPartSamples), n - p * int64_t(audio::kPartSamples));
+    longest = std::max(longest, encoders::WhisperEncoder::output_length((part_samples + audio::kHop - 1) / audio::kHop));
+  }
+  return longest;
+}
+
 }  // namespace
 
 struct Model::Impl {
@@ -139,7 +152,7 @@ struct Model::Impl {
   // allocator's and the kernels' scratch (measured: 6 to 17 MB on the demo model).
   uint64_t activation_bytes(int64_t n) const {
     constexpr uint64_t kScratch = 32ull << 20;
-    const int64_t parts = (n + int64_t(audio::kPartSamples) - 1) / int64_t(audio::kPartSamples);
+    const int64_t parts = part_count(n);
     const uint64_t elt = c10::elementSize(weights.dtype());
     const uint64_t mel = uint64_t(parts) * cfg.whisper.num_mel_bins * audio::kFramesPerPart * 4;
     const uint64_t whisper_out = uint64_t(parts) * cfg.whisper.max_source_positions * cfg.whisper.d_model * elt;
@@ -149,12 +162,8 @@ struct Model::Impl {
 
   // Audio embeddings of n samples: the shorter of the two subsampled branches (docs/model.md §4).
   int64_t audio_tokens(int64_t n) const {
-    const int64_t parts = (n + int64_t(audio::kPartSamples) - 1) / int64_t(audio::kPartSamples);
-    int64_t longest = 0;
-    for (int64_t p = 0; p < parts; ++p) {
-      const int64_t part_samples = std::min<int64_t>(int64_t(audio::kPartSamples), n - p * int64_t(audio::kPartSamples));
-      longest = std::max(longest, encoders::WhisperEncoder::output_length((part_samples + audio::kHop - 1) / audio::kHop));
-    }
+    const int64_t parts = part_count(n);
+    const int64_t longest = whisper_length(n);
     auto sub = [](int64_t frames) { return adapter::Conv1dSubsampler::output_length(frames); };
     return std::min(parts * sub(longest), sub(stages.wavlm.frames(n)));
   }
@@ -176,13 +185,40 @@ struct Model::Impl {
 
   // [parts, L, d] in the weights' dtype.
   at::Tensor whisper_out(const std::vector<float>& samples, StageTimings* t) const {
+    WhisperEncoded e = std::move(whisper_batch({&samples}).front());
+    if (t) t->frontend += e.frontend_seconds, t->whisper += e.whisper_seconds;
+    return e.output;
+  }
+
+  // Every piece's 30-s parts through the encoder as one batch, then each piece's rows cut to the
+  // longest valid output among its own parts: what the piece alone gives (forward() cuts a batch
+  // to its longest part, and no operation mixes parts).
+  std::vector<WhisperEncoded> whisper_batch(const std::vector<const std::vector<float>*>& pieces) const {
     Stopwatch sw;
-    audio::LogMel mel = log_mel.compute(samples.data(), samples.size());
-    const at::Tensor input = at::from_blob(mel.values.data(), {mel.parts, mel.n_mels, audio::kFramesPerPart}, at::kFloat);
-    if (t) t->frontend += sw.lap();
-    at::Tensor out = stages.whisper.forward(input, mel.valid_frames);
-    if (t) t->whisper += sw.lap();
-    return out;
+    std::vector<audio::LogMel> mels;
+    std::vector<int64_t> valid;
+    for (const std::vector<float>* p : pieces) {
+      mels.push_back(log_mel.compute(p->data(), p->size()));
+      valid.insert(valid.end(), mels.back().valid_frames.begin(), mels.back().valid_frames.end());
+    }
+    std::vector<at::Tensor> inputs;
+    for (audio::LogMel& mel : mels)
+      inputs.push_back(at::from_blob(mel.values.data(), {mel.parts, mel.n_mels, audio::kFramesPerPart}, at::kFloat));
+    const at::Tensor input = inputs.size() == 1 ? inputs.front() : at::cat(inputs);
+    const double frontend = sw.lap();
+    const at::Tensor out = stages.whisper.forward(input, valid);
+    const double whisper = sw.lap();
+    std::vector<WhisperEncoded> encoded;
+    int64_t first = 0;
+    for (const audio::LogMel& mel : mels) {
+      int64_t longest = 0;
+      for (int64_t v : mel.valid_frames) longest = std::max(longest, encoders::WhisperEncoder::output_length(v));
+      const double share = double(mel.parts) / double(valid.size());
+      encoded.push_back({out.narrow(0, first, mel.parts).narrow(1, 0, longest).contiguous(), frontend * share,
+                         whisper * share});
+      first += mel.parts;
+    }
+    return encoded;
   }
 
   std::vector<at::Tensor> wavlm_hidden(const std::vector<float>& samples) const {
@@ -195,9 +231,11 @@ struct Model::Impl {
     return stages.wavlm.hidden_states(at::from_blob(const_cast<float*>(samples.data()), {int64_t(samples.size())}, at::kFloat));
   }
 
-  // Callers check the samples first.
-  at::Tensor embeddings(const std::vector<float>& samples, StageTimings* t) const {
-    const at::Tensor w_out = whisper_out(samples, t);
+  // Callers check the samples first. `whisper`: the samples' Whisper output when it was computed
+  // in a batch (encode_whisper).
+  at::Tensor embeddings(const std::vector<float>& samples, StageTimings* t, const WhisperEncoded* whisper = nullptr) const {
+    if (whisper && t) t->frontend += whisper->frontend_seconds, t->whisper += whisper->whisper_seconds;
+    const at::Tensor w_out = whisper ? whisper->output : whisper_out(samples, t);
     require_finite(w_out, "the Whisper encoder", samples);
     Stopwatch sw;
     const at::Tensor v_out = stages.wavlm.weighted_sum(wavlm_hidden(samples));
@@ -238,6 +276,46 @@ struct Model::Impl {
     if (scale_cache.size() >= kScaleCacheEntries) scale_cache.clear();
     scale_cache.emplace(instruction, s);
     return s;
+  }
+
+  GenerationResult generate(const std::vector<float>& samples, const WhisperEncoded* whisper,
+                            const std::string& instruction, const GenerationOptions& opt,
+                            const decoder::TextCallback& on_text) const {
+    InferenceGuard guard;
+    ThreadScope scope(threads);
+    opt.validate();
+    GenerationResult r;
+    const decoder::PromptIds ids = prompt(instruction);  // a bad instruction fails before any compute
+    check_samples(samples);
+    check_context(int64_t(samples.size()), ids);
+    if (whisper) check_whisper_output(samples, whisper->output);
+    const at::Tensor embeds = embeddings(samples, &r.timings, whisper);
+    Stopwatch sw;
+    const at::Tensor lora_scale = scale(instruction);
+    r.timings.prompt_adapter = sw.lap();
+    decoder::Completion g = decoder::complete(stages.llama, tokenizer, embeds, ids, lora_scale, opt, on_text);
+    r.text = std::move(g.text);
+    r.token_ids = std::move(g.generated_ids);
+    r.token_logprobs = std::move(g.generated_logprobs);
+    r.decoded_tokens = std::move(g.decoded_tokens);
+    r.step_logits = g.step_logits;
+    r.timings.prefill = g.prefill_seconds;
+    r.timings.decode = g.decode_seconds;
+    r.audio_seconds = double(samples.size()) / kSampleRate;
+    r.real_time_factor = r.timings.total() / r.audio_seconds;
+    return r;
+  }
+
+  // A Whisper output handed in with the samples must be the one these samples give.
+  void check_whisper_output(const std::vector<float>& samples, const at::Tensor& out) const {
+    const int64_t n = int64_t(samples.size());
+    const int64_t parts = part_count(n);
+    const int64_t longest = whisper_length(n);
+    if (!out.defined() || out.dim() != 3 || out.size(0) != parts || out.size(1) != longest ||
+        out.size(2) != cfg.whisper.d_model || out.scalar_type() != weights.dtype())
+      throw ArgumentError("the Whisper output given with the audio is not the one this audio gives (expected [" +
+                          std::to_string(parts) + ", " + std::to_string(longest) + ", " +
+                          std::to_string(cfg.whisper.d_model) + "]): encode it with encode_whisper");
   }
 
   std::string directory;
@@ -391,30 +469,32 @@ at::Tensor Model::prompt_scale(const std::string& instruction) const {
   return impl_->scale(instruction).to(at::kCPU, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
 }
 
-GenerationResult Model::generate(const std::vector<float>& samples16k, const std::string& instruction,
-                                 const GenerationOptions& opt, const decoder::TextCallback& on_text) const {
+std::vector<WhisperEncoded> Model::encode_whisper(const std::vector<std::vector<float>>& pieces) const {
   InferenceGuard guard;
   ThreadScope threads(impl_->threads);
-  opt.validate();
-  GenerationResult r;
-  const decoder::PromptIds ids = impl_->prompt(instruction);  // a bad instruction fails before any compute
-  impl_->check_samples(samples16k);
-  impl_->check_context(int64_t(samples16k.size()), ids);
-  const at::Tensor embeds = impl_->embeddings(samples16k, &r.timings);
-  Stopwatch sw;
-  const at::Tensor scale = impl_->scale(instruction);
-  r.timings.prompt_adapter = sw.lap();
-  decoder::Completion g = decoder::complete(impl_->stages.llama, impl_->tokenizer, embeds, ids, scale, opt, on_text);
-  r.text = std::move(g.text);
-  r.token_ids = std::move(g.generated_ids);
-  r.token_logprobs = std::move(g.generated_logprobs);
-  r.decoded_tokens = std::move(g.decoded_tokens);
-  r.step_logits = g.step_logits;
-  r.timings.prefill = g.prefill_seconds;
-  r.timings.decode = g.decode_seconds;
-  r.audio_seconds = double(samples16k.size()) / kSampleRate;
-  r.real_time_factor = r.timings.total() / r.audio_seconds;
-  return r;
+  std::vector<const std::vector<float>*> batch;
+  int64_t parts = 0;
+  for (const auto& p : pieces) {
+    impl_->check_samples(p);
+    batch.push_back(&p);
+    parts += part_count(int64_t(p.size()));
+  }
+  if (batch.empty()) return {};
+  if (impl_->weights.device().is_cpu())
+    check_memory_budget(impl_->stages.whisper.activation_bytes(parts, impl_->weights.dtype()), available_memory_bytes(),
+                        "encoding " + std::to_string(parts) + " Whisper parts in one batch");
+  return impl_->whisper_batch(batch);
+}
+
+GenerationResult Model::generate(const std::vector<float>& samples16k, const std::string& instruction,
+                                 const GenerationOptions& opt, const decoder::TextCallback& on_text) const {
+  return impl_->generate(samples16k, nullptr, instruction, opt, on_text);
+}
+
+GenerationResult Model::generate(const std::vector<float>& samples16k, const WhisperEncoded& whisper,
+                                 const std::string& instruction, const GenerationOptions& opt,
+                                 const decoder::TextCallback& on_text) const {
+  return impl_->generate(samples16k, &whisper, instruction, opt, on_text);
 }
 
 std::vector<std::pair<const char*, double>> StageTimings::items() const {

@@ -197,14 +197,14 @@ class PyModel {
 class PySegments {
  public:
   PySegments(const PyModel& model, const py::object& audio, const std::string& instruction, double max_segment,
-             int vad_aggressiveness, const py::object& options, const py::kwargs& overrides) {
+             int vad_aggressiveness, int encoder_batch, const py::object& options, const py::kwargs& overrides) {
     const auto opt = model.options_with("segments", options, overrides);
     wavllm::audio::VadOptions vad;
     vad.max_piece_seconds = max_segment;
     vad.aggressiveness = vad_aggressiveness;
     std::vector<float> samples = audio_samples(audio);
     py::gil_scoped_release nogil;
-    run_ = std::make_unique<wavllm::SegmentedRun>(model.shared(), std::move(samples), instruction, opt, vad);
+    run_ = std::make_unique<wavllm::SegmentedRun>(model.shared(), std::move(samples), instruction, opt, vad, encoder_batch);
   }
   wavllm::Segment next() {
     std::optional<wavllm::Segment> s;
@@ -337,23 +337,36 @@ PYBIND11_MODULE(_wavllm, m) {
       "WebRTC's speech decision for each 10-ms frame of `audio` (bool array): what Model.segments starts from.");
   m.def(
       "speech_pieces",
-      [](const py::object& audio, double max_segment, int aggressiveness) {
+      [](const py::object& audio, double max_segment, int aggressiveness, const py::object& frames) {
         const std::vector<float> samples = audio_samples(audio);
         wavllm::audio::VadOptions vad;
         vad.max_piece_seconds = max_segment;
         vad.aggressiveness = aggressiveness;
+        // Another detector's decisions (eval/vad_accuracy.py measures Silero VAD through the
+        // same planner): one per whole 10-ms frame.
+        std::optional<std::vector<bool>> given;
+        if (!frames.is_none()) {
+          const auto decisions = py::array_t<bool, py::array::c_style | py::array::forcecast>::ensure(frames);
+          const size_t expected = samples.size() / wavllm::audio::kVadFrameSamples;
+          if (!decisions || decisions.ndim() != 1 || size_t(decisions.size()) != expected)
+            throw py::value_error("frames: one bool per whole 10-ms frame of the audio (" + std::to_string(expected) + ")");
+          given.emplace(decisions.data(), decisions.data() + decisions.size());
+        }
         std::vector<wavllm::audio::Span> pieces;
         {
           py::gil_scoped_release nogil;
-          pieces = wavllm::audio::speech_pieces(samples.data(), samples.size(), vad);
+          pieces = given ? wavllm::audio::plan_pieces(wavllm::audio::speech_regions(*given, vad), samples.data(),
+                                                      samples.size(), vad)
+                         : wavllm::audio::speech_pieces(samples.data(), samples.size(), vad);
         }
         py::list out;
         for (const auto& p : pieces)
           out.append(py::make_tuple(double(p.begin) / wavllm::audio::kSampleRate, double(p.end) / wavllm::audio::kSampleRate));
         return out;
       },
-      py::arg("audio"), py::arg("max_segment") = 30.0, py::arg("aggressiveness") = 2,
-      "The pieces Model.segments decodes, as (start, end) seconds.");
+      py::arg("audio"), py::arg("max_segment") = 30.0, py::arg("aggressiveness") = 2, py::arg("frames") = py::none(),
+      "The pieces Model.segments decodes, as (start, end) seconds; with `frames` (one bool per 10-ms "
+      "frame, from another detector) the pieces the planner makes of those decisions instead.");
   m.attr("__version__") = WAVLLM_VERSION;
   m.def(
       "canonical_dtype", [](const std::string& name) { return wavllm::dtype_label(wavllm::parse_dtype(name)); },
@@ -507,11 +520,12 @@ PYBIND11_MODULE(_wavllm, m) {
       .def(
           "segments",
           [](const PyModel& pm, const py::object& audio, const std::string& instruction, double max_segment,
-             int vad_aggressiveness, const py::object& options, const py::kwargs& overrides) {
-            return std::make_unique<PySegments>(pm, audio, instruction, max_segment, vad_aggressiveness, options, overrides);
+             int vad_aggressiveness, int encoder_batch, const py::object& options, const py::kwargs& overrides) {
+            return std::make_unique<PySegments>(pm, audio, instruction, max_segment, vad_aggressiveness, encoder_batch,
+                                                options, overrides);
           },
           py::arg("audio"), py::arg("instruction"), py::kw_only(), py::arg("max_segment") = 30.0,
-          py::arg("vad_aggressiveness") = 2, py::arg("options") = py::none(),
+          py::arg("vad_aggressiveness") = 2, py::arg("encoder_batch") = 1, py::arg("options") = py::none(),
           "The recording as pieces of speech (WebRTC voice activity, at most max_segment seconds, cut at "
           "pauses), each one request with `instruction`: an iterator of Segments (docs/python.md).")
       .def("generate", &PyModel::generate, py::arg("audio"), py::arg("instruction"), py::kw_only(),

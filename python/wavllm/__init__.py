@@ -91,14 +91,16 @@ else:
             An unknown keyword is a TypeError; a value outside its rule a wavllm.ArgumentError."""
             return super().generate(audio, instruction, options=options, on_text=on_text, **fields)
 
-        def segments(self, audio, instruction, *, max_segment=30.0, vad_aggressiveness=2, options=None, **fields):
+        def segments(self, audio, instruction, *, max_segment=30.0, vad_aggressiveness=2, encoder_batch=1, options=None,
+                     **fields):
             """`audio` as pieces of speech, each one request with `instruction`: an iterator of
             Segment (start, end, text, token_ids, token_logprobs, avg_logprob) that decodes a piece
             per step, with duration, pieces and speech_seconds. WebRTC's voice detector finds the
             speech (vad_aggressiveness 0 to 3: how much it drops as non-speech); pieces are at most
-            max_segment seconds, cut at pauses; silence is never decoded. Keywords as generate()'s."""
+            max_segment seconds, cut at pauses; silence is never decoded. encoder_batch pieces at a
+            time share one pass of the Whisper encoder (1 to 64). Keywords as generate()'s."""
             return super().segments(audio, instruction, max_segment=max_segment, vad_aggressiveness=vad_aggressiveness,
-                                    options=options, **fields)
+                                    encoder_batch=encoder_batch, options=options, **fields)
 
         def _text_or_segments(self, audio, instruction, segments, max_segment, fields):
             if segments:  # the iterator is also the info (duration, pieces, speech_seconds)

@@ -158,6 +158,10 @@ TEST_F(Recordings, LanguageAndVersionAsWhisperCppUsersTypeThem) {
   EXPECT_EQ(r.out.rfind("wavllm ", 0), 0u);
   EXPECT_EQ(sh("transcribe " + demo() + " --max-segment 0.5 plants.wav").status, 2);
   EXPECT_EQ(sh("transcribe " + demo() + " --max-segment 600 --segment long.wav").status, 1);  // beyond the context
+  r = sh("transcribe " + demo() + " --encoder-batch 0 plants.wav");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--encoder-batch"), std::string::npos) << r.err;
+  EXPECT_EQ(sh("transcribe " + demo() + " --encoder-batch 65 plants.wav").status, 2);
 }
 
 TEST(Transcript, FormatsMendWhatWouldBreakACue) {

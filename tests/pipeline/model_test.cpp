@@ -177,6 +177,41 @@ std::string error_of(const std::function<void()>& f) {
   return "(no error)";
 }
 
+// Several pieces through one pass of the Whisper encoder (long recordings' encoder batch): each
+// piece's output matches the reference's for that piece alone, and decoding it gives the
+// reference's greedy tokens. The two-part story sits between one-part cases of other lengths.
+TEST(Model, WhisperBatchAcrossPiecesMatchesEachPieceAlone) {
+  const std::vector<Case> all = {{"short_er", true}, {"story_st", true}, {"plants_asr", true}, {"stereo_sv", false}};
+  std::vector<std::vector<float>> pieces;
+  for (const Case& c : all) pieces.push_back(case_audio(c));
+  const std::vector<WhisperEncoded> encoded = model().encode_whisper(pieces);
+  ASSERT_EQ(encoded.size(), all.size());
+  double frontend = 0, whisper = 0;
+  for (size_t i = 0; i < all.size(); ++i) {
+    auto f = stage(all[i]);
+    const std::vector<at::Tensor> alone = model().whisper_encoder(pieces[i]);
+    ASSERT_EQ(encoded[i].output.size(0), int64_t(alone.size())) << all[i].name;
+    for (size_t p = 0; p < alone.size(); ++p) {
+      const at::Tensor part = encoded[i].output[int64_t(p)].to(at::kFloat);
+      const std::string ref = all[i].name == "story_st" ? "whisper.part" + std::to_string(p) + ".encoder_out" : "";
+      if (!ref.empty()) WAVLLM_EXPECT_CLOSE_REL(part, load_tensor(*f, ref), all[i].name + " " + ref);
+      WAVLLM_EXPECT_CLOSE_REL(part, alone[p], all[i].name + " part " + std::to_string(p) + " alone");
+    }
+    const GenerationResult r = model().generate(pieces[i], encoded[i], f->metadata().at("prompt"), greedy());
+    EXPECT_EQ(r.token_ids, ids_of(*f, "generated_ids")) << all[i].name;
+    EXPECT_EQ(r.text, f->metadata().at("text")) << all[i].name;
+    EXPECT_NEAR(r.timings.whisper, encoded[i].whisper_seconds, 1e-12);
+    frontend += encoded[i].frontend_seconds;
+    whisper += encoded[i].whisper_seconds;
+  }
+  EXPECT_GT(whisper, 0);
+  EXPECT_GE(frontend, 0);
+  // An encoding handed in with other audio is refused, not decoded as if it were this audio's.
+  const std::string msg = error_of([&] { model().generate(pieces[0], encoded[1], transcribe_instruction(), greedy()); });
+  EXPECT_NE(msg.find("not the one this audio gives"), std::string::npos) << msg;
+  EXPECT_TRUE(model().encode_whisper({}).empty());
+}
+
 TEST(Model, RejectsBadAudio) {
   EXPECT_NE(error_of([] { model().audio_embeddings({}); }).find("empty"), std::string::npos);
   std::vector<float> nan(16000, 0.1f);

@@ -96,6 +96,20 @@ def test_progress_and_the_python_api_agree(recording, transcribed):
     assert [s.token_ids for s in got] == [s["token_ids"] for s in out["segments"]]  # greedy: the same tokens
 
 
+def test_an_encoder_batch_of_pieces_decodes_the_same_tokens(recording, transcribed):
+    path = recording[0]
+    _, out = transcribed
+    model = wavllm.Model(DEMO, threads=2)
+    # 23 pieces in batches of 4: the last batch is partial.
+    segments, info = model.transcribe(str(path), segments=True, max_new_tokens=4, encoder_batch=4)
+    got = list(segments)
+    assert info.pieces % 4 != 0
+    assert [(s.start, s.end) for s in got] == [(s["start"], s["end"]) for s in out["segments"]]
+    assert [s.token_ids for s in got] == [s["token_ids"] for s in out["segments"]]
+    with pytest.raises(wavllm.ArgumentError, match="encoder batch must be 1 to 64 pieces, got 0"):
+        model.segments(str(path), wavllm.transcribe_instruction(), encoder_batch=0)
+
+
 def test_outputs_are_never_written_over(recording, transcribed):
     path = recording[0]
     before = pathlib.Path(f"{path}.srt").read_bytes()

@@ -67,6 +67,13 @@ struct DecodedAudio {
   static DecodedAudio load(const std::string& path);
 };
 
+// One piece of audio's Whisper output, computed in a batch with other pieces (Model::encode_whisper)
+// for generate() to decode as if the piece ran alone.
+struct WhisperEncoded {
+  at::Tensor output;  // [parts, L, d] in the weights' dtype: what generate() computes for the piece
+  double frontend_seconds = 0, whisper_seconds = 0;  // the piece's share of the batch's time (by parts)
+};
+
 // The float dtype holding most of a model directory's parameters, read from the safetensors
 // headers only.
 at::ScalarType stored_dtype(const std::string& model_dir);
@@ -113,6 +120,15 @@ class Model {
   // on_text receives the text as it is produced (streaming output).
   GenerationResult generate(const std::vector<float>& samples16k, const std::string& instruction,
                             const GenerationOptions& opt,
+                            const decoder::TextCallback& on_text = nullptr) const;
+  // Whisper's output for several pieces of audio in one pass of the encoder, their 30-s parts
+  // stacked in one batch: each equals the piece's own output up to the order of float sums (the
+  // encoder has no mask and no operation across parts). Each piece is checked as generate()
+  // checks audio, and the batch's activations against the memory budget.
+  std::vector<WhisperEncoded> encode_whisper(const std::vector<std::vector<float>>& pieces) const;
+  // generate() for audio whose Whisper output encode_whisper() computed.
+  GenerationResult generate(const std::vector<float>& samples16k, const WhisperEncoded& whisper,
+                            const std::string& instruction, const GenerationOptions& opt,
                             const decoder::TextCallback& on_text = nullptr) const;
   // The same for decoded audio: its decoding time is the result's "audio" stage.
   GenerationResult generate(const DecodedAudio& audio, const std::string& instruction,

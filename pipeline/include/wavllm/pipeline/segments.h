@@ -2,9 +2,11 @@
 // A recording as pieces (docs/model.md §11): the voice detector's pieces of speech, each one
 // request with the same instruction, their text and tokens with start and end seconds on the
 // recording's timeline. Silence is never decoded: a recording without speech has no piece.
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "wavllm/audio/vad.h"
@@ -25,8 +27,11 @@ class SegmentedRun {
  public:
   // Finds the pieces (no decoding yet). A ResourceError when --max-segment's pieces would not fit
   // the model's context with this instruction; options are checked as generate() checks them.
+  // encoder_batch (1 to kMaxEncoderBatch) pieces at a time share one pass of the Whisper encoder;
+  // each is then decoded alone, in order.
   SegmentedRun(std::shared_ptr<const Model> model, std::vector<float> samples16k, std::string instruction,
-               GenerationOptions options, const audio::VadOptions& vad);
+               GenerationOptions options, const audio::VadOptions& vad, int encoder_batch = 1);
+  static constexpr int kMaxEncoderBatch = 64;
 
   const std::vector<audio::Span>& pieces() const { return pieces_; }
   size_t done() const { return next_; }
@@ -44,6 +49,9 @@ class SegmentedRun {
   GenerationOptions options_;
   std::vector<audio::Span> pieces_;
   size_t next_ = 0;
+  size_t encoder_batch_ = 1;
+  // Pieces encoded ahead of their decoding (the rest of the current encoder batch).
+  std::deque<std::pair<std::vector<float>, WhisperEncoded>> encoded_;
 };
 
 }  // namespace wavllm
