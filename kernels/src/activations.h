@@ -19,6 +19,17 @@ struct QuantizedActivations {
   std::vector<int32_t> sums;
 };
 
+// Q8_0 activations re-laid for the grouped Q4_0 products, per token and group g of 4 blocks:
+// x[128 g + 16 k + i] = value i of block 4g + k and x[128 g + 64 + 16 k + i] = value 16 + i
+// (i < 16); scales[4 g + k] = block 4g + k's scale; offsets[4 g + k] = scale x 8 x the block's
+// sum (the nibbles' offset: w = nibble - 8), taken off after each block's weight scale.
+struct Q4Groups {
+  Q4Groups(const QuantizedActivations& a, int64_t tokens);
+  int64_t groups;  // per token
+  std::vector<int8_t> x;
+  std::vector<float> scales, offsets;
+};
+
 // y[t * rows + r] = dot(r, t) for every row (split over the calling thread's OpenMP threads)
 // and token (inner: the row stays in cache).
 template <class Dot>

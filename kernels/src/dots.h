@@ -21,6 +21,17 @@ float dot_q4_0_avx2(const uint8_t* packed, const uint16_t* w_scales, const int8_
 float dot_q4_0_avx512(const uint8_t* packed, const uint16_t* w_scales, const int8_t* xq, const float* x_scales,
                       const int32_t* x_sums, int64_t blocks);
 
+// Q4_0 four blocks at a time, the activations laid out for it once per row of x (Q4Groups): a
+// 64-byte load of packed weights gives the low nibbles of four blocks (values 0-15 of each) and
+// the high nibbles (values 16-31) without any shuffle, each multiplied by the matching 64
+// activation bytes. `groups` groups of 4 blocks; the caller adds the remaining blocks.
+float dot_q4_0_avx512_groups(const uint8_t* packed, const uint16_t* w_scales, const int8_t* x_grouped,
+                             const float* x_scales, const float* x_offsets, int64_t groups);
+// The same layout with AVX2, two blocks (32 bytes) per step: maddubs of the unsigned nibbles and
+// the signed activations.
+float dot_q4_0_avx2_groups(const uint8_t* packed, const uint16_t* w_scales, const int8_t* x_grouped,
+                           const float* x_scales, const float* x_offsets, int64_t groups);
+
 // bfloat16 weights times bfloat16 activations (bits), n of each, summed in float32.
 float dot_bf16_scalar(const uint16_t* w, const uint16_t* x, int64_t n);
 float dot_bf16_avx2(const uint16_t* w, const uint16_t* x, int64_t n);

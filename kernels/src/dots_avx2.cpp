@@ -41,6 +41,36 @@ float dot_q4_0_avx2(const uint8_t* packed, const uint16_t* w_scales, const int8_
   return horizontal_sum(acc) - correction;
 }
 
+float dot_q4_0_avx2_groups(const uint8_t* packed, const uint16_t* w_scales, const int8_t* x_grouped,
+                           const float* x_scales, const float* x_offsets, int64_t groups) {
+  const __m256i low = _mm256_set1_epi8(0x0f);
+  const __m256i ones = _mm256_set1_epi16(1);
+  // Lanes 0-3 hold the first block's sums, lanes 4-7 the second's.
+  const __m256i spread = _mm256_set_epi32(1, 1, 1, 1, 0, 0, 0, 0);
+  __m256 acc = _mm256_setzero_ps();
+  __m128 offset = _mm_setzero_ps();
+  for (int64_t g = 0; g < groups; ++g) {
+    _mm_prefetch(reinterpret_cast<const char*>(packed + 64 * g + 1024), _MM_HINT_T0);
+    const __m128i bf16 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w_scales + 4 * g));
+    const __m128 w4 = _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(bf16), 16));
+    const __m128 scale4 = _mm_mul_ps(w4, _mm_loadu_ps(x_scales + 4 * g));
+    offset = _mm_fmadd_ps(w4, _mm_loadu_ps(x_offsets + 4 * g), offset);
+    for (int h = 0; h < 2; ++h) {  // blocks 2h and 2h + 1 of the group
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(packed + 64 * g + 32 * h));
+      const int8_t* x = x_grouped + 128 * g + 32 * h;
+      // Pairs of products fit int16: nibbles <= 15 and |x| <= 127.
+      const __m256i lo = _mm256_maddubs_epi16(_mm256_and_si256(bytes, low), _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
+      const __m256i hi = _mm256_maddubs_epi16(_mm256_and_si256(_mm256_srli_epi16(bytes, 4), low),
+                                              _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 64)));
+      const __m256i dot = _mm256_add_epi32(_mm256_madd_epi16(lo, ones), _mm256_madd_epi16(hi, ones));
+      const __m128 pair = h == 0 ? scale4 : _mm_movehl_ps(scale4, scale4);
+      acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot), _mm256_permutevar8x32_ps(_mm256_set_m128(pair, pair), spread), acc);
+    }
+  }
+  const __m128 o2 = _mm_add_ps(offset, _mm_movehl_ps(offset, offset));
+  return horizontal_sum(acc) - _mm_cvtss_f32(_mm_add_ss(o2, _mm_movehdup_ps(o2)));
+}
+
 namespace {
 
 // 8 bfloat16 values (bits) widened to float32, exactly.

@@ -58,18 +58,30 @@ void dequantize_q4_0_bf16(const uint8_t* packed, const uint16_t* bf16_scales, in
 void matmul_q4_0(const Q4Matrix& w, const float* x, int64_t tokens, float* y, Isa isa) {
   const detail::QuantizedActivations a(x, tokens, w.cols, false);
   const int64_t blocks = a.blocks;
+  if (isa != Isa::Scalar) {
+    const bool wide = isa == Isa::Avx512Vnni;
+    const detail::Q4Groups grouped(a, tokens);
+    const int64_t done = 4 * grouped.groups;  // blocks in whole groups; the rest one or two at a time
+    detail::for_each_row_and_token(w.rows, tokens, y, [&](int64_t r, int64_t t) {
+      const uint8_t* wp = w.packed + r * w.cols / 2;
+      const uint16_t* ws = w.scales + r * blocks;
+      const size_t g0 = size_t(t * grouped.groups);
+      const auto groups = wide ? detail::dot_q4_0_avx512_groups : detail::dot_q4_0_avx2_groups;
+      const auto blockwise = wide ? detail::dot_q4_0_avx512 : detail::dot_q4_0_avx2;
+      float sum = groups(wp, ws, &grouped.x[128 * g0], &grouped.scales[4 * g0], &grouped.offsets[4 * g0], grouped.groups);
+      if (done < blocks)
+        sum += blockwise(wp + done * kQ4Block / 2, ws + done, &a.q[size_t(t * w.cols + done * kQ4Block)],
+                         &a.scales[size_t(t * blocks + done)], &a.sums[size_t(t * blocks + done)], blocks - done);
+      return sum;
+    });
+    return;
+  }
   detail::for_each_row_and_token(w.rows, tokens, y, [&](int64_t r, int64_t t) {
     const uint8_t* wp = w.packed + r * w.cols / 2;
     const uint16_t* ws = w.scales + r * blocks;
     const int8_t* xq = &a.q[t * w.cols];
     const float* xs = &a.scales[t * blocks];
-    const int32_t* sums = &a.sums[t * blocks];
-    switch (isa) {
-      case Isa::Avx512Vnni: return detail::dot_q4_0_avx512(wp, ws, xq, xs, sums, blocks);
-      case Isa::Avx2: return detail::dot_q4_0_avx2(wp, ws, xq, xs, sums, blocks);
-      case Isa::Scalar: break;
-    }
-    return detail::dot_q4_0_scalar(wp, ws, xq, xs, sums, blocks);
+    return detail::dot_q4_0_scalar(wp, ws, xq, xs, &a.sums[t * blocks], blocks);
   });
 }
 
