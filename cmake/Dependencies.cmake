@@ -32,6 +32,12 @@ endif()
 message(STATUS "LibTorch ${Torch_VERSION} at ${TORCH_INSTALL_PREFIX}")
 # LibTorch's intra-op pool is OpenMP's: per-call thread counts set the calling thread's count.
 find_package(OpenMP REQUIRED COMPONENTS CXX)
+# oneDNN (the same library Debian's LibTorch links): float32 products that do not depend on the
+# BLAS's CPU detection (kernels/sgemm.h).
+find_package(dnnl CONFIG QUIET)
+if(NOT dnnl_FOUND)
+  message(FATAL_ERROR "oneDNN not found: apt-get install libdnnl-dev (or run ./setup.sh)")
+endif()
 
 if(WAVLLM_BUILD_TESTS)
   find_package(GTest QUIET)

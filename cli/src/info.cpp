@@ -12,6 +12,7 @@
 #include "torch/version.h"
 #include "wavllm/decoder/tokenizer.h"
 #include "wavllm/kernels/isa.h"
+#include "wavllm/kernels/sgemm.h"
 #include "wavllm/pipeline/model.h"
 #include "wavllm/pipeline/stages.h"
 
@@ -124,8 +125,10 @@ int run_tasks(const Command& self, const Args& a) {
 }
 
 std::string version_text() {
+  const std::string core = kernels::blas_core_name();
   return std::string("wavllm ") + WAVLLM_VERSION + " (LibTorch " + TORCH_VERSION + ", CPU kernels: " +
-         kernels::isa_name(kernels::active_isa()) + ")\n";
+         kernels::isa_name(kernels::active_isa()) + ", float32 products: " + kernels::fp32_gemm_summary() +
+         (core.empty() ? std::string(" (the BLAS is not OpenBLAS)") : " (OpenBLAS runs " + core + ")") + ")\n";
 }
 
 }  // namespace wavllm::cli

@@ -7,6 +7,7 @@
 #include "wavllm/kernels/bf16.h"
 #include "wavllm/kernels/q4_0.h"
 #include "wavllm/kernels/q8_0.h"
+#include "wavllm/kernels/sgemm.h"
 
 namespace wavllm::nn {
 
@@ -29,6 +30,11 @@ at::Tensor Linear::forward(const at::Tensor& x) const {
     if (w.scalar_type() == at::kBFloat16 && x.scalar_type() == at::kBFloat16 && w.is_cpu() && !bias_.defined() &&
         w.is_contiguous() && x.numel() / w.size(1) <= kMaxKernelRows)
       return bf16_product(x);
+    if (w.scalar_type() == at::kFloat && x.scalar_type() == at::kFloat && w.is_cpu() && w.is_contiguous() &&
+        x.numel() / w.size(1) > kMaxKernelRows && kernels::fp32_gemm(x.numel() / w.size(1)) == kernels::Fp32Gemm::Onednn) {
+      at::Tensor y = fp32_product(x, w);
+      return bias_.defined() ? y.add_(bias_) : y;
+    }
     return at::linear(x, w, bias_);
   }
   at::Tensor y = quantized_product(x);
@@ -61,6 +67,16 @@ at::Tensor Linear::bf16_product(const at::Tensor& x) const {
   return y.view(out_shape).to(x.scalar_type());
 }
 
+at::Tensor Linear::fp32_product(const at::Tensor& x, const at::Tensor& w) {
+  const int64_t rows = w.size(0), cols = w.size(1), inputs = x.numel() / cols;
+  const at::Tensor flat = x.reshape({inputs, cols}).contiguous();
+  at::Tensor y = at::empty({inputs, rows}, flat.options());
+  kernels::sgemm_nt(inputs, rows, cols, flat.data_ptr<float>(), w.data_ptr<float>(), y.data_ptr<float>());
+  std::vector<int64_t> out_shape = x.sizes().vec();
+  out_shape.back() = rows;
+  return y.view(out_shape);
+}
+
 at::Tensor Linear::quantized_product(const at::Tensor& x) const {
   const int64_t rows = weight_.rows, cols = weight_.cols, inputs = x.numel() / cols;
   const bool q8 = weight_.values_storage == Storage::Q8Values;
@@ -89,7 +105,7 @@ at::Tensor Linear::quantized_product(const at::Tensor& x) const {
     at::Tensor dense = expansion_buffer(rows, cols, at::kFloat);
     if (q8) kernels::dequantize_q8_0(q8_values, q8_scales, rows * cols, dense.data_ptr<float>());
     else kernels::dequantize_q4_0(q4_values, q4_scales, rows * cols, dense.data_ptr<float>());
-    y = at::linear(flat, dense);
+    y = kernels::fp32_gemm(inputs) == kernels::Fp32Gemm::Onednn ? fp32_product(flat, dense) : at::linear(flat, dense);
   }
   std::vector<int64_t> out_shape = x.sizes().vec();
   out_shape.back() = rows;
@@ -180,6 +196,30 @@ at::Tensor softmax_scores(at::Tensor& scores) {
   return at::softmax(scores, -1, at::kFloat).to(scores.scalar_type());
 }
 
+namespace {
+
+// out[i] = beta out[i] + a[i] op(b[i]) over the batch (op: transposed when transpose_b), as
+// LibTorch's bmm / baddbmm, or through kernels::sgemm per batch entry when fp32_gemm(rows) chose
+// oneDNN for float32 (each entry a strided view: rows of a, b, out may be apart).
+void batched_product(at::Tensor& out, const at::Tensor& a, const at::Tensor& b, bool transpose_b, float beta) {
+  const at::Tensor op_b = transpose_b ? b.transpose(1, 2) : b;
+  const bool onednn = kernels::fp32_gemm(a.size(1)) == kernels::Fp32Gemm::Onednn && out.scalar_type() == at::kFloat &&
+                      a.scalar_type() == at::kFloat && b.scalar_type() == at::kFloat && out.is_cpu() && a.stride(2) == 1 &&
+                      b.stride(2) == 1 && out.stride(2) == 1;
+  if (!onednn) {
+    if (beta == 0) at::bmm_out(out, a, op_b);
+    else out.baddbmm_(a, op_b, beta);
+    return;
+  }
+  const int64_t m = a.size(1), k = a.size(2), n = out.size(2);
+  for (int64_t i = 0; i < a.size(0); ++i)
+    kernels::sgemm(transpose_b, m, n, k, a.data_ptr<float>() + i * a.stride(0), a.stride(1),
+                   b.data_ptr<float>() + i * b.stride(0), b.stride(1), beta, out.data_ptr<float>() + i * out.stride(0),
+                   out.stride(1));
+}
+
+}  // namespace
+
 AttentionProjections::AttentionProjections(const Scope& s, const Dim& width, bool key_bias)
     : q(s, "q_proj", width, width),
       k(s, "k_proj", width, width, key_bias),
@@ -197,8 +237,9 @@ at::Tensor WhisperAttention::forward(const at::Tensor& x, at::Tensor& scores) co
   const at::Tensor q = split(proj_.q.forward(x).mul_(1.0 / std::sqrt(double(hd))));
   const at::Tensor k = split(proj_.k.forward(x));
   const at::Tensor v = split(proj_.v.forward(x));
-  at::bmm_out(scores, q, k.transpose(1, 2));
-  const at::Tensor ctx = at::bmm(softmax_scores(scores), v);
+  batched_product(scores, q, k, /*transpose_b=*/true, 0);
+  at::Tensor ctx = at::empty({b * heads_, t, hd}, v.options());
+  batched_product(ctx, softmax_scores(scores), v, /*transpose_b=*/false, 0);
   return proj_.out.forward(ctx.view({b, heads_, t, hd}).transpose(1, 2).reshape({b, t, width_}));
 }
 
@@ -220,9 +261,11 @@ at::Tensor WavLMAttention::forward(const at::Tensor& x, const at::Tensor& bias, 
   const at::Tensor q = split(proj_.q.forward(x).mul_(1.0 / std::sqrt(double(hd))));
   const at::Tensor k = split(proj_.k.forward(x));
   const at::Tensor v = split(proj_.v.forward(x));
-  at::mul_out(scores, gate, bias).baddbmm_(q, k.transpose(1, 2));  // gated bias + q k^T
-  const at::Tensor ctx = at::bmm(softmax_scores(scores), v).transpose(0, 1).reshape({t, width_});
-  return proj_.out.forward(ctx);
+  at::mul_out(scores, gate, bias);
+  batched_product(scores, q, k, /*transpose_b=*/true, 1);  // gated bias + q k^T
+  at::Tensor ctx = at::empty({heads_, t, hd}, v.options());
+  batched_product(ctx, softmax_scores(scores), v, /*transpose_b=*/false, 0);
+  return proj_.out.forward(ctx.transpose(0, 1).reshape({t, width_}));
 }
 
 namespace {

@@ -39,6 +39,8 @@ class Linear {
  private:
   at::Tensor quantized_product(const at::Tensor& x) const;
   at::Tensor bf16_product(const at::Tensor& x) const;
+  // x W^T through kernels::sgemm_nt (float32 on CPU, W contiguous): kernels::fp32_gemm(rows)'s choice.
+  static at::Tensor fp32_product(const at::Tensor& x, const at::Tensor& w);
   Matrix weight_;
   at::Tensor bias_, lora_a_, lora_b_;
 };
