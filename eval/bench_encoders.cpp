@@ -4,10 +4,12 @@
 // Reports seconds per forward and GFLOP/s (matrix products and convolutions only).
 //
 //   bench_encoders [--threads N] [--seconds S] [--repeat R] [--device cpu] [--dtype float32]
-//                  [--whisper-layers L] [--whisper-batch B] [--python /usr/bin/python3 | --no-python]
+//                  [--whisper-layers L] [--whisper-batch B] [--whisper-margin S]
+//                  [--python /usr/bin/python3 | --no-python]
 // --seconds is WavLM's input length (default 30); --whisper-layers shortens a run on a slow
 // machine (default: all 32; time scales with the layers); --whisper-batch also times B parts in
-// one batch (the row "batchB", per part).
+// one batch (the row "batchB", per part); --whisper-margin also times a part holding --seconds
+// of audio encoded over the audio plus S seconds only (the row "marginS").
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 
@@ -36,6 +38,7 @@ struct Options {
   int repeat = 1;
   int whisper_layers = 0;  // 0: the released model's
   int whisper_batch = 0;   // >0: also time this many 30-s parts in one batch (long recordings' --encoder-batch)
+  double whisper_margin = -1;  // >= 0: also time --seconds of audio with this --whisper-margin
   std::string device = "cpu";
   std::string dtype = "float32";
   std::string python = "/usr/bin/python3";
@@ -49,6 +52,7 @@ Options parse(int argc, char** argv) {
     else if (a == "--repeat") o.repeat = std::stoi(value());
     else if (a == "--whisper-layers") o.whisper_layers = std::stoi(value());
     else if (a == "--whisper-batch") o.whisper_batch = std::stoi(value());
+    else if (a == "--whisper-margin") o.whisper_margin = std::stod(value());
     else if (a == "--device") o.device = value();
     else if (a == "--dtype") o.dtype = value();
     else if (a == "--python") o.python = value();
@@ -150,6 +154,16 @@ int run(int argc, char** argv) {
       const std::vector<int64_t> valids(size_t(o.whisper_batch), valid.front());
       const double s = bench::best_seconds(o.repeat, [&] { whisper.forward(mels, valids).sum().item(); });
       report("whisper", "batch" + std::to_string(o.whisper_batch), s / o.whisper_batch, whisper_flops(cfg.whisper));
+    }
+    if (o.whisper_margin >= 0) {
+      // --seconds of audio in the part, encoded over the audio plus the margin only (GFLOP/s
+      // counted as for the whole window: the row shows the time saved, not a rate).
+      const std::vector<int64_t> short_valid = {std::min<int64_t>(valid.front(), int64_t(o.seconds * 100))};
+      const int64_t margin = int64_t(o.whisper_margin * 100);
+      const double s = bench::best_seconds(o.repeat, [&] { whisper.forward(mel, short_valid, margin).sum().item(); });
+      char label[32];
+      std::snprintf(label, sizeof label, "margin%g", o.whisper_margin);
+      report("whisper", label, s, whisper_flops(cfg.whisper));
     }
   }
   if (!o.python.empty()) report("whisper", "pytorch", run_python(o, config, threads, "whisper"), whisper_flops(cfg.whisper));

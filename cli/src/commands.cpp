@@ -139,7 +139,9 @@ std::vector<OptionSpec> model_options() {
   return {{"model", "DIR", "model directory (config.json, model*.safetensors, tokenizer.model); default $WAVLLM_MODEL", "m"},
           {"threads", "N", "CPU threads (default 0: all cores; more than the cores are capped at the core count)", "t"},
           {"device", "DEVICE", "cpu, cuda or cuda:N (default cpu)"},
-          {"dtype", "DTYPE", "auto (default: as the weights are stored), float32, bfloat16, or float16 (CUDA only)"}};
+          {"dtype", "DTYPE", "auto (default: as the weights are stored), float32, bfloat16, or float16 (CUDA only)"},
+          {"whisper-margin", "S", "beyond the reference: Whisper encodes the audio plus S seconds (0-30) of its 30-s window, "
+                                  "not the whole window (faster on short audio; fidelity in eval/RESULTS.md)"}};
 }
 
 std::vector<OptionSpec> recording_options() {

@@ -87,6 +87,7 @@ ModelChoice model_choice(const Args& a, const std::string& model_dir) {
   c.options = a.parsed("dtype", "auto",
                        [&](const std::string& dtype) { return ModelOptions::parse(a.value_or("device", "cpu"), dtype, 0); });
   c.options.threads = int(a.integer("threads", 0, std::numeric_limits<int>::max()).value_or(0));
+  c.options.whisper_margin_seconds = a.number("whisper-margin", 0, 30);
   return c;
 }
 

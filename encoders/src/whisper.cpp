@@ -54,7 +54,8 @@ uint64_t WhisperEncoder::activation_bytes(int64_t parts, at::ScalarType dtype) c
   return std::max(convs, scores + layer);
 }
 
-at::Tensor WhisperEncoder::forward(const at::Tensor& mel, const std::vector<int64_t>& valid_frames) const {
+at::Tensor WhisperEncoder::forward(const at::Tensor& mel, const std::vector<int64_t>& valid_frames,
+                                   std::optional<int64_t> margin_frames) const {
   InferenceGuard guard;
   const int64_t frames = 2 * int64_t(cfg_.max_source_positions);
   if (mel.dim() != 3 || mel.size(0) < 1 || mel.size(1) != cfg_.num_mel_bins || mel.size(2) != frames)
@@ -63,17 +64,22 @@ at::Tensor WhisperEncoder::forward(const at::Tensor& mel, const std::vector<int6
   if (int64_t(valid_frames.size()) != mel.size(0))
     throw Error("whisper encoder: " + std::to_string(valid_frames.size()) + " valid frame counts for " +
                 std::to_string(mel.size(0)) + " log-mel parts");
-  int64_t out_len = 0;
+  int64_t out_len = 0, longest_valid = 0;
   for (int64_t v : valid_frames) {
     if (v < 1 || v > frames)
       throw Error("whisper encoder: valid frames " + std::to_string(v) + " outside 1.." + std::to_string(frames));
     out_len = std::max(out_len, output_length(v));
+    longest_valid = std::max(longest_valid, v);
   }
+  if (margin_frames && *margin_frames < 0)
+    throw Error("whisper encoder: a margin of " + std::to_string(*margin_frames) + " frames");
+  // An even window keeps conv2's positions aligned with the full window's.
+  const int64_t window = margin_frames ? std::min(frames, (longest_valid + *margin_frames + 1) / 2 * 2) : frames;
   const at::Tensor& conv1_weight = conv1_.weight();
-  at::Tensor x = mel.to(conv1_weight.device(), conv1_weight.scalar_type());
+  at::Tensor x = mel.narrow(2, 0, window).to(conv1_weight.device(), conv1_weight.scalar_type());
   x = at::gelu(conv1_.forward(x));
   x = at::gelu(conv2_.forward(x));
-  x = x.transpose(1, 2).contiguous().add_(positions_.table());  // [parts, positions, d]
+  x = x.transpose(1, 2).contiguous().add_(positions_.table().narrow(0, 0, window / 2));  // [parts, positions, d]
   const int64_t parts = x.size(0), positions = x.size(1);
   at::Tensor scores = at::empty({parts * cfg_.encoder_attention_heads, positions, positions}, x.options());
   for (const Layer& l : layers_) {

@@ -68,10 +68,12 @@ void matmul_q4_0(const Q4Matrix& w, const float* x, int64_t tokens, float* y, Is
       const size_t g0 = size_t(t * grouped.groups);
       const auto groups = wide ? detail::dot_q4_0_avx512_groups : detail::dot_q4_0_avx2_groups;
       const auto blockwise = wide ? detail::dot_q4_0_avx512 : detail::dot_q4_0_avx2;
-      float sum = groups(wp, ws, &grouped.x[128 * g0], &grouped.scales[4 * g0], &grouped.offsets[4 * g0], grouped.groups);
+      // Pointers, not &v[i]: with fewer than 4 blocks the grouped vectors are empty.
+      float sum = groups(wp, ws, grouped.x.data() + 128 * g0, grouped.scales.data() + 4 * g0,
+                         grouped.offsets.data() + 4 * g0, grouped.groups);
       if (done < blocks)
-        sum += blockwise(wp + done * kQ4Block / 2, ws + done, &a.q[size_t(t * w.cols + done * kQ4Block)],
-                         &a.scales[size_t(t * blocks + done)], &a.sums[size_t(t * blocks + done)], blocks - done);
+        sum += blockwise(wp + done * kQ4Block / 2, ws + done, a.q.data() + t * w.cols + done * kQ4Block,
+                         a.scales.data() + t * blocks + done, a.sums.data() + t * blocks + done, blocks - done);
       return sum;
     });
     return;

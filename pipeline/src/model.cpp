@@ -206,7 +206,9 @@ struct Model::Impl {
       inputs.push_back(at::from_blob(mel.values.data(), {mel.parts, mel.n_mels, audio::kFramesPerPart}, at::kFloat));
     const at::Tensor input = inputs.size() == 1 ? inputs.front() : at::cat(inputs);
     const double frontend = sw.lap();
-    const at::Tensor out = stages.whisper.forward(input, valid);
+    std::optional<int64_t> margin;  // in 10-ms log-mel frames
+    if (whisper_margin) margin = int64_t(std::lround(*whisper_margin * kSampleRate / audio::kHop));
+    const at::Tensor out = stages.whisper.forward(input, valid, margin);
     const double whisper = sw.lap();
     std::vector<WhisperEncoded> encoded;
     int64_t first = 0;
@@ -321,6 +323,7 @@ struct Model::Impl {
   std::string directory;
   ModelConfig cfg;
   int threads = 1;
+  std::optional<double> whisper_margin;  // ModelOptions::whisper_margin_seconds
   Weights weights;  // before every stage: they hold views of its tensors
   decoder::Tokenizer tokenizer;
   audio::LogMelExtractor log_mel;
@@ -362,6 +365,9 @@ std::shared_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
   if (dtype != at::kFloat && dtype != at::kHalf && dtype != at::kBFloat16)
     throw ArgumentError("dtype " + dtype_label(dtype) + " is not supported (float32, float16 or bfloat16)");
   if (opt.threads < 0) throw ArgumentError("threads must be >= 0 (0 = all cores), got " + std::to_string(opt.threads));
+  if (opt.whisper_margin_seconds &&
+      !(*opt.whisper_margin_seconds >= 0 && *opt.whisper_margin_seconds <= audio::kPartSamples / kSampleRate))
+    throw ArgumentError("the Whisper margin must be 0 to 30 seconds, got " + std::to_string(*opt.whisper_margin_seconds));
   InferenceGuard guard;
   const ModelConfig cfg = ModelConfig::load((fs::path(model_dir) / "config.json").string());
   // The front end cuts 30-s parts of 3000 frames and Whisper's conv stride halves them: another
@@ -379,6 +385,7 @@ std::shared_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
   try {
     auto impl = std::make_unique<Impl>(model_dir, cfg, device, dtype);
     impl->threads = resolve_threads(opt.threads);
+    impl->whisper_margin = opt.whisper_margin_seconds;
     return std::shared_ptr<Model>(new Model(std::move(impl)));
   } catch (const fs::filesystem_error& e) {
     throw Error(model_dir + ": " + e.what());
@@ -404,6 +411,7 @@ const std::string& Model::directory() const { return impl_->directory; }
 at::Device Model::device() const { return impl_->weights.device(); }
 at::ScalarType Model::dtype() const { return impl_->weights.dtype(); }
 int Model::threads() const { return impl_->threads; }
+std::optional<double> Model::whisper_margin_seconds() const { return impl_->whisper_margin; }
 
 GenerationOptions Model::generation_options() const { return impl_->cfg.generation; }
 

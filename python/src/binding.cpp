@@ -133,12 +133,14 @@ std::vector<std::string> stop_strings(const py::object& stop) {
 
 class PyModel {
  public:
-  PyModel(const py::object& path_like, const std::string& device, const std::string& dtype, std::optional<int> threads) {
+  PyModel(const py::object& path_like, const std::string& device, const std::string& dtype, std::optional<int> threads,
+          std::optional<double> whisper_margin) {
     const auto path = as_path(path_like);
     if (!path) throw py::type_error("path must be a model directory (str or os.PathLike), not " + type_name(path_like));
     if (threads && *threads < 0)
       throw py::value_error("threads must be >= 0 (got " + std::to_string(*threads) + "); 0 or None uses every core");
-    const auto opt = wavllm::ModelOptions::parse(device, dtype, threads.value_or(0));
+    auto opt = wavllm::ModelOptions::parse(device, dtype, threads.value_or(0));
+    opt.whisper_margin_seconds = whisper_margin;
     py::gil_scoped_release nogil;
     model_ = wavllm::Model::load(*path, opt);
   }
@@ -475,13 +477,16 @@ PYBIND11_MODULE(_wavllm, m) {
       .def_property_readonly("done", [](const PySegments& s) { return s.run().done(); }, "pieces decoded so far");
 
   py::class_<PyModel>(m, "Model")
-      .def(py::init<const py::object&, const std::string&, const std::string&, std::optional<int>>(),
-           py::arg("path"), py::arg("device") = "cpu", py::arg("dtype") = "auto", py::arg("threads") = py::none())
+      .def(py::init<const py::object&, const std::string&, const std::string&, std::optional<int>, std::optional<double>>(),
+           py::arg("path"), py::arg("device") = "cpu", py::arg("dtype") = "auto", py::arg("threads") = py::none(),
+           py::arg("whisper_margin") = py::none())
       .def_property_readonly("directory", [](const PyModel& pm) { return pm.get().directory(); })
       .def_property_readonly("device", [](const PyModel& pm) { return pm.get().device().str(); })
       .def_property_readonly("dtype", [](const PyModel& pm) { return wavllm::dtype_label(pm.get().dtype()); })
       .def_property_readonly("threads", [](const PyModel& pm) { return pm.get().threads(); },
                              "Intra-op threads each call of this model runs with.")
+      .def_property_readonly("whisper_margin", [](const PyModel& pm) { return pm.get().whisper_margin_seconds(); },
+                             "Seconds of Whisper's window encoded beyond the audio (None: the whole window, as the reference).")
       .def_property_readonly(
           "config",
           [](const PyModel& pm) { return py::module_::import("json").attr("loads")(pm.get().config().to_json_text()); },

@@ -62,7 +62,7 @@ else:
     class Model(_wavllm.Model):
         """A loaded WavLLM model directory (config.json, model*.safetensors, tokenizer.model).
 
-        Model(path, device="cpu", dtype="auto", threads=None)
+        Model(path, device="cpu", dtype="auto", threads=None, whisper_margin=None)
 
         path: the directory, a str or os.PathLike (pathlib.Path).
         device: "cpu", "cuda" or "cuda:N".
@@ -70,13 +70,16 @@ else:
             "bfloat16", or "float16" (CUDA only); aliases such as "bf16" and "fp32" are accepted.
         threads: intra-op CPU threads of this model's calls; None or 0 uses every core. The
             process's setting (set_threads) is left as it was.
+        whisper_margin: beyond the reference, Whisper encodes only the audio plus this many
+            seconds (0 to 30) of its 30-s window; None (the default) encodes the whole window as
+            the reference does. Faster on short audio; its fidelity cost is in eval/RESULTS.md.
 
         Every audio argument is a path or a 1-D float32 numpy array at 16 kHz. The task helpers
         (transcribe, translate, ask) return the text; generate() returns a GenerationResult."""
 
-        def __init__(self, path, device="cpu", dtype="auto", threads=None):
+        def __init__(self, path, device="cpu", dtype="auto", threads=None, whisper_margin=None):
             self._loaded = False  # a failed load leaves no engine object behind to describe
-            super().__init__(path, device, dtype, threads)
+            super().__init__(path, device, dtype, threads, whisper_margin)
             self._loaded = True
 
         def generate(self, audio, instruction, *, options=None, on_text=None, **fields):

@@ -162,6 +162,10 @@ TEST_F(Recordings, LanguageAndVersionAsWhisperCppUsersTypeThem) {
   EXPECT_EQ(r.status, 2);
   EXPECT_NE(r.err.find("--encoder-batch"), std::string::npos) << r.err;
   EXPECT_EQ(sh("transcribe " + demo() + " --encoder-batch 65 plants.wav").status, 2);
+  r = sh("transcribe " + demo() + " --whisper-margin 31 plants.wav");
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("--whisper-margin"), std::string::npos) << r.err;
+  EXPECT_EQ(sh("transcribe " + demo() + " --whisper-margin 2 --max-new-tokens 2 plants.wav").status, 0);
 }
 
 TEST(Transcript, FormatsMendWhatWouldBreakACue) {

@@ -212,6 +212,36 @@ TEST(Model, WhisperBatchAcrossPiecesMatchesEachPieceAlone) {
   EXPECT_TRUE(model().encode_whisper({}).empty());
 }
 
+// The opt-in Whisper margin (beyond the reference): a margin that reaches the window's end is
+// the reference's computation exactly; a short one keeps the output's shape (the decoder sees as
+// many audio positions) but changes its values; out-of-range margins are refused at load.
+TEST(Model, WhisperMarginIsOptInAndKeepsTheOutputShape) {
+  const Case c{"short_er", true};
+  const std::vector<float> samples = case_audio(c);
+  const std::vector<at::Tensor> full = model().whisper_encoder(samples);
+  auto with_margin = [](double seconds) {
+    ModelOptions o = ModelOptions::parse("cpu", "float32", 2);
+    o.whisper_margin_seconds = seconds;
+    return Model::load(demo_dir(), o);
+  };
+  EXPECT_FALSE(model().whisper_margin_seconds().has_value());
+  const std::shared_ptr<Model> whole = with_margin(30);
+  ASSERT_EQ(whole->whisper_margin_seconds(), 30.0);
+  EXPECT_TRUE(at::equal(whole->whisper_encoder(samples)[0], full[0]));
+  const std::shared_ptr<Model> tight = with_margin(0);
+  const at::Tensor cut = tight->whisper_encoder(samples)[0];
+  ASSERT_EQ(cut.sizes(), full[0].sizes());
+  EXPECT_TRUE(at::isfinite(cut).all().item<bool>());
+  EXPECT_FALSE(at::allclose(cut, full[0]));
+  EXPECT_EQ(tight->audio_token_count(int64_t(samples.size())), model().audio_token_count(int64_t(samples.size())));
+  const GenerationResult r = tight->generate(samples, stage(c)->metadata().at("prompt"), greedy());
+  EXPECT_EQ(r.step_logits.size(0), int64_t(r.decoded_tokens.size()));
+  for (double bad : {-1.0, 30.5}) {
+    const std::string msg = error_of([&] { with_margin(bad); });
+    EXPECT_NE(msg.find("the Whisper margin must be 0 to 30 seconds"), std::string::npos) << msg;
+  }
+}
+
 TEST(Model, RejectsBadAudio) {
   EXPECT_NE(error_of([] { model().audio_embeddings({}); }).find("empty"), std::string::npos);
   std::vector<float> nan(16000, 0.1f);

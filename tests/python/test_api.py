@@ -42,7 +42,7 @@ def test_a_mistyped_keyword_is_one_short_line(model, samples):
 
 def test_help_reads_well():
     text = pydoc.render_doc(wavllm.Model, renderer=pydoc.plaintext)
-    assert "Model(path, device=\"cpu\", dtype=\"auto\", threads=None)" in text
+    assert "Model(path, device=\"cpu\", dtype=\"auto\", threads=None, whisper_margin=None)" in text
     public = ["generate", "transcribe", "translate", "ask", "whisper_encoder", "wavlm_hidden_states",
               "audio_embeddings", "prompt_ids", "prompt_scale"]
     for name in public:

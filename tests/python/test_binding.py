@@ -245,3 +245,14 @@ def test_threads_are_the_models_own():
     assert wavllm.Model(str(DEMO), threads=1).threads == 1
     assert wavllm.Model(str(DEMO)).threads == len(os.sched_getaffinity(0))
     assert wavllm.Model(str(DEMO), threads=0).threads == len(os.sched_getaffinity(0))  # as --threads 0
+
+
+def test_whisper_margin_is_opt_in(model):
+    # None (the reference's whole window) unless asked for; the output keeps its shape.
+    assert model.whisper_margin is None
+    tight = wavllm.Model(str(DEMO), threads=1, whisper_margin=2.0)
+    assert tight.whisper_margin == 2.0
+    audio = str(ROOT / "samples" / "plants.wav")
+    assert [w.shape for w in tight.whisper_encoder(audio)] == [w.shape for w in model.whisper_encoder(audio)]
+    with pytest.raises(wavllm.ArgumentError, match="the Whisper margin must be 0 to 30 seconds"):
+        wavllm.Model(str(DEMO), whisper_margin=-1)

@@ -7,6 +7,7 @@
 #include <ATen/ATen.h>
 
 #include <cstdint>
+#include <optional>
 #include <vector>
 
 #include "wavllm/core/config.h"
@@ -24,7 +25,11 @@ class WhisperEncoder {
   // valid_frames: one count per part, 1..3000. All parts are encoded as one batch over every
   // position (no mask), then cut to the LONGEST valid output length (valid_frames - 1) / 2 + 1
   // among them: [parts, L, d_model] in the weights' dtype, contiguous.
-  at::Tensor forward(const at::Tensor& mel, const std::vector<int64_t>& valid_frames) const;
+  // margin_frames (beyond the reference, docs/model.md §2): encode only the first (longest
+  // valid + margin) frames of each part's window instead of all 3000 (whisper.cpp's audio_ctx
+  // idea); the output has the same shape, its values differ by what the cut-off padding changed.
+  at::Tensor forward(const at::Tensor& mel, const std::vector<int64_t>& valid_frames,
+                     std::optional<int64_t> margin_frames = std::nullopt) const;
 
   // (valid_frames - 1) / 2 + 1: frames left after conv2's stride 2.
   static int64_t output_length(int64_t valid_frames);

@@ -27,6 +27,11 @@ struct ModelOptions {
   // calling thread for the length of each call only (ThreadScope): loading a model changes no
   // process-wide setting.
   int threads = 0;
+  // Beyond the reference (docs/model.md §2): Whisper encodes only the audio plus this many
+  // seconds (0 to 30) of each 30-s window instead of the whole padded window; nullopt (the
+  // default) keeps the reference's full window. Faster on short audio, at a fidelity cost
+  // measured in eval/RESULTS.md.
+  std::optional<double> whisper_margin_seconds;
 
   // From the text of CLI flags or Python keywords ("auto" or a parse_dtype name): an
   // ArgumentError names a bad value, and float16 on CPU is one (LibTorch has no float16
@@ -98,6 +103,7 @@ class Model {
   at::Device device() const;
   at::ScalarType dtype() const;
   int threads() const;  // resolved: the intra-op threads each call runs with
+  std::optional<double> whisper_margin_seconds() const;
 
   // Per 30-s part [T, d], cut as in docs/model.md §2 (float32 on CPU).
   std::vector<at::Tensor> whisper_encoder(const std::vector<float>& samples16k) const;
