@@ -61,6 +61,17 @@ double stream_read_gbps(double bytes, int repeat) {
   return double(buffer.size() * sizeof(float)) / s / 1e9;
 }
 
+// bfloat16 bits of each value, truncated (the benchmark needs the format, not rounding).
+std::vector<uint16_t> bf16_bits(const std::vector<float>& v) {
+  std::vector<uint16_t> out(v.size());
+  for (size_t i = 0; i < v.size(); ++i) {
+    uint32_t u;
+    std::memcpy(&u, &v[i], 4);
+    out[i] = uint16_t(u >> 16);
+  }
+  return out;
+}
+
 std::vector<float> random_values(size_t n, uint32_t seed, float scale) {
   std::mt19937 gen(seed);
   std::normal_distribution<float> dist(0.0f, scale);
@@ -82,13 +93,9 @@ Stored store(const std::string& format, int64_t rows, int64_t cols, int copies) 
   for (int c = 0; c < copies; ++c) {
     std::vector<uint8_t> data, scales;
     if (format == "bf16") {
-      data.resize(size_t(rows * cols) * 2);
-      auto* bits = reinterpret_cast<uint16_t*>(data.data());
-      for (size_t i = 0; i < w.size(); ++i) {
-        uint32_t u;
-        std::memcpy(&u, &w[i], 4);
-        bits[i] = uint16_t(u >> 16);
-      }
+      const std::vector<uint16_t> bits = bf16_bits(w);
+      data.resize(bits.size() * 2);
+      std::memcpy(data.data(), bits.data(), data.size());
     } else if (format == "q8_0") {
       data.resize(size_t(rows * cols));
       scales.resize(size_t(rows * cols / kQ8Block) * 4);
@@ -132,12 +139,7 @@ int run(int argc, char** argv) {
       const int copies = std::max(2, int(o.megabytes * 1e6 / (per_copy * double(rows * cols))));
       const Stored s = store(format, rows, cols, copies);
       const std::vector<float> x = random_values(size_t(cols), 2, 1.0f);
-      std::vector<uint16_t> x_bf16(static_cast<size_t>(cols));
-      for (size_t i = 0; i < x.size(); ++i) {
-        uint32_t u;
-        std::memcpy(&u, &x[i], 4);
-        x_bf16[i] = uint16_t(u >> 16);
-      }
+      const std::vector<uint16_t> x_bf16 = bf16_bits(x);
       std::vector<float> y(static_cast<size_t>(rows));
       for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni}) {
         if (!supported(isa)) continue;

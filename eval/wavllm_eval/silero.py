@@ -60,6 +60,11 @@ def _encode(w, windows):
     return y[:, :, 0]
 
 
+def _input_gates(w, windows):
+    """The LSTM's input term for each chunk: no state involved, so batched."""
+    return _encode(w, windows) @ w["decoder.rnn.weight_ih"].T + w["decoder.rnn.bias_ih"]
+
+
 def _cell(w, gates_in, h, c):
     i, f, g, o = (gates_in + h @ w["decoder.rnn.weight_hh"].T + w["decoder.rnn.bias_hh"]).chunk(4, -1)
     c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
@@ -73,8 +78,7 @@ def _head(w, h):
 def step(w, window, h, c):
     """One chunk as the ONNX graph takes it: window [b, CONTEXT + CHUNK], state h, c [b, 128]
     -> (probability [b], h, c)."""
-    gates = _encode(w, window) @ w["decoder.rnn.weight_ih"].T + w["decoder.rnn.bias_ih"]
-    h, c = _cell(w, gates, h, c)
+    h, c = _cell(w, _input_gates(w, window), h, c)
     return _head(w, h), h, c
 
 
@@ -90,7 +94,7 @@ def probabilities(w, samples, block=4096):
     for first in range(0, n, block):
         count = min(block, n - first)
         windows = x.unfold(0, CONTEXT + CHUNK, CHUNK)[first:first + count]
-        gates = _encode(w, windows) @ w["decoder.rnn.weight_ih"].T + w["decoder.rnn.bias_ih"]
+        gates = _input_gates(w, windows)
         hs = []
         for t in range(count):
             h, c = _cell(w, gates[t], h, c)

@@ -60,14 +60,14 @@ void matmul_q4_0(const Q4Matrix& w, const float* x, int64_t tokens, float* y, Is
   const int64_t blocks = a.blocks;
   if (isa != Isa::Scalar) {
     const bool wide = isa == Isa::Avx512Vnni;
+    const auto groups = wide ? detail::dot_q4_0_avx512_groups : detail::dot_q4_0_avx2_groups;
+    const auto blockwise = wide ? detail::dot_q4_0_avx512 : detail::dot_q4_0_avx2;
     const detail::Q4Groups grouped(a, tokens);
     const int64_t done = 4 * grouped.groups;  // blocks in whole groups; the rest one or two at a time
     detail::for_each_row_and_token(w.rows, tokens, y, [&](int64_t r, int64_t t) {
       const uint8_t* wp = w.packed + r * w.cols / 2;
       const uint16_t* ws = w.scales + r * blocks;
       const size_t g0 = size_t(t * grouped.groups);
-      const auto groups = wide ? detail::dot_q4_0_avx512_groups : detail::dot_q4_0_avx2_groups;
-      const auto blockwise = wide ? detail::dot_q4_0_avx512 : detail::dot_q4_0_avx2;
       // Pointers, not &v[i]: with fewer than 4 blocks the grouped vectors are empty.
       float sum = groups(wp, ws, grouped.x.data() + 128 * g0, grouped.scales.data() + 4 * g0,
                          grouped.offsets.data() + 4 * g0, grouped.groups);

@@ -30,8 +30,9 @@ at::Tensor Linear::forward(const at::Tensor& x) const {
     if (w.scalar_type() == at::kBFloat16 && x.scalar_type() == at::kBFloat16 && w.is_cpu() && !bias_.defined() &&
         w.is_contiguous() && x.numel() / w.size(1) <= kMaxKernelRows)
       return bf16_product(x);
+    const int64_t inputs = x.numel() / w.size(1);
     if (w.scalar_type() == at::kFloat && x.scalar_type() == at::kFloat && w.is_cpu() && w.is_contiguous() &&
-        x.numel() / w.size(1) > kMaxKernelRows && kernels::fp32_gemm(x.numel() / w.size(1)) == kernels::Fp32Gemm::Onednn) {
+        inputs > kMaxKernelRows && kernels::fp32_gemm(inputs) == kernels::Fp32Gemm::Onednn) {
       at::Tensor y = fp32_product(x, w);
       return bias_.defined() ? y.add_(bias_) : y;
     }
@@ -53,6 +54,13 @@ at::Tensor expansion_buffer(int64_t rows, int64_t cols, at::ScalarType dtype) {
   return buffer.narrow(0, 0, bytes).view(dtype).view({rows, cols});
 }
 
+// y [inputs, rows] of x [..., cols] as [..., rows]: the shape every product returns.
+at::Tensor as_input_shape(const at::Tensor& y, const at::Tensor& x) {
+  std::vector<int64_t> shape = x.sizes().vec();
+  shape.back() = y.size(1);
+  return y.view(shape);
+}
+
 }  // namespace
 
 at::Tensor Linear::bf16_product(const at::Tensor& x) const {
@@ -62,9 +70,7 @@ at::Tensor Linear::bf16_product(const at::Tensor& x) const {
   at::Tensor y = at::empty({inputs, rows}, flat.options().dtype(at::kFloat));
   kernels::matmul_bf16(reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>()), rows, cols,
                        reinterpret_cast<const uint16_t*>(flat.data_ptr<at::BFloat16>()), inputs, y.data_ptr<float>());
-  std::vector<int64_t> out_shape = x.sizes().vec();
-  out_shape.back() = rows;
-  return y.view(out_shape).to(x.scalar_type());
+  return as_input_shape(y, x).to(x.scalar_type());
 }
 
 at::Tensor Linear::fp32_product(const at::Tensor& x, const at::Tensor& w) {
@@ -72,9 +78,7 @@ at::Tensor Linear::fp32_product(const at::Tensor& x, const at::Tensor& w) {
   const at::Tensor flat = x.reshape({inputs, cols}).contiguous();
   at::Tensor y = at::empty({inputs, rows}, flat.options());
   kernels::sgemm_nt(inputs, rows, cols, flat.data_ptr<float>(), w.data_ptr<float>(), y.data_ptr<float>());
-  std::vector<int64_t> out_shape = x.sizes().vec();
-  out_shape.back() = rows;
-  return y.view(out_shape);
+  return as_input_shape(y, x);
 }
 
 at::Tensor Linear::quantized_product(const at::Tensor& x) const {
@@ -107,9 +111,7 @@ at::Tensor Linear::quantized_product(const at::Tensor& x) const {
     else kernels::dequantize_q4_0(q4_values, q4_scales, rows * cols, dense.data_ptr<float>());
     y = kernels::fp32_gemm(inputs) == kernels::Fp32Gemm::Onednn ? fp32_product(flat, dense) : at::linear(flat, dense);
   }
-  std::vector<int64_t> out_shape = x.sizes().vec();
-  out_shape.back() = rows;
-  return y.view(out_shape).to(x.scalar_type());
+  return as_input_shape(y, x).to(x.scalar_type());
 }
 
 at::Tensor Linear::forward(const at::Tensor& x, const at::Tensor* lora_scale) const {
