@@ -104,18 +104,26 @@ double normalised(double logprob, size_t length, double length_penalty) {
   return logprob / std::pow(static_cast<double>(length), length_penalty);
 }
 
-class Decoding {
- public:
-  Decoding(const Llama& llm, const Tokenizer& tok, const at::Tensor& audio, const PromptIds& prompt,
-           const at::Tensor& lora_scale, const GenerationOptions& opt)
-      : llm_(llm), tok_(tok), audio_(audio), prompt_(prompt), scale_(lora_scale), opt_(opt) {
+}  // namespace
+
+// One request's fixed state (rules, prompt, cache) and its greedy/sampled hypothesis as it grows;
+// beam search runs whole in beam().
+struct Sequence::Impl {
+  Impl(const Llama& llm, const Tokenizer& tok, at::Tensor audio, PromptIds prompt, at::Tensor lora_scale,
+       GenerationOptions opt, TextCallback on_text)
+      : llm_(llm), tok_(tok), audio_(std::move(audio)), prompt_(std::move(prompt)), scale_(std::move(lora_scale)),
+        opt_(std::move(opt)), on_text_(std::move(on_text)), stream_(tok, opt_.stop) {
+    opt_.validate();
+    if (tok.vocab_size() != llm.config().vocab_size)
+      throw Error("tokenizer " + tok.path() + ": " + std::to_string(tok.vocab_size()) +
+                  " pieces, but the decoder has a vocabulary of " + std::to_string(llm.config().vocab_size));
     const auto& cfg = llm.config();
-    if (audio.dim() != 2 || audio.size(0) < 1 || audio.size(1) != cfg.dim)
+    if (audio_.dim() != 2 || audio_.size(0) < 1 || audio_.size(1) != cfg.dim)
       throw Error("decoder: audio embeddings must be [T >= 1, " + std::to_string(cfg.dim) + "], got " +
-                  std::string(c10::str(audio.sizes())));
-    if (prompt.left.empty() || prompt.right.empty())
+                  std::string(c10::str(audio_.sizes())));
+    if (prompt_.left.empty() || prompt_.right.empty())
       throw Error("decoder: the prompt's left and right token ids must not be empty");
-    rules_.forced.assign(prompt.right.begin() + 1, prompt.right.end());
+    rules_.forced.assign(prompt_.right.begin() + 1, prompt_.right.end());
     rules_.eos = tok.eos_id();
     rules_.unk = tok.unk_id();
     rules_.pad = tok.pad_id();
@@ -129,24 +137,26 @@ class Decoding {
     for (int64_t id : rules_.forced)
       if (!in_vocab(id)) throw Error("decoder: prompt token id " + std::to_string(id) + " is outside the vocabulary");
     const int64_t F = rules_.free_start();
-    prompt_len_ = static_cast<int64_t>(prompt.left.size()) + audio.size(0) + 1;
+    prompt_len_ = static_cast<int64_t>(prompt_.left.size()) + audio_.size(0) + 1;
     const int64_t table = cfg.max_positions();
     // Step s >= 1 feeds one token at position prompt_len + s - 1.
     if (prompt_len_ + F > table)
-      throw ResourceError("decoder: context too long: " + std::to_string(prompt.left.size()) + " prompt tokens + " +
-                  std::to_string(audio.size(0)) + " audio frames + BOS + " + std::to_string(F) +
+      throw ResourceError("decoder: context too long: " + std::to_string(prompt_.left.size()) + " prompt tokens + " +
+                  std::to_string(audio_.size(0)) + " audio frames + BOS + " + std::to_string(F) +
                   " instruction tokens need " + std::to_string(prompt_len_ + F) +
                   " positions; the rotary table has " + std::to_string(table) + " (2 x llama.max_seq_len)");
-    rules_.eos_step = opt.max_steps;
+    rules_.eos_step = opt_.max_steps;
     // The last step that may run: its token is chosen but never fed, so the table bounds it like
     // max_new_tokens does (generation ends there without an EOS).
-    rules_.last_step = std::min<int64_t>(opt.max_steps, table - prompt_len_);
-    if (opt.max_new_tokens > 0) rules_.last_step = std::min<int64_t>(rules_.last_step, F + opt.max_new_tokens - 1);
+    rules_.last_step = std::min<int64_t>(opt_.max_steps, table - prompt_len_);
+    if (opt_.max_new_tokens > 0) rules_.last_step = std::min<int64_t>(rules_.last_step, F + opt_.max_new_tokens - 1);
+    if (opt_.num_beams == 1 && opt_.temperature > 0)
+      gen_ = at::make_generator<at::CPUGeneratorImpl>(opt_.seed ? *opt_.seed : std::random_device{}());
   }
 
-  Completion run(const TextCallback& on_text) {
-    Completion res;
-    const auto t0 = Clock::now();
+  // The prompt through the decoder: the first step's logits [beams, vocab].
+  at::Tensor prefill() {
+    started_ = Clock::now();
     const int64_t capacity = prompt_len_ + rules_.last_step;
     if (llm_.device().is_cpu())
       check_memory_budget(request_bytes(capacity), available_memory_bytes(),
@@ -156,27 +166,65 @@ class Decoding {
     const auto prefill = at::cat({llm_.embed(prompt_.left), audio_.to(llm_.device(), llm_.dtype()),
                                   llm_.embed({tok_.bos_id()})});
     at::Tensor logits = checked(llm_.forward(prefill, *cache_, scale_).cpu());
-    res.prefill_seconds = seconds_since(t0);
-    const auto t1 = Clock::now();
-    TextStream stream(tok_, opt_.stop);
-    const Hypothesis best = opt_.num_beams > 1 ? beam(logits) : single(logits, stream, on_text);
+    prefill_seconds_ = seconds_since(started_);
+    decode_started_ = Clock::now();
+    return logits;
+  }
+
+  // Greedy or sampling, one step: the token chosen from logits [1, vocab]; done_ once the
+  // hypothesis ends (EOS, a stop string, the step limit).
+  void choose(const at::Tensor& logits) {
+    Hypothesis& h = best_;
+    if (opt_.return_step_logits) {
+      step_rows_.push_back(logits);
+      h.rows.push_back(0);
+    }
+    const auto lp = step_logprobs(logits[0], step_, rules_, h.generated, opt_);
+    const bool free = step_ >= rules_.free_start() && step_ < rules_.eos_step;
+    const int64_t token = gen_ && free ? sample(lp, opt_, *gen_) : lp.argmax().item<int64_t>();
+    const double token_lp = lp[token].item<double>();
+    h.logprob += token_lp;
+    h.tokens.push_back(token);
+    next_ = token;
+    if (token == rules_.eos) return end();
+    if (step_ >= rules_.free_start()) {
+      h.generated.push_back(token);
+      h.generated_logprobs.push_back(float(token_lp));
+      if (on_text_ || !opt_.stop.empty()) {
+        const std::string piece = stream_.push(h.generated);
+        if (on_text_ && !piece.empty()) on_text_(piece);
+        if (stream_.stopped()) return end();
+      }
+    }
+    if (step_ >= rules_.last_step) return end();
+    ++step_;
+  }
+
+  void end() {
+    done_ = true;
+    cache_.reset();  // a finished sequence in a long batch holds no KV memory
+  }
+
+  Completion finish() {
+    const Hypothesis& best = best_;
+    Completion res;
     res.decoded_tokens = best.tokens;
     res.generated_ids = best.generated;
     res.generated_logprobs = best.generated_logprobs;
     res.score = normalised(best.logprob, best.tokens.size(), opt_.length_penalty);
     std::string rest;
-    res.text = stream.finish(best.generated, rest);
-    if (on_text && !rest.empty()) on_text(rest);
+    res.text = stream_.finish(best.generated, rest);
+    if (on_text_ && !rest.empty()) on_text_(rest);
     if (opt_.return_step_logits) {
       std::vector<at::Tensor> rows;
       for (size_t s = 0; s < best.rows.size(); ++s) rows.push_back(step_rows_[s][best.rows[s]]);
       res.step_logits = at::stack(rows);
     }
-    res.decode_seconds = seconds_since(t1);
+    res.prefill_seconds = prefill_seconds_;
+    res.decode_seconds = seconds_since(decode_started_);
     return res;
   }
 
- private:
   // Bytes one request holds at its peak: the KV cache; the prefill's attention (scores in the
   // compute dtype, their float32 copy and softmax, the probabilities cast back, the causal mask)
   // and its FFN; the logits of every step when they are kept.
@@ -189,10 +237,6 @@ class Decoding {
     return kv + prefill + logits;
   }
 
-  at::Tensor next_logits(const std::vector<int64_t>& tokens) {
-    return checked(llm_.forward(llm_.embed(tokens).unsqueeze(1), *cache_, scale_).cpu());
-  }
-
   // NaN logits would decode to an arbitrary token (argmax of NaN) or an empty answer. Checked in
   // place every step (float32 [rows, vocab] on the CPU): no tensor is made for it per token.
   at::Tensor checked(at::Tensor logits) const {
@@ -203,44 +247,10 @@ class Decoding {
     return logits;
   }
 
-  // Greedy or sampling: one hypothesis, text streamed as it grows.
-  Hypothesis single(at::Tensor logits, TextStream& stream, const TextCallback& on_text) {
-    const bool follow_text = on_text || !opt_.stop.empty();
-    std::optional<at::Generator> gen;
-    if (opt_.temperature > 0)
-      gen = at::make_generator<at::CPUGeneratorImpl>(opt_.seed ? *opt_.seed : std::random_device{}());
-    Hypothesis h;
-    for (int64_t step = 0;; ++step) {
-      if (opt_.return_step_logits) {
-        step_rows_.push_back(logits);
-        h.rows.push_back(0);
-      }
-      const auto lp = step_logprobs(logits[0], step, rules_, h.generated, opt_);
-      const bool free = step >= rules_.free_start() && step < rules_.eos_step;
-      const int64_t token = gen && free ? sample(lp, opt_, *gen) : lp.argmax().item<int64_t>();
-      const double token_lp = lp[token].item<double>();
-      h.logprob += token_lp;
-      h.tokens.push_back(token);
-      if (token == rules_.eos) break;
-      if (step >= rules_.free_start()) {
-        h.generated.push_back(token);
-        h.generated_logprobs.push_back(float(token_lp));
-        if (follow_text) {
-          const std::string piece = stream.push(h.generated);
-          if (on_text && !piece.empty()) on_text(piece);
-          if (stream.stopped()) break;
-        }
-      }
-      if (step >= rules_.last_step) break;
-      logits = next_logits({token});
-    }
-    return h;
-  }
-
   // fairseq's beam search: 2k candidates per step from all live hypotheses by total log-prob; an
   // EOS among the k best finishes a hypothesis (score normalised by its length); the k best others
   // go on. Ends with k finished hypotheses or at the step limit.
-  Hypothesis beam(at::Tensor logits) {
+  void beam(at::Tensor logits) {
     const int64_t k = opt_.num_beams;
     std::vector<Hypothesis> live(1), done;
     std::vector<double> done_scores;
@@ -287,36 +297,104 @@ class Decoding {
       std::vector<int64_t> tokens;
       for (const auto& h : next) tokens.push_back(h.tokens.back());
       live = std::move(next);
-      logits = next_logits(tokens);
+      logits = checked(llm_.forward(llm_.embed(tokens).unsqueeze(1), *cache_, scale_).cpu());
     }
     if (done.empty()) throw Error("decoder: beam search ended without a hypothesis");
     const size_t best = std::max_element(done_scores.begin(), done_scores.end()) - done_scores.begin();
-    return done[best];
+    best_ = std::move(done[best]);
+    done_ = true;
   }
 
   const Llama& llm_;
   const Tokenizer& tok_;
-  const at::Tensor& audio_;
-  const PromptIds& prompt_;
-  const at::Tensor& scale_;
-  const GenerationOptions& opt_;
+  at::Tensor audio_;
+  PromptIds prompt_;
+  at::Tensor scale_;
+  GenerationOptions opt_;
+  TextCallback on_text_;
+  TextStream stream_;
   Rules rules_;
   int64_t prompt_len_ = 0;
   std::optional<KVCache> cache_;
+  std::optional<at::Generator> gen_;
   std::vector<at::Tensor> step_rows_;  // logits [rows, vocab] of every step, when asked
+  Hypothesis best_;                    // greedy/sampling: the one hypothesis; beam search: the best
+  int64_t step_ = 0;
+  int64_t next_ = 0;  // the last token chosen: the next step's input
+  bool prefilled_ = false, done_ = false;
+  std::string error_;  // why a batched step ended this sequence, if it failed
+  Clock::time_point started_, decode_started_;
+  double prefill_seconds_ = 0;
 };
 
-}  // namespace
+Sequence::Sequence(const Llama& llm, const Tokenizer& tok, at::Tensor audio_embeds, PromptIds prompt,
+                   at::Tensor lora_scale, GenerationOptions opt, TextCallback on_text) {
+  if (opt.num_beams != 1) throw ArgumentError("a batched sequence decodes greedily or by sampling (num_beams 1)");
+  impl_ = std::make_unique<Impl>(llm, tok, std::move(audio_embeds), std::move(prompt), std::move(lora_scale),
+                                 std::move(opt), std::move(on_text));
+}
+Sequence::~Sequence() = default;
+Sequence::Sequence(Sequence&&) noexcept = default;
+
+void Sequence::prefill() {
+  c10::InferenceMode guard;
+  if (impl_->prefilled_) throw Error("decoder: a sequence is prefilled once");
+  impl_->prefilled_ = true;
+  impl_->choose(impl_->prefill());
+}
+
+bool Sequence::done() const { return impl_->done_; }
+void Sequence::stop() { impl_->end(); }
+size_t Sequence::generated() const { return impl_->best_.generated.size(); }
+
+Completion Sequence::finish() {
+  c10::InferenceMode guard;
+  if (!impl_->done_) throw Error("decoder: finish() before the sequence is done");
+  if (!impl_->error_.empty()) throw Error(impl_->error_);
+  return impl_->finish();
+}
+
+void step(const Llama& llm, const std::vector<Sequence*>& batch) {
+  c10::InferenceMode guard;
+  std::vector<Sequence::Impl*> live;
+  for (Sequence* s : batch)
+    if (s->impl_->prefilled_ && !s->impl_->done_) live.push_back(s->impl_.get());
+  if (live.empty()) return;
+  std::vector<int64_t> tokens;
+  std::vector<at::Tensor> scales;
+  std::vector<KVCache*> caches;
+  for (Sequence::Impl* s : live) {
+    tokens.push_back(s->next_);
+    scales.push_back(s->scale_.to(llm.device(), llm.dtype()).reshape({llm.config().dim}));
+    caches.push_back(&*s->cache_);
+  }
+  const at::Tensor logits = llm.step(llm.embed(tokens).unsqueeze(1), caches, at::stack(scales)).cpu();
+  for (size_t b = 0; b < live.size(); ++b) {
+    // A row that fails (non-finite logits) ends alone; finish() reports it. One row's own copy:
+    // a kept step row must not hold the whole batch's logits alive.
+    try {
+      live[b]->choose(live[b]->checked(logits.narrow(0, int64_t(b), 1).clone()));
+    } catch (const Error& e) {
+      live[b]->error_ = e.what();
+      live[b]->end();
+    }
+  }
+}
 
 Completion complete(const Llama& llm, const Tokenizer& tok, const at::Tensor& audio_embeds,
                     const PromptIds& prompt, const at::Tensor& lora_scale, const GenerationOptions& opt,
                     const TextCallback& on_text) {
-  opt.validate();
-  if (tok.vocab_size() != llm.config().vocab_size)
-    throw Error("tokenizer " + tok.path() + ": " + std::to_string(tok.vocab_size()) +
-                " pieces, but the decoder has a vocabulary of " + std::to_string(llm.config().vocab_size));
   c10::InferenceMode guard;
-  return Decoding(llm, tok, audio_embeds, prompt, lora_scale, opt).run(on_text);
+  if (opt.num_beams > 1) {
+    Sequence::Impl beams(llm, tok, audio_embeds, prompt, lora_scale, opt, on_text);
+    beams.beam(beams.prefill());
+    return beams.finish();
+  }
+  // The batch scheduler's path with a batch of one: the same tokens whether alone or batched.
+  Sequence s(llm, tok, audio_embeds, prompt, lora_scale, opt, on_text);
+  s.prefill();
+  while (!s.done()) step(llm, {&s});
+  return s.finish();
 }
 
 }  // namespace wavllm::decoder

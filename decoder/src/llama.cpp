@@ -129,4 +129,36 @@ at::Tensor Llama::forward(const at::Tensor& embeds, KVCache& cache, const at::Te
   return output_.forward(norm_.forward(h.select(1, T - 1))).to(at::kFloat);
 }
 
+at::Tensor Llama::step(const at::Tensor& embeds, const std::vector<KVCache*>& caches, const at::Tensor& lora_scales) const {
+  c10::InferenceMode guard;
+  const int64_t B = static_cast<int64_t>(caches.size());
+  if (B < 1 || embeds.dim() != 3 || embeds.size(0) != B || embeds.size(1) != 1 || embeds.size(2) != cfg_.dim)
+    throw Error("decoder step: embeddings must be [" + std::to_string(B) + ", 1, " + std::to_string(cfg_.dim) +
+                "], got " + std::string(c10::str(embeds.sizes())));
+  if (lora_scales.dim() != 2 || lora_scales.size(0) != B || lora_scales.size(1) != cfg_.dim)
+    throw Error("decoder step: LoRA scales must be [" + std::to_string(B) + ", " + std::to_string(cfg_.dim) + "]");
+  std::vector<int64_t> positions;
+  for (const KVCache* c : caches) {
+    if (c->batch() != 1) throw Error("decoder step: each sequence needs a KV cache of its own (batch 1)");
+    if (c->length() >= c->capacity() || c->length() >= cfg_.max_positions())
+      throw Error("decoder step: position " + std::to_string(c->length()) + " is past the KV cache's " +
+                  std::to_string(c->capacity()) + " positions");
+    positions.push_back(c->length());
+  }
+  const int64_t hd = cfg_.head_dim();
+  const auto freqs = rope_.index_select(0, at::tensor(positions, at::kLong).to(device())).view({B, 1, 1, hd / 2});
+  const auto scale = lora_scales.to(device(), dtype()).unsqueeze(1);  // [B, 1, dim]
+  at::Tensor h = embeds.to(device(), dtype());
+  std::vector<nn::CachedRow> rows(static_cast<size_t>(B));
+  for (size_t i = 0; i < layers_.size(); ++i) {
+    const Layer& L = layers_[i];
+    for (int64_t b = 0; b < B; ++b) rows[size_t(b)] = {&caches[size_t(b)]->k_[i], &caches[size_t(b)]->v_[i], positions[size_t(b)]};
+    const auto attn_out = L.attention.step(L.attention_norm.forward(h), freqs, rows, scale);
+    h = i == 0 ? h + attn_out : h.add_(attn_out);
+    h.add_(L.ffn.rowwise(L.ffn_norm.forward(h)));
+  }
+  for (KVCache* c : caches) ++c->length_;
+  return output_.rowwise(norm_.forward(h.select(1, 0)), nullptr).to(at::kFloat);
+}
+
 }  // namespace wavllm::decoder

@@ -38,4 +38,9 @@ float dot_bf16_avx2(const uint16_t* w, const uint16_t* x, int64_t n);
 float dot_bf16_avx512(const uint16_t* w, const uint16_t* x, int64_t n);
 float dot_bf16_avx512bf16(const uint16_t* w, const uint16_t* x, int64_t n);  // needs AVX512_BF16
 
+// float32 rows, n of each: a fixed order of sums for a given n.
+float dot_f32_scalar(const float* w, const float* x, int64_t n);
+float dot_f32_avx2(const float* w, const float* x, int64_t n);
+float dot_f32_avx512(const float* w, const float* x, int64_t n);
+
 }  // namespace wavllm::kernels::detail

@@ -92,4 +92,20 @@ float dot_bf16_avx2(const uint16_t* w, const uint16_t* x, int64_t n) {
   return total;
 }
 
+float dot_f32_avx2(const float* w, const float* x, int64_t n) {
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t i = 0;
+  for (; i + 16 <= n; i += 16) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), acc1);
+  }
+  if (i + 8 <= n) {
+    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), acc0);
+    i += 8;
+  }
+  float total = horizontal_sum(_mm256_add_ps(acc0, acc1));
+  for (; i < n; ++i) total += w[i] * x[i];
+  return total;
+}
+
 }  // namespace wavllm::kernels::detail

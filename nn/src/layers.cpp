@@ -5,6 +5,7 @@
 
 #include "wavllm/core/runtime.h"
 #include "wavllm/kernels/bf16.h"
+#include "wavllm/kernels/f32.h"
 #include "wavllm/kernels/q4_0.h"
 #include "wavllm/kernels/q8_0.h"
 #include "wavllm/kernels/sgemm.h"
@@ -20,6 +21,12 @@ Linear Linear::with_lora(const Scope& s, const std::string& name, const Dim& out
   Linear l(s, name, out, in, /*bias=*/false, /*quantizable=*/true);
   l.lora_a_ = s.tensor(name + "_lora_A", {in, rank});
   l.lora_b_ = s.tensor(name + "_lora_B", {rank, out});
+  // Row-major [r, in] and [out, r] copies for rowwise()'s kernels (1 % of the layer's weights
+  // at LLaMA-2-7B's rank 32).
+  if (!s.declaring()) {
+    l.lora_a_t_ = l.lora_a_.t().contiguous();
+    l.lora_b_t_ = l.lora_b_.t().contiguous();
+  }
   return l;
 }
 
@@ -64,13 +71,33 @@ at::Tensor as_input_shape(const at::Tensor& y, const at::Tensor& x) {
 }  // namespace
 
 at::Tensor Linear::bf16_product(const at::Tensor& x) const {
-  const at::Tensor& w = weight_.dense;
-  const int64_t rows = w.size(0), cols = w.size(1), inputs = x.numel() / cols;
-  const at::Tensor flat = x.reshape({inputs, cols}).contiguous();
-  at::Tensor y = at::empty({inputs, rows}, flat.options().dtype(at::kFloat));
-  kernels::matmul_bf16(reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>()), rows, cols,
-                       reinterpret_cast<const uint16_t*>(flat.data_ptr<at::BFloat16>()), inputs, y.data_ptr<float>());
-  return as_input_shape(y, x).to(x.scalar_type());
+  const int64_t cols = x.size(-1);
+  return as_input_shape(kernel_product(x.reshape({x.numel() / cols, cols}).contiguous(), weight_.dense), x);
+}
+
+at::Tensor Linear::kernel_product(const at::Tensor& flat, const at::Tensor& w) {
+  const int64_t rows = w.size(0), cols = w.size(1), inputs = flat.size(0);
+  if (!w.is_cpu() || !w.is_contiguous() || w.scalar_type() != flat.scalar_type()) return {};
+  if (w.scalar_type() == at::kFloat) {
+    at::Tensor y = at::empty({inputs, rows}, flat.options());
+    kernels::matmul_f32(w.data_ptr<float>(), rows, cols, flat.data_ptr<float>(), inputs, y.data_ptr<float>());
+    return y;
+  }
+  if (w.scalar_type() == at::kBFloat16) {
+    at::Tensor y = at::empty({inputs, rows}, flat.options().dtype(at::kFloat));
+    kernels::matmul_bf16(reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>()), rows, cols,
+                         reinterpret_cast<const uint16_t*>(flat.data_ptr<at::BFloat16>()), inputs, y.data_ptr<float>());
+    return y.to(at::kBFloat16);
+  }
+  return {};
+}
+
+at::Tensor Linear::rowwise_dense(const at::Tensor& flat, const at::Tensor& w) {
+  at::Tensor y = kernel_product(flat, w);
+  if (y.defined()) return y;
+  std::vector<at::Tensor> rows;
+  for (int64_t i = 0; i < flat.size(0); ++i) rows.push_back(at::linear(flat.narrow(0, i, 1), w));
+  return at::cat(rows);
 }
 
 at::Tensor Linear::fp32_product(const at::Tensor& x, const at::Tensor& w) {
@@ -81,8 +108,24 @@ at::Tensor Linear::fp32_product(const at::Tensor& x, const at::Tensor& w) {
   return as_input_shape(y, x);
 }
 
+at::Tensor Linear::quantized_kernel_product(const at::Tensor& flat) const {
+  const int64_t rows = weight_.rows, cols = weight_.cols, inputs = flat.size(0);
+  const at::Tensor xf = flat.to(at::kFloat).contiguous();
+  at::Tensor y = at::empty({inputs, rows}, xf.options());
+  const void* values = weight_.values.data_ptr();
+  const void* scales = weight_.scales.data_ptr();
+  if (weight_.values_storage == Storage::Q8Values)
+    kernels::matmul_q8_0({static_cast<const int8_t*>(values), static_cast<const float*>(scales), rows, cols},
+                         xf.data_ptr<float>(), inputs, y.data_ptr<float>());
+  else
+    kernels::matmul_q4_0({static_cast<const uint8_t*>(values), static_cast<const uint16_t*>(scales), rows, cols},
+                         xf.data_ptr<float>(), inputs, y.data_ptr<float>());
+  return y.to(flat.scalar_type());
+}
+
 at::Tensor Linear::quantized_product(const at::Tensor& x) const {
   const int64_t rows = weight_.rows, cols = weight_.cols, inputs = x.numel() / cols;
+  if (inputs <= kMaxKernelRows) return as_input_shape(quantized_kernel_product(x.reshape({inputs, cols})), x);
   const bool q8 = weight_.values_storage == Storage::Q8Values;
   const void* values = weight_.values.data_ptr();
   const void* scales = weight_.scales.data_ptr();
@@ -92,7 +135,7 @@ at::Tensor Linear::quantized_product(const at::Tensor& x) const {
   const auto* q4_scales = static_cast<const uint16_t*>(scales);
   // bfloat16 activations of a prefill multiply a bfloat16 expansion (the fast matrix product on
   // CPUs with BF16 instructions).
-  if (inputs > kMaxKernelRows && x.scalar_type() == at::kBFloat16) {
+  if (x.scalar_type() == at::kBFloat16) {
     at::Tensor dense = expansion_buffer(rows, cols, at::kBFloat16);
     auto* out = reinterpret_cast<uint16_t*>(dense.data_ptr<at::BFloat16>());
     if (q8) kernels::dequantize_q8_0_bf16(q8_values, q8_scales, rows * cols, out);
@@ -100,23 +143,29 @@ at::Tensor Linear::quantized_product(const at::Tensor& x) const {
     return at::linear(x, dense);
   }
   const at::Tensor flat = x.reshape({inputs, cols}).to(at::kFloat).contiguous();
-  at::Tensor y;
-  if (inputs <= kMaxKernelRows) {
-    y = at::empty({inputs, rows}, flat.options());
-    if (q8) kernels::matmul_q8_0({q8_values, q8_scales, rows, cols}, flat.data_ptr<float>(), inputs, y.data_ptr<float>());
-    else kernels::matmul_q4_0({q4_values, q4_scales, rows, cols}, flat.data_ptr<float>(), inputs, y.data_ptr<float>());
-  } else {
-    at::Tensor dense = expansion_buffer(rows, cols, at::kFloat);
-    if (q8) kernels::dequantize_q8_0(q8_values, q8_scales, rows * cols, dense.data_ptr<float>());
-    else kernels::dequantize_q4_0(q4_values, q4_scales, rows * cols, dense.data_ptr<float>());
-    y = kernels::fp32_gemm(inputs) == kernels::Fp32Gemm::Onednn ? fp32_product(flat, dense) : at::linear(flat, dense);
-  }
+  at::Tensor dense = expansion_buffer(rows, cols, at::kFloat);
+  if (q8) kernels::dequantize_q8_0(q8_values, q8_scales, rows * cols, dense.data_ptr<float>());
+  else kernels::dequantize_q4_0(q4_values, q4_scales, rows * cols, dense.data_ptr<float>());
+  const at::Tensor y =
+      kernels::fp32_gemm(inputs) == kernels::Fp32Gemm::Onednn ? fp32_product(flat, dense) : at::linear(flat, dense);
   return as_input_shape(y, x).to(x.scalar_type());
 }
 
 at::Tensor Linear::forward(const at::Tensor& x, const at::Tensor* lora_scale) const {
   at::Tensor y = forward(x);
   if (lora_scale && lora_a_.defined()) y.add_(at::matmul(at::matmul(x, lora_a_), lora_b_).mul_(*lora_scale));
+  return y;
+}
+
+at::Tensor Linear::rowwise(const at::Tensor& x, const at::Tensor* lora_scale) const {
+  const int64_t cols = x.size(-1);
+  const at::Tensor flat = x.reshape({x.numel() / cols, cols}).contiguous();
+  at::Tensor y = as_input_shape(weight_.quantized() ? quantized_kernel_product(flat) : rowwise_dense(flat, weight_.dense), x);
+  if (bias_.defined()) y.add_(bias_);
+  if (lora_scale && lora_a_.defined()) {
+    const at::Tensor low = rowwise_dense(flat, lora_a_t_);
+    y.add_(as_input_shape(rowwise_dense(low, lora_b_t_), x).mul_(*lora_scale));
+  }
   return y;
 }
 
@@ -190,6 +239,11 @@ SwiGLU::SwiGLU(const Scope& s, const Dim& width, const Dim& hidden)
 at::Tensor SwiGLU::forward(const at::Tensor& x) const {
   at::Tensor gate = w1_.forward(x);
   return w2_.forward(at::silu_(gate).mul_(w3_.forward(x)));
+}
+
+at::Tensor SwiGLU::rowwise(const at::Tensor& x) const {
+  at::Tensor gate = w1_.rowwise(x, nullptr);
+  return w2_.rowwise(at::silu_(gate).mul_(w3_.rowwise(x, nullptr)), nullptr);
 }
 
 at::Tensor softmax_scores(at::Tensor& scores) {
@@ -306,6 +360,27 @@ at::Tensor LlamaAttention::forward(const at::Tensor& x, const at::Tensor& freqs,
   if (mask.defined()) scores.add_(mask);
   const auto probs = at::softmax(scores.to(at::kFloat), -1).to(q.scalar_type());
   return wo_.forward(at::matmul(probs, v).transpose(1, 2).reshape({B, T, H * hd}), lora_scale);
+}
+
+at::Tensor LlamaAttention::step(const at::Tensor& x, const at::Tensor& freqs, const std::vector<CachedRow>& rows,
+                                const at::Tensor& lora_scale) const {
+  const int64_t B = x.size(0), H = heads_, hd = x.size(2) / heads_;
+  const auto q = rotary(wq_.rowwise(x, &lora_scale).view({B, 1, H, hd}), freqs);
+  const auto k = rotary(wk_.rowwise(x, &lora_scale).view({B, 1, H, hd}), freqs);
+  const auto v = wv_.rowwise(x, &lora_scale).view({B, 1, H, hd});
+  std::vector<at::Tensor> heads;
+  for (int64_t b = 0; b < B; ++b) {
+    const CachedRow& row = rows[size_t(b)];
+    const int64_t end = row.position + 1;
+    row.k->narrow(2, row.position, 1).copy_(k.narrow(0, b, 1).transpose(1, 2));
+    row.v->narrow(2, row.position, 1).copy_(v.narrow(0, b, 1).transpose(1, 2));
+    // Each row's query made contiguous alone: the same product whatever row of the batch it was.
+    const auto qb = q.narrow(0, b, 1).transpose(1, 2).contiguous();  // [1, H, 1, hd]
+    auto scores = at::matmul(qb, row.k->narrow(2, 0, end).transpose(2, 3)).mul_(1.0 / std::sqrt(static_cast<double>(hd)));
+    const auto probs = at::softmax(scores.to(at::kFloat), -1).to(qb.scalar_type());
+    heads.push_back(at::matmul(probs, row.v->narrow(2, 0, end)));  // [1, H, 1, hd]
+  }
+  return wo_.rowwise(at::cat(heads).transpose(1, 2).reshape({B, 1, H * hd}), &lora_scale);
 }
 
 }  // namespace wavllm::nn

@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -42,5 +43,39 @@ using TextCallback = std::function<void(const std::string& piece)>;
 Completion complete(const Llama& llm, const Tokenizer& tok, const at::Tensor& audio_embeds,
                     const PromptIds& prompt, const at::Tensor& lora_scale, const GenerationOptions& opt,
                     const TextCallback& on_text = nullptr);
+
+// One request's greedy or sampled decoding, advanced a token at a time so that a scheduler can
+// decode many requests in one batch: the prompt is prefilled alone (prefill()), then step()
+// feeds every live sequence's last token through one Llama::step. complete() is this with a
+// batch of one, so a request decodes to the same tokens alone or among others (on CPU: every
+// product of a step is row-independent, nn::Linear::rowwise).
+class Sequence {
+ public:
+  // What complete() takes, with num_beams 1 (an ArgumentError otherwise); everything is checked
+  // here, before any compute. on_text is called from the thread that runs prefill() and step().
+  Sequence(const Llama& llm, const Tokenizer& tok, at::Tensor audio_embeds, PromptIds prompt, at::Tensor lora_scale,
+           GenerationOptions opt, TextCallback on_text = nullptr);
+  ~Sequence();
+  Sequence(Sequence&&) noexcept;
+
+  // The prompt through the decoder, alone, and the first token chosen.
+  void prefill();
+  // True once the sequence ended (EOS, a stop string, the step limit, stop(), or a failed step).
+  bool done() const;
+  // Ends the sequence where it is (a cancelled request) and frees its KV cache.
+  void stop();
+  size_t generated() const;  // tokens generated so far
+  // The completion, once done(); an Error when a step failed for this sequence.
+  Completion finish();
+
+  struct Impl;
+
+ private:
+  friend void step(const Llama& llm, const std::vector<Sequence*>& batch);
+  std::unique_ptr<Impl> impl_;
+};
+
+// One token more for each prefilled sequence of the batch that is not done, in one decoder pass.
+void step(const Llama& llm, const std::vector<Sequence*>& batch);
 
 }  // namespace wavllm::decoder

@@ -48,6 +48,12 @@ class Llama {
   // pass the cache capacity or the rotary table (cfg.max_positions()).
   at::Tensor forward(const at::Tensor& embeds, KVCache& cache, const at::Tensor& lora_scale) const;
 
+  // One new token for each of several sequences, each with its own KV cache (of batch 1) at its
+  // own length and its own LoRA scale (continuous batching): embeds [B, 1, dim], lora_scales
+  // [B, dim]; returns the logits [B, vocab] (float32). On CPU, row b's logits have the same bits
+  // whatever other rows the batch holds (nn::Linear::rowwise). An Error when a cache is full.
+  at::Tensor step(const at::Tensor& embeds, const std::vector<KVCache*>& caches, const at::Tensor& lora_scales) const;
+
   KVCache new_cache(int64_t batch, int64_t capacity) const;
 
  private:

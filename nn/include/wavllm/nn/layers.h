@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include <string>
+#include <vector>
 
 #include "wavllm/nn/scope.h"
 
@@ -31,6 +32,12 @@ class Linear {
   at::Tensor forward(const at::Tensor& x) const;
   // With the LoRA term when lora_scale is given (the base projection alone when null).
   at::Tensor forward(const at::Tensor& x, const at::Tensor* lora_scale) const;
+  // The same product with every row of x multiplied on its own: a row's result has the same bits
+  // whatever other rows come with it (a sequence decodes to the same tokens alone or in a batch).
+  // CPU float32, bfloat16 and quantized weights go through the kernels room (each weight read
+  // once for all rows); other devices and dtypes run one LibTorch product per row. lora_scale
+  // broadcasts over the output: [out], or [rows..., 1, out] for one scale per sequence.
+  at::Tensor rowwise(const at::Tensor& x, const at::Tensor* lora_scale) const;
   // The dense weight, or the quantized values: the device any caller may read.
   const at::Tensor& weight() const { return weight_.quantized() ? weight_.values : weight_.dense; }
   // Rows of x up to which a quantized weight uses the matrix-vector kernel.
@@ -38,11 +45,19 @@ class Linear {
 
  private:
   at::Tensor quantized_product(const at::Tensor& x) const;
+  // flat [n, cols] through the quantized matrix-vector kernel, any n: [n, rows] in flat's dtype.
+  at::Tensor quantized_kernel_product(const at::Tensor& flat) const;
   at::Tensor bf16_product(const at::Tensor& x) const;
+  // flat [n, cols] W^T through the kernels room's float32 or bfloat16 matrix-vector product
+  // (CPU, W contiguous, same dtype): [n, rows] in that dtype; undefined when none applies.
+  static at::Tensor kernel_product(const at::Tensor& flat, const at::Tensor& w);
+  // kernel_product, or else one at::linear per row.
+  static at::Tensor rowwise_dense(const at::Tensor& flat, const at::Tensor& w);
   // x W^T through kernels::sgemm_nt (float32 on CPU, W contiguous): kernels::fp32_gemm(rows)'s choice.
   static at::Tensor fp32_product(const at::Tensor& x, const at::Tensor& w);
   Matrix weight_;
   at::Tensor bias_, lora_a_, lora_b_;
+  at::Tensor lora_a_t_, lora_b_t_;  // A^T [r, in], B^T [out, r], contiguous (rowwise)
 };
 
 class LayerNorm {
@@ -147,6 +162,8 @@ class SwiGLU {
   SwiGLU() = default;
   SwiGLU(const Scope& s, const Dim& width, const Dim& hidden);
   at::Tensor forward(const at::Tensor& x) const;
+  // Through Linear::rowwise: a row's result independent of the other rows.
+  at::Tensor rowwise(const at::Tensor& x) const;
 
  private:
   Linear w1_, w2_, w3_;
@@ -189,6 +206,14 @@ class WavLMAttention {
   at::Tensor gate_const_;  // [heads, 1, 1]
 };
 
+// One sequence's KV cache of one layer ([1, heads, capacity, head_dim] each) and the position
+// its next key and value go to.
+struct CachedRow {
+  at::Tensor* k;
+  at::Tensor* v;
+  int64_t position;
+};
+
 // LLaMA attention with rotary positions, LoRA on wq/wk/wv/wo and an optional KV cache.
 class LlamaAttention {
  public:
@@ -200,6 +225,12 @@ class LlamaAttention {
   // cached position. LoRA when lora_scale is given.
   at::Tensor forward(const at::Tensor& x, const at::Tensor& freqs, const at::Tensor& mask, int64_t start,
                      at::Tensor* cache_k, at::Tensor* cache_v, const at::Tensor* lora_scale) const;
+  // One new position for each of B sequences, each with its own cache and position (continuous
+  // batching): x [B, 1, width]; freqs [B, 1, 1, head_dim / 2], each row's rotation; rows[b]
+  // receives row b's key and value; lora_scale [B, 1, width]. Products through Linear::rowwise
+  // and attention per row: row b's output has the same bits in any batch.
+  at::Tensor step(const at::Tensor& x, const at::Tensor& freqs, const std::vector<CachedRow>& rows,
+                  const at::Tensor& lora_scale) const;
 
  private:
   int64_t heads_ = 0;
