@@ -280,22 +280,33 @@ struct Model::Impl {
     return s;
   }
 
-  GenerationResult generate(const std::vector<float>& samples, const WhisperEncoded* whisper,
-                            const std::string& instruction, const GenerationOptions& opt,
-                            const decoder::TextCallback& on_text) const {
-    InferenceGuard guard;
-    ThreadScope scope(threads);
+  // A request's decoder inputs: its audio encoded, its prompt and LoRA scale; the stages'
+  // times so far.
+  struct Prepared {
+    decoder::PromptIds ids;
+    at::Tensor embeds, lora_scale;
+    StageTimings timings;
+  };
+
+  // Callers hold the InferenceGuard and ThreadScope.
+  Prepared prepare(const std::vector<float>& samples, const WhisperEncoded* whisper, const std::string& instruction,
+                   const GenerationOptions& opt) const {
     opt.validate();
-    GenerationResult r;
-    const decoder::PromptIds ids = prompt(instruction);  // a bad instruction fails before any compute
+    Prepared p;
+    p.ids = prompt(instruction);  // a bad instruction fails before any compute
     check_samples(samples);
-    check_context(int64_t(samples.size()), ids);
+    check_context(int64_t(samples.size()), p.ids);
     if (whisper) check_whisper_output(samples, whisper->output);
-    const at::Tensor embeds = embeddings(samples, &r.timings, whisper);
+    p.embeds = embeddings(samples, &p.timings, whisper);
     Stopwatch sw;
-    const at::Tensor lora_scale = scale(instruction);
-    r.timings.prompt_adapter = sw.lap();
-    decoder::Completion g = decoder::complete(stages.llama, tokenizer, embeds, ids, lora_scale, opt, on_text);
+    p.lora_scale = scale(instruction);
+    p.timings.prompt_adapter = sw.lap();
+    return p;
+  }
+
+  static GenerationResult result(decoder::Completion g, const StageTimings& timings, size_t samples) {
+    GenerationResult r;
+    r.timings = timings;
     r.text = std::move(g.text);
     r.token_ids = std::move(g.generated_ids);
     r.token_logprobs = std::move(g.generated_logprobs);
@@ -303,9 +314,19 @@ struct Model::Impl {
     r.step_logits = g.step_logits;
     r.timings.prefill = g.prefill_seconds;
     r.timings.decode = g.decode_seconds;
-    r.audio_seconds = double(samples.size()) / kSampleRate;
+    r.audio_seconds = double(samples) / kSampleRate;
     r.real_time_factor = r.timings.total() / r.audio_seconds;
     return r;
+  }
+
+  GenerationResult generate(const std::vector<float>& samples, const WhisperEncoded* whisper,
+                            const std::string& instruction, const GenerationOptions& opt,
+                            const decoder::TextCallback& on_text) const {
+    InferenceGuard guard;
+    ThreadScope scope(threads);
+    Prepared p = prepare(samples, whisper, instruction, opt);
+    return result(decoder::complete(stages.llama, tokenizer, p.embeds, p.ids, p.lora_scale, opt, on_text), p.timings,
+                  samples.size());
   }
 
   // A Whisper output handed in with the samples must be the one these samples give.
@@ -504,6 +525,33 @@ GenerationResult Model::generate(const std::vector<float>& samples16k, const Whi
                                  const decoder::TextCallback& on_text) const {
   return impl_->generate(samples16k, &whisper, instruction, opt, on_text);
 }
+
+std::unique_ptr<RunningRequest> Model::start(const std::vector<float>& samples16k, const WhisperEncoded* whisper,
+                                             const std::string& instruction, const GenerationOptions& opt,
+                                             const decoder::TextCallback& on_text) const {
+  InferenceGuard guard;
+  ThreadScope threads(impl_->threads);
+  Impl::Prepared p = impl_->prepare(samples16k, whisper, instruction, opt);
+  decoder::Sequence seq(impl_->stages.llama, impl_->tokenizer, p.embeds, p.ids, p.lora_scale, opt, on_text);
+  seq.prefill();
+  return std::unique_ptr<RunningRequest>(new RunningRequest(std::move(seq), p.timings, samples16k.size()));
+}
+
+void Model::step(const std::vector<RunningRequest*>& batch) const {
+  InferenceGuard guard;
+  ThreadScope threads(impl_->threads);
+  std::vector<decoder::Sequence*> rows;
+  for (RunningRequest* r : batch) rows.push_back(&r->sequence_);
+  decoder::step(impl_->stages.llama, rows);
+}
+
+GenerationResult Model::finish(RunningRequest& r) const {
+  InferenceGuard guard;
+  return Impl::result(r.sequence_.finish(), r.timings_, r.samples_);
+}
+
+RunningRequest::RunningRequest(decoder::Sequence s, const StageTimings& t, size_t samples)
+    : sequence_(std::move(s)), timings_(t), samples_(samples) {}
 
 std::vector<std::pair<const char*, double>> StageTimings::items() const {
   return {{"audio", audio},       {"frontend", frontend},         {"whisper", whisper}, {"wavlm", wavlm},

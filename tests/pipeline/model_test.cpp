@@ -22,6 +22,7 @@
 #include "wavllm/core/runtime.h"
 #include "wavllm/pipeline/model.h"
 #include "wavllm/pipeline/quantize.h"
+#include "wavllm/pipeline/scheduler.h"
 #include "wavllm/pipeline/stages.h"
 
 namespace {
@@ -552,4 +553,105 @@ TEST(Quantized, Q4FoldersArePackedAndDecode) {
     EXPECT_TRUE(at::isfinite(r.step_logits).all().item<bool>()) << name;
     EXPECT_EQ(r.decoded_tokens.size(), size_t(r.step_logits.size(0))) << name;
   }
+}
+
+// --- Continuous batching (Scheduler) ---------------------------------------------------------
+
+namespace {
+
+// Every fixture case with its audio and instruction, each case twice with different step limits
+// so that rows leave the batch at different steps.
+std::vector<Job> scheduler_jobs() {
+  std::vector<Job> jobs;
+  const nlohmann::json all = cases();
+  for (const auto& c : all.items())
+    for (int limit : {4, 12}) {
+      Job j{case_audio({c.key(), true}), c.value()["prompt"].get<std::string>(), model().generation_options()};
+      j.options.temperature = 0;
+      j.options.max_new_tokens = limit + int(jobs.size());
+      jobs.push_back(std::move(j));
+    }
+  return jobs;
+}
+
+std::shared_ptr<const Model> shared_model() {
+  static const std::shared_ptr<const Model> m = Model::load(demo_dir(), ModelOptions::parse("cpu", "float32", 2));
+  return m;
+}
+
+GenerationResult alone(const Job& j) { return shared_model()->generate(j.samples, j.instruction, j.options); }
+
+}  // namespace
+
+// Requests joining a running batch of 4 get the tokens and text generate() gives each alone,
+// and the text streamed to each ticket adds up to its result.
+TEST(Scheduler, BatchedRequestsGetWhatEachGetsAlone) {
+  const std::vector<Job> jobs = scheduler_jobs();
+  Scheduler scheduler(shared_model(), SchedulerOptions{4, 64, 1});
+  std::vector<std::shared_ptr<Ticket>> tickets;
+  for (const Job& j : jobs) tickets.push_back(scheduler.submit(j));
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    ASSERT_TRUE(tickets[i]);
+    std::string streamed;
+    while (tickets[i]->next_text(streamed, std::chrono::milliseconds(100))) {
+    }
+    const GenerationResult batched = tickets[i]->wait();
+    const GenerationResult expected = alone(jobs[i]);
+    EXPECT_EQ(batched.token_ids, expected.token_ids) << i;
+    EXPECT_EQ(batched.token_logprobs, expected.token_logprobs) << i;
+    EXPECT_EQ(batched.text, expected.text) << i;
+    EXPECT_EQ(streamed, batched.text) << i;
+  }
+  const SchedulerStats s = scheduler.stats();
+  EXPECT_EQ(s.completed, jobs.size());
+  EXPECT_GT(double(s.step_rows) / double(s.steps), 2.0);  // several rows per decoder pass
+  EXPECT_EQ(s.running + s.queued, 0u);
+}
+
+// One Whisper batch for the admitted requests gives each the output it has alone up to float
+// sums (docs/model.md §11): the same tokens on the fixtures.
+TEST(Scheduler, EncoderBatchAcrossRequests) {
+  const std::vector<Job> jobs = scheduler_jobs();
+  Scheduler scheduler(shared_model(), SchedulerOptions{4, 64, 4});
+  std::vector<std::shared_ptr<Ticket>> tickets;
+  for (const Job& j : jobs) tickets.push_back(scheduler.submit(j));
+  for (size_t i = 0; i < jobs.size(); ++i) EXPECT_EQ(tickets[i]->wait().token_ids, alone(jobs[i]).token_ids) << i;
+}
+
+TEST(Scheduler, BoundedQueueCancellationDrainAndErrors) {
+  const std::vector<Job> jobs = scheduler_jobs();
+  {
+    // One row and no queue: a second request while the first holds the row is refused.
+    Scheduler one(shared_model(), SchedulerOptions{1, 0, 1});
+    Job slow = jobs.front();
+    slow.options.max_new_tokens = 0;  // until EOS or the step limit
+    const auto first = one.submit(slow);
+    ASSERT_TRUE(first);
+    EXPECT_FALSE(one.submit(jobs.back()));
+    first->cancel();  // frees the row
+    EXPECT_THROW(first->wait(), Cancelled);
+    std::shared_ptr<Ticket> next;
+    for (int tries = 0; !next && tries < 500; ++tries) {
+      next = one.submit(jobs.back());
+      if (!next) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    ASSERT_TRUE(next);
+    EXPECT_EQ(next->wait().token_ids, alone(jobs.back()).token_ids);
+    EXPECT_EQ(one.stats().cancelled, 1u);
+  }
+  Scheduler s(shared_model(), SchedulerOptions{2, 8, 1});
+  Job bad = jobs.front();
+  bad.samples.resize(10);  // too short for WavLM: this request fails, the others run
+  const auto failing = s.submit(bad);
+  std::vector<std::shared_ptr<Ticket>> ok;
+  for (size_t i = 0; i < 4; ++i) ok.push_back(s.submit(jobs[i]));
+  EXPECT_THROW(failing->wait(), Error);
+  Job beams = jobs.front();
+  beams.options.num_beams = 2;
+  EXPECT_THROW(s.submit(beams), ArgumentError);
+  s.drain();  // finishes what was submitted, then refuses
+  for (size_t i = 0; i < ok.size(); ++i) EXPECT_EQ(ok[i]->wait().token_ids, alone(jobs[i]).token_ids);
+  EXPECT_FALSE(s.submit(jobs.front()));
+  EXPECT_THROW(Scheduler(shared_model(), SchedulerOptions{0, 8, 1}), ArgumentError);
+  EXPECT_THROW(Scheduler(shared_model(), SchedulerOptions{2, 8, 3}), ArgumentError);
 }

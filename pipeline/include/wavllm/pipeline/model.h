@@ -79,6 +79,25 @@ struct WhisperEncoded {
   double frontend_seconds = 0, whisper_seconds = 0;  // the piece's share of the batch's time (by parts)
 };
 
+// A request decoded among others (continuous batching, docs/server.md): Model::start runs its
+// encoders and prefills its prompt, Model::step advances any set of running requests by a token
+// each in one decoder pass, Model::finish gives its result once done(). Greedy and sampled
+// requests get exactly the tokens generate() gives them (on CPU).
+class RunningRequest {
+ public:
+  bool done() const { return sequence_.done(); }
+  // Ends it where it is and frees its KV cache (a cancelled request).
+  void cancel() { sequence_.stop(); }
+  size_t generated_tokens() const { return sequence_.generated(); }
+
+ private:
+  friend class Model;
+  RunningRequest(decoder::Sequence s, const StageTimings& t, size_t samples);
+  decoder::Sequence sequence_;
+  StageTimings timings_;
+  size_t samples_ = 0;
+};
+
 // The float dtype holding most of a model directory's parameters, read from the safetensors
 // headers only.
 at::ScalarType stored_dtype(const std::string& model_dir);
@@ -136,6 +155,16 @@ class Model {
   GenerationResult generate(const std::vector<float>& samples16k, const WhisperEncoded& whisper,
                             const std::string& instruction, const GenerationOptions& opt,
                             const decoder::TextCallback& on_text = nullptr) const;
+  // Continuous batching (RunningRequest): checks as generate() does, runs the encoders (whisper:
+  // the audio's encode_whisper() output, or null) and prefills the prompt; num_beams must be 1.
+  // on_text is called from the thread that runs start() and step().
+  std::unique_ptr<RunningRequest> start(const std::vector<float>& samples16k, const WhisperEncoded* whisper,
+                                        const std::string& instruction, const GenerationOptions& opt,
+                                        const decoder::TextCallback& on_text = nullptr) const;
+  // One token more for every request of the batch that is not done.
+  void step(const std::vector<RunningRequest*>& batch) const;
+  // The result of a done request (an Error when its decoding failed).
+  GenerationResult finish(RunningRequest& r) const;
   // The same for decoded audio: its decoding time is the result's "audio" stage.
   GenerationResult generate(const DecodedAudio& audio, const std::string& instruction,
                             const GenerationOptions& opt,
