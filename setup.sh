@@ -13,7 +13,7 @@ cd "$(dirname "$0")"
 PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache
   libtorch-dev libopenblas0 libdnnl-dev libsndfile1-dev libfftw3-dev libsoxr-dev libwebrtc-audio-processing-dev
-  nlohmann-json3-dev libgtest-dev pybind11-dev
+  libcpp-httplib-dev nlohmann-json3-dev libgtest-dev pybind11-dev
   python3-dev python3-numpy python3-torch python3-pytest python3-sentencepiece python3-onnx
   python3-setuptools python3-wheel python3-build python3-venv python3-pip
   clang libclang-rt-14-dev

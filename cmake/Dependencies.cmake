@@ -17,6 +17,7 @@ wavllm_require_pkg(SNDFILE sndfile libsndfile1-dev)
 wavllm_require_pkg(FFTW3 fftw3 libfftw3-dev)  # double precision: the log-mel matches float64 numpy
 wavllm_require_pkg(SOXR soxr libsoxr-dev)
 wavllm_require_pkg(WEBRTC_APM webrtc-audio-processing libwebrtc-audio-processing-dev)  # the voice detector
+wavllm_require_pkg(HTTPLIB cpp-httplib libcpp-httplib-dev)  # wavllm serve
 
 find_package(nlohmann_json 3 QUIET)
 if(NOT nlohmann_json_FOUND)

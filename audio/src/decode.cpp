@@ -52,6 +52,11 @@ sf_count_t mem_tell(void* user) { return static_cast<MemoryStream*>(user)->pos; 
   throw Error("audio '" + label + "': " + why);
 }
 
+// Valid audio over the time limit: a limit, not a fault of the file (HTTP 413 in the server).
+[[noreturn]] void too_long(const std::string& label, const std::string& why) {
+  throw ResourceError("audio '" + label + "': " + why);
+}
+
 std::string seconds_text(double s) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.1f s", s);
@@ -97,7 +102,7 @@ void check_header(SNDFILE* f, const SF_INFO& info, const std::string& label, con
   if (!(opt.max_seconds > 0)) fail(label, "max_seconds must be positive");
   const bool known_length = info.frames >= 0 && info.frames != SF_COUNT_MAX;
   if (known_length && static_cast<double>(info.frames) > opt.max_seconds * info.samplerate)
-    fail(label, "is " + seconds_text(static_cast<double>(info.frames) / info.samplerate) + " long, over the " +
+    too_long(label, "is " + seconds_text(static_cast<double>(info.frames) / info.samplerate) + " long, over the " +
                     seconds_text(opt.max_seconds) + " limit");
   if (known_length && info.frames == 0)
     fail(label, log_says_truncated(f, known_length)
@@ -118,7 +123,7 @@ void read_blocks(SNDFILE* f, const SF_INFO& info, const std::string& label, cons
   for (;;) {
     const sf_count_t got = sf_readf_float(f, block.data(), kBlockFrames);
     if (got <= 0) break;
-    if (total + got > limit_frames) fail(label, "is longer than the " + seconds_text(opt.max_seconds) + " limit");
+    if (total + got > limit_frames) too_long(label, "is longer than the " + seconds_text(opt.max_seconds) + " limit");
     sink(block.data(), static_cast<size_t>(got), static_cast<size_t>(total) * ch);
     total += got;
   }

@@ -225,6 +225,13 @@ const std::vector<Command>& commands() {
          "AUDIO_DIR/PATH, else AUDIO_DIR/FILENAME (the reference manifests name files under the\n"
          "authors' checkout).",
          batch_opts, run_batch},
+        {"serve", "[OPTIONS]", "an OpenAI-compatible HTTP server with continuous batching (docs/server.md)",
+         "Endpoints: POST /v1/audio/transcriptions, /v1/audio/translations (multipart), /v1/chat/completions\n"
+         "(input_audio parts, stream), GET /v1/models, /health, /metrics. Binds 127.0.0.1 unless --host says\n"
+         "otherwise; with --api-key (or $WAVLLM_API_KEY) every endpoint but /health needs\n"
+         "`Authorization: Bearer KEY`. SIGTERM or SIGINT: new requests get 503, those in flight finish,\n"
+         "then it exits 0.",
+         serve_options(), run_serve},
         {"spec", "--config CONFIG.json", "print the tensors a model of this config has, as JSON",
          "{\"tensors\": [...], \"repeats\": [...], \"flags\": [...]}: each tensor's name, shape, the config\n"
          "field each axis measures, whether inference uses it and whether it may be quantized; the\n"

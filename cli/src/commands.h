@@ -38,6 +38,8 @@ std::string error_text(const std::exception& e);
 
 int run_inference_command(const Command& self, const Args& args);
 int run_batch(const Command& self, const Args& args);
+int run_serve(const Command& self, const Args& args);
+std::vector<OptionSpec> serve_options();
 int run_info(const Command& self, const Args& args);
 int run_tasks(const Command& self, const Args& args);
 std::string version_text();  // "wavllm 0.1.0 (LibTorch 1.13.1, CPU kernels: avx512_vnni)"

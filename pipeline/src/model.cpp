@@ -491,6 +491,15 @@ uint64_t Model::activation_bytes(int64_t samples16k) const { return impl_->activ
 
 decoder::PromptIds Model::prompt_ids(const std::string& instruction) const { return impl_->prompt(instruction); }
 
+std::string Model::token_text(int64_t id) const {
+  const int byte = impl_->tokenizer.byte_value(id);
+  if (byte >= 0) return std::string(1, char(byte));
+  std::string piece = impl_->tokenizer.id_to_piece(id);
+  const std::string space = "\xE2\x96\x81";  // U+2581, sentencepiece's word boundary
+  for (size_t at = piece.find(space); at != std::string::npos; at = piece.find(space, at + 1)) piece.replace(at, space.size(), " ");
+  return piece;
+}
+
 at::Tensor Model::prompt_scale(const std::string& instruction) const {
   InferenceGuard guard;
   ThreadScope threads(impl_->threads);

@@ -140,6 +140,9 @@ class Model {
   // buffer); audio that needs more than the machine has is refused with this figure.
   uint64_t activation_bytes(int64_t samples16k) const;
   decoder::PromptIds prompt_ids(const std::string& instruction) const;
+  // One token's text as OpenAI's logprobs list it: its piece with "▁" as a space, a byte piece
+  // as that byte. An Error for an id outside the vocabulary.
+  std::string token_text(int64_t id) const;
   // The prompt-aware LoRA scale [dim] (float32 on CPU); cached per instruction.
   at::Tensor prompt_scale(const std::string& instruction) const;
   // on_text receives the text as it is produced (streaming output).
