@@ -4,7 +4,10 @@
 // Torch-free. The matrices are LLaMA-2-7B's projection shapes; enough copies are cycled that
 // the weights never sit in the caches (as in decoding, where every layer's are read once).
 //
-//   bench_kernels [--threads N] [--repeat R] [--format bf16|q8_0|q4_0|all] [--megabytes M]
+//   bench_kernels [--threads N] [--repeat R] [--format bf16|q8_0|q4_0|all] [--megabytes M] [--tokens T]
+//
+// --tokens T multiplies T activation rows per product (a batch of decoding sequences): the
+// weights are still read once, and GFLOP/s shows when the product turns compute-bound.
 #include <omp.h>
 
 #include <cstdio>
@@ -29,6 +32,7 @@ struct Options {
   int repeat = 5;
   std::string format = "all";
   double megabytes = 1024;  // weights cycled per timed pass: well beyond any cache
+  int tokens = 1;
 };
 
 Options parse(int argc, char** argv) {
@@ -38,10 +42,12 @@ Options parse(int argc, char** argv) {
     else if (a == "--repeat") o.repeat = std::stoi(value());
     else if (a == "--format") o.format = value();
     else if (a == "--megabytes") o.megabytes = std::stod(value());
+    else if (a == "--tokens") o.tokens = std::stoi(value());
     else return false;
     return true;
   });
-  if (o.threads < 0 || o.repeat < 1 || o.megabytes < 64) throw Error("--threads >= 0, --repeat >= 1, --megabytes >= 64");
+  if (o.threads < 0 || o.repeat < 1 || o.megabytes < 64 || o.tokens < 1 || o.tokens > 64)
+    throw Error("--threads >= 0, --repeat >= 1, --megabytes >= 64, --tokens 1 to 64");
   if (o.format != "all" && o.format != "bf16" && o.format != "q8_0" && o.format != "q4_0")
     throw Error("--format is bf16, q8_0, q4_0 or all");
   return o;
@@ -113,15 +119,15 @@ Stored store(const std::string& format, int64_t rows, int64_t cols, int copies) 
 }
 
 void product(const std::string& format, const Stored& s, int copy, int64_t rows, int64_t cols, const float* x,
-             const uint16_t* x_bf16, float* y, Isa isa) {
+             const uint16_t* x_bf16, int64_t tokens, float* y, Isa isa) {
   const auto& d = s.data[size_t(copy)];
   const auto& sc = s.scales[size_t(copy)];
   if (format == "bf16")
-    matmul_bf16(reinterpret_cast<const uint16_t*>(d.data()), rows, cols, x_bf16, 1, y, isa);
+    matmul_bf16(reinterpret_cast<const uint16_t*>(d.data()), rows, cols, x_bf16, tokens, y, isa);
   else if (format == "q8_0")
-    matmul_q8_0({reinterpret_cast<const int8_t*>(d.data()), reinterpret_cast<const float*>(sc.data()), rows, cols}, x, 1, y, isa);
+    matmul_q8_0({reinterpret_cast<const int8_t*>(d.data()), reinterpret_cast<const float*>(sc.data()), rows, cols}, x, tokens, y, isa);
   else
-    matmul_q4_0({d.data(), reinterpret_cast<const uint16_t*>(sc.data()), rows, cols}, x, 1, y, isa);
+    matmul_q4_0({d.data(), reinterpret_cast<const uint16_t*>(sc.data()), rows, cols}, x, tokens, y, isa);
 }
 
 int run(int argc, char** argv) {
@@ -129,8 +135,9 @@ int run(int argc, char** argv) {
   if (o.threads > 0) omp_set_num_threads(o.threads);
   const int threads = omp_get_max_threads();
   const double stream = stream_read_gbps(o.megabytes * 1e6, o.repeat);
-  std::printf("matrix x vector, 1 token, %d threads, best of %d; streaming read %.1f GB/s\n", threads, o.repeat, stream);
-  std::printf("%-6s %-7s %-13s %9s %9s %8s\n", "format", "path", "shape", "us/prod", "GB/s", "stream%");
+  std::printf("matrix x vector, %d token(s), %d threads, best of %d; streaming read %.1f GB/s\n", o.tokens, threads,
+              o.repeat, stream);
+  std::printf("%-6s %-7s %-13s %9s %9s %8s %8s\n", "format", "path", "shape", "us/prod", "GB/s", "stream%", "GFLOP/s");
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
   for (const std::string format : {"bf16", "q8_0", "q4_0"}) {
     if (o.format != "all" && o.format != format) continue;
@@ -138,18 +145,18 @@ int run(int argc, char** argv) {
       const double per_copy = format == "bf16" ? 2.0 : format == "q8_0" ? 1.125 : 0.5625;
       const int copies = std::max(2, int(o.megabytes * 1e6 / (per_copy * double(rows * cols))));
       const Stored s = store(format, rows, cols, copies);
-      const std::vector<float> x = random_values(size_t(cols), 2, 1.0f);
+      const std::vector<float> x = random_values(size_t(cols * o.tokens), 2, 1.0f);
       const std::vector<uint16_t> x_bf16 = bf16_bits(x);
-      std::vector<float> y(static_cast<size_t>(rows));
+      std::vector<float> y(size_t(rows * o.tokens));
       for (Isa isa : {Isa::Scalar, Isa::Avx2, Isa::Avx512Vnni}) {
         if (!supported(isa)) continue;
         const double seconds = bench::best_seconds(o.repeat, [&] {
-          for (int c = 0; c < copies; ++c) product(format, s, c, rows, cols, x.data(), x_bf16.data(), y.data(), isa);
+          for (int c = 0; c < copies; ++c) product(format, s, c, rows, cols, x.data(), x_bf16.data(), o.tokens, y.data(), isa);
         }) / copies;
         const double gbps = double(s.bytes_per_copy) / seconds / 1e9;
         const std::string shape = std::to_string(rows) + "x" + std::to_string(cols);
-        std::printf("%-6s %-7s %-13s %9.0f %9.1f %7.0f%%\n", format.c_str(), isa_name(isa), shape.c_str(), seconds * 1e6,
-                    gbps, 100 * gbps / stream);
+        std::printf("%-6s %-7s %-13s %9.0f %9.1f %7.0f%% %8.1f\n", format.c_str(), isa_name(isa), shape.c_str(),
+                    seconds * 1e6, gbps, 100 * gbps / stream, 2.0 * double(rows * cols * o.tokens) / seconds / 1e9);
         std::fflush(stdout);
       }
     }

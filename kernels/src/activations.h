@@ -1,9 +1,12 @@
 #pragma once
 // Activations quantized to Q8_0 once per product, and the row loop every quantized product
 // shares (private to the kernels room).
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 #include <vector>
+
+#include "dense_dots.h"
 
 namespace wavllm::kernels::detail {
 
@@ -37,6 +40,28 @@ void for_each_row_and_token(int64_t rows, int64_t tokens, float* y, const Dot& d
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t t = 0; t < tokens; ++t) y[t * rows + r] = dot(r, t);
+}
+
+// for_each_row_and_token for dense weights, in blocks of kDenseRows rows x kDenseGroup tokens
+// through block(r, t, out) (out[i * kDenseGroup + k]: row r + i, token t + k; each weight loaded
+// once for the block's tokens), the rest through one(r, t).
+template <class Block, class One>
+void for_each_row_and_token_block(int64_t rows, int64_t tokens, float* y, const Block& block, const One& one) {
+  const int64_t blocks = (rows + kDenseRows - 1) / kDenseRows;
+#pragma omp parallel for schedule(static)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t r0 = b * kDenseRows, n = std::min<int64_t>(kDenseRows, rows - r0);
+    int64_t t = 0;
+    if (n == kDenseRows)
+      for (; t + kDenseGroup <= tokens; t += kDenseGroup) {
+        float out[kDenseRows * kDenseGroup];
+        block(r0, t, out);
+        for (int i = 0; i < kDenseRows; ++i)
+          for (int k = 0; k < kDenseGroup; ++k) y[(t + k) * rows + r0 + i] = out[i * kDenseGroup + k];
+      }
+    for (; t < tokens; ++t)
+      for (int64_t i = 0; i < n; ++i) y[t * rows + r0 + i] = one(r0 + i, t);
+  }
 }
 
 // Static: every instruction-set file gets its own copy (a shared one could come from a file

@@ -43,4 +43,13 @@ float dot_f32_scalar(const float* w, const float* x, int64_t n);
 float dot_f32_avx2(const float* w, const float* x, int64_t n);
 float dot_f32_avx512(const float* w, const float* x, int64_t n);
 
+// kDenseRows weight rows (w, w + n, ...) with kDenseGroup activation rows (x, x + n, ...):
+// out[i * kDenseGroup + k] has the bits of the single dot of weight row i and activation row k
+// (dense_dots.h).
+void dots_bf16_avx2(const uint16_t* w, const uint16_t* x, int64_t n, float* out);
+void dots_bf16_avx512(const uint16_t* w, const uint16_t* x, int64_t n, float* out);
+void dots_bf16_avx512bf16(const uint16_t* w, const uint16_t* x, int64_t n, float* out);
+void dots_f32_avx2(const float* w, const float* x, int64_t n, float* out);
+void dots_f32_avx512(const float* w, const float* x, int64_t n, float* out);
+
 }  // namespace wavllm::kernels::detail

@@ -3,6 +3,7 @@
 #include <immintrin.h>
 
 #include "activations.h"
+#include "dense_dots.h"
 #include "dots.h"
 #include "simd_sum.h"
 
@@ -80,32 +81,52 @@ __m256 widen(const uint16_t* p) {
 
 }  // namespace
 
+namespace {
+
+struct Bf16Ops {
+  using T = uint16_t;
+  using Acc = __m256;
+  static constexpr int64_t step = 8;
+  static Acc zero() { return _mm256_setzero_ps(); }
+  static __m256 load_w(const T* p) { return widen(p); }
+  static Acc madd(Acc acc, __m256 w, const T* x) { return _mm256_fmadd_ps(w, widen(x), acc); }
+  static float sum(Acc a, Acc b) { return horizontal_sum(_mm256_add_ps(a, b)); }
+  static float scalar(T v) { return bf16_to_float(v); }
+};
+
+struct F32Ops {
+  using T = float;
+  using Acc = __m256;
+  static constexpr int64_t step = 8;
+  static Acc zero() { return _mm256_setzero_ps(); }
+  static __m256 load_w(const T* p) { return _mm256_loadu_ps(p); }
+  static Acc madd(Acc acc, __m256 w, const T* x) { return _mm256_fmadd_ps(w, _mm256_loadu_ps(x), acc); }
+  static float sum(Acc a, Acc b) { return horizontal_sum(_mm256_add_ps(a, b)); }
+  static float scalar(T v) { return v; }
+};
+
+}  // namespace
+
 float dot_bf16_avx2(const uint16_t* w, const uint16_t* x, int64_t n) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {  // two accumulators: the FMA latency is not the limit
-    acc0 = _mm256_fmadd_ps(widen(w + i), widen(x + i), acc0);
-    acc1 = _mm256_fmadd_ps(widen(w + i + 8), widen(x + i + 8), acc1);
-  }
-  float total = horizontal_sum(_mm256_add_ps(acc0, acc1));
-  for (; i < n; ++i) total += bf16_to_float(w[i]) * bf16_to_float(x[i]);
-  return total;
+  float out;
+  dense_dots<Bf16Ops, 1, 1>(w, 0, x, 0, n, &out);
+  return out;
+}
+
+// One row at a time: sixteen 256-bit registers hold one row's accumulators for the group.
+void dots_bf16_avx2(const uint16_t* w, const uint16_t* x, int64_t n, float* out) {
+  for (int r = 0; r < kDenseRows; ++r) dense_dots<Bf16Ops, 1, kDenseGroup>(w + r * n, 0, x, n, n, out + r * kDenseGroup);
 }
 
 float dot_f32_avx2(const float* w, const float* x, int64_t n) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t i = 0;
-  for (; i + 16 <= n; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), acc1);
-  }
-  if (i + 8 <= n) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), acc0);
-    i += 8;
-  }
-  float total = horizontal_sum(_mm256_add_ps(acc0, acc1));
-  for (; i < n; ++i) total += w[i] * x[i];
-  return total;
+  float out;
+  dense_dots<F32Ops, 1, 1>(w, 0, x, 0, n, &out);
+  return out;
+}
+
+// One row at a time: sixteen 256-bit registers hold one row's accumulators for the group.
+void dots_f32_avx2(const float* w, const float* x, int64_t n, float* out) {
+  for (int r = 0; r < kDenseRows; ++r) dense_dots<F32Ops, 1, kDenseGroup>(w + r * n, 0, x, n, n, out + r * kDenseGroup);
 }
 
 }  // namespace wavllm::kernels::detail

@@ -4,6 +4,7 @@
 #include <immintrin.h>
 
 #include "activations.h"
+#include "dense_dots.h"
 #include "dots.h"
 #include "simd_sum.h"
 
@@ -105,37 +106,55 @@ float dot_q4_0_avx512_groups(const uint8_t* packed, const uint16_t* w_scales, co
   return _mm512_reduce_add_ps(acc) - _mm_cvtss_f32(_mm_add_ss(o2, _mm_movehdup_ps(o2)));
 }
 
+namespace {
+
 // 16 bfloat16 values (bits) widened to float32, exactly.
-static inline __m512 widen16(const uint16_t* p) {
+__m512 widen16(const uint16_t* p) {
   return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p))), 16));
 }
 
+struct Bf16Ops {
+  using T = uint16_t;
+  using Acc = __m512;
+  static constexpr int64_t step = 16;
+  static Acc zero() { return _mm512_setzero_ps(); }
+  static __m512 load_w(const T* p) { return widen16(p); }
+  static Acc madd(Acc acc, __m512 w, const T* x) { return _mm512_fmadd_ps(w, widen16(x), acc); }
+  static float sum(Acc a, Acc b) { return _mm512_reduce_add_ps(_mm512_add_ps(a, b)); }
+  static float scalar(T v) { return bf16_to_float(v); }
+};
+
+struct F32Ops {
+  using T = float;
+  using Acc = __m512;
+  static constexpr int64_t step = 16;
+  static Acc zero() { return _mm512_setzero_ps(); }
+  static __m512 load_w(const T* p) { return _mm512_loadu_ps(p); }
+  static Acc madd(Acc acc, __m512 w, const T* x) { return _mm512_fmadd_ps(w, _mm512_loadu_ps(x), acc); }
+  static float sum(Acc a, Acc b) { return _mm512_reduce_add_ps(_mm512_add_ps(a, b)); }
+  static float scalar(T v) { return v; }
+};
+
+}  // namespace
+
 float dot_bf16_avx512(const uint16_t* w, const uint16_t* x, int64_t n) {
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    acc0 = _mm512_fmadd_ps(widen16(w + i), widen16(x + i), acc0);
-    acc1 = _mm512_fmadd_ps(widen16(w + i + 16), widen16(x + i + 16), acc1);
-  }
-  float total = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-  for (; i < n; ++i) total += bf16_to_float(w[i]) * bf16_to_float(x[i]);
-  return total;
+  float out;
+  dense_dots<Bf16Ops, 1, 1>(w, 0, x, 0, n, &out);
+  return out;
+}
+
+void dots_bf16_avx512(const uint16_t* w, const uint16_t* x, int64_t n, float* out) {
+  dense_dots<Bf16Ops, kDenseRows, kDenseGroup>(w, n, x, n, n, out);
 }
 
 float dot_f32_avx512(const float* w, const float* x, int64_t n) {
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 32 <= n; i += 32) {
-    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), acc0);
-    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i + 16), _mm512_loadu_ps(x + i + 16), acc1);
-  }
-  if (i + 16 <= n) {
-    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(w + i), _mm512_loadu_ps(x + i), acc0);
-    i += 16;
-  }
-  float total = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-  for (; i < n; ++i) total += w[i] * x[i];
-  return total;
+  float out;
+  dense_dots<F32Ops, 1, 1>(w, 0, x, 0, n, &out);
+  return out;
+}
+
+void dots_f32_avx512(const float* w, const float* x, int64_t n, float* out) {
+  dense_dots<F32Ops, kDenseRows, kDenseGroup>(w, n, x, n, n, out);
 }
 
 }  // namespace wavllm::kernels::detail

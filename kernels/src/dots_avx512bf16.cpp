@@ -3,20 +3,34 @@
 #include <immintrin.h>
 
 #include "activations.h"
+#include "dense_dots.h"
 #include "dots.h"
 
 namespace wavllm::kernels::detail {
 
+namespace {
+
+struct Bf16Ops {
+  using T = uint16_t;
+  using Acc = __m512;
+  static constexpr int64_t step = 32;
+  static Acc zero() { return _mm512_setzero_ps(); }
+  static __m512bh load_w(const T* p) { return (__m512bh)_mm512_loadu_si512(p); }
+  static Acc madd(Acc acc, __m512bh w, const T* x) { return _mm512_dpbf16_ps(acc, w, (__m512bh)_mm512_loadu_si512(x)); }
+  static float sum(Acc a, Acc b) { return _mm512_reduce_add_ps(_mm512_add_ps(a, b)); }
+  static float scalar(T v) { return bf16_to_float(v); }
+};
+
+}  // namespace
+
 float dot_bf16_avx512bf16(const uint16_t* w, const uint16_t* x, int64_t n) {
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  int64_t i = 0;
-  for (; i + 64 <= n; i += 64) {  // two accumulators: the instruction's latency is not the limit
-    acc0 = _mm512_dpbf16_ps(acc0, (__m512bh)_mm512_loadu_si512(w + i), (__m512bh)_mm512_loadu_si512(x + i));
-    acc1 = _mm512_dpbf16_ps(acc1, (__m512bh)_mm512_loadu_si512(w + i + 32), (__m512bh)_mm512_loadu_si512(x + i + 32));
-  }
-  float total = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
-  for (; i < n; ++i) total += bf16_to_float(w[i]) * bf16_to_float(x[i]);
-  return total;
+  float out;
+  dense_dots<Bf16Ops, 1, 1>(w, 0, x, 0, n, &out);
+  return out;
+}
+
+void dots_bf16_avx512bf16(const uint16_t* w, const uint16_t* x, int64_t n, float* out) {
+  dense_dots<Bf16Ops, kDenseRows, kDenseGroup>(w, n, x, n, n, out);
 }
 
 }  // namespace wavllm::kernels::detail
