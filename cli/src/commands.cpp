@@ -187,7 +187,8 @@ const std::vector<Command>& commands() {
         {"audio-dir", "DIR", "directory the manifest's audio paths are relative to (default .)"},
         {"retry-failed", "", "run the items whose earlier lines in --out have an \"error\" again (those lines are dropped)"},
         {"shard", "I/N", "run only items I, I+N, I+2N, ... (0 <= I < N)"},
-        {"prompt", "TEXT", "instruction for every item instead of the manifest's prompt column"}};
+        {"prompt", "TEXT", "instruction for every item instead of the manifest's prompt column"},
+        {"parallel", "N", "decode N items together (continuous batching, as wavllm serve; same tokens), 1 to 256 (default 1)"}};
     for (auto& s : model_options()) batch_opts.push_back(s);
     for (auto& s : generation_options()) batch_opts.push_back(s);
     const char* files_note =

@@ -5,6 +5,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <deque>
+#include <functional>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -26,6 +28,7 @@
 #include "wavllm/core/files.h"
 #include "wavllm/core/runtime.h"
 #include "wavllm/pipeline/model.h"
+#include "wavllm/pipeline/scheduler.h"
 #include "wavllm/pipeline/segments.h"
 
 namespace fs = std::filesystem;
@@ -573,6 +576,7 @@ int run_batch(const Command& self, const Args& a) {
   const std::string root = a.value_or("audio-dir", ".");
   const auto prompt_override = a.value("prompt");
   const bool retry_failed = a.flag("retry-failed");
+  const int parallel = int(a.integer("parallel", 1, SchedulerOptions::kMaxBatch).value_or(1));
   const GenerationFlags flags(a);
   const ModelChoice choice = model_choice(a);
 
@@ -616,28 +620,75 @@ int run_batch(const Command& self, const Args& a) {
   if (std::count(problems.begin(), problems.end(), std::string()) > 0) {
     model = load_model(choice);
     opt = flags.apply(model->generation_options());
+    if (parallel > 1 && opt.num_beams != 1)
+      throw ArgumentError("option --parallel decodes greedily or by sampling: it cannot run with --num-beams " +
+                          std::to_string(opt.num_beams));
   }
 
   Progress progress(double(todo.size()));
-  size_t errors = 0;
-  for (size_t i = 0; i < todo.size(); ++i) {
+  size_t errors = 0, written = 0;
+  auto write = [&](size_t i, json j) {
     const ManifestItem& item = *todo[i];
-    const std::string instruction = prompt_override.value_or(item.prompt);
-    json j;
-    try {
-      if (!problems[i].empty()) throw Error(problems[i]);
-      j = json::parse(model->generate(DecodedAudio::load(paths[i]), instruction, opt).to_json());
-    } catch (const std::exception& e) {
-      j = {{"error", error_text(e)}};
-      ++errors;
-    }
+    if (j.contains("error")) ++errors;
     j["id"] = item.id;
     j["audio"] = paths[i];
-    j["prompt"] = instruction;
+    j["prompt"] = prompt_override.value_or(item.prompt);
     j["reference"] = item.tgt_text;
     os.write_line(dump(j));  // one whole line per item: an interruption loses at most one
-    progress.update(double(i + 1), std::to_string(i + 1) + "/" + std::to_string(todo.size()) + " items, " +
-                                       std::to_string(errors) + " errors");
+    ++written;
+    progress.update(double(written), std::to_string(written) + "/" + std::to_string(todo.size()) + " items, " +
+                                         std::to_string(errors) + " errors");
+  };
+  auto error_line = [](const std::exception& e) { return json{{"error", error_text(e)}}; };
+  if (parallel == 1 || !model) {
+    for (size_t i = 0; i < todo.size(); ++i) {
+      json j;
+      try {
+        if (!problems[i].empty()) throw Error(problems[i]);
+        j = json::parse(model->generate(DecodedAudio::load(paths[i]), prompt_override.value_or(todo[i]->prompt), opt).to_json());
+      } catch (const std::exception& e) {
+        j = error_line(e);
+      }
+      write(i, std::move(j));
+    }
+  } else {
+    // Up to `parallel` items decoded together by the server's scheduler (same tokens as one at a
+    // time), as many again decoded from their files and waiting; lines in manifest order.
+    Scheduler scheduler(model, SchedulerOptions{parallel, parallel, 1});
+    std::deque<std::pair<size_t, std::function<json()>>> window;
+    auto write_oldest = [&] {
+      write(window.front().first, window.front().second());
+      window.pop_front();
+    };
+    for (size_t i = 0; i < todo.size(); ++i) {
+      std::function<json()> answer;
+      try {
+        if (!problems[i].empty()) throw Error(problems[i]);
+        DecodedAudio audio = DecodedAudio::load(paths[i]);
+        const double decode_seconds = audio.seconds;
+        Job job{std::move(audio.samples), prompt_override.value_or(todo[i]->prompt), opt};
+        std::shared_ptr<Ticket> t;
+        while (!(t = scheduler.submit(job))) {  // full: the oldest item's answer first
+          if (window.empty()) throw Error("the batch scheduler refused an item with nothing in flight");
+          write_oldest();
+        }
+        answer = [t, decode_seconds, error_line] {
+          try {
+            GenerationResult r = t->wait();
+            r.timings.audio = decode_seconds;
+            r.real_time_factor = r.timings.total() / r.audio_seconds;
+            return json::parse(r.to_json());
+          } catch (const std::exception& e) {
+            return error_line(e);
+          }
+        };
+      } catch (const std::exception& e) {
+        answer = [j = error_line(e)] { return j; };
+      }
+      window.emplace_back(i, std::move(answer));
+      if (window.size() >= 2 * size_t(parallel)) write_oldest();
+    }
+    while (!window.empty()) write_oldest();
   }
   if (errors) {
     std::fprintf(stderr, "wavllm: error: %zu of %zu items failed (their lines in %s have an \"error\"; "

@@ -217,12 +217,22 @@ void Scheduler::admit(std::vector<Waiting>& admitted) {
 }
 
 void Scheduler::retire() {
-  const size_t before = running_.size();
-  uint64_t completed = 0, failed = 0, cancelled = 0, tokens = 0;
+  // The rows leave the batch (and its count) before their tickets end: a submitter woken by its
+  // answer may submit at once and must find the row free.
+  std::vector<Running> ended;
   for (Running& r : running_) {
-    const bool cancel = r.ticket->cancelled() && !r.request->done();
-    if (cancel) r.request->cancel();
-    if (!r.request->done()) continue;
+    if (r.ticket->cancelled() && !r.request->done()) r.request->cancel();
+    if (r.request->done()) ended.push_back(std::move(r));
+  }
+  if (ended.empty()) return;
+  running_.erase(std::remove_if(running_.begin(), running_.end(), [](const Running& r) { return !r.request; }),
+                 running_.end());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    running_count_ = running_.size();
+  }
+  uint64_t completed = 0, failed = 0, cancelled = 0, tokens = 0;
+  for (Running& r : ended) {
     tokens += r.request->generated_tokens();
     if (r.ticket->cancelled()) {
       r.ticket->fail(std::make_exception_ptr(Cancelled("the request was cancelled")));
@@ -237,13 +247,11 @@ void Scheduler::retire() {
       ++failed;
     }
   }
-  running_.erase(std::remove_if(running_.begin(), running_.end(), [](const Running& r) { return r.request->done(); }),
-                 running_.end());
+  ended.clear();
   // Each request's encoder buffers are freed in glibc's heap; hand them back between requests
   // (as SegmentedRun does per piece) so a long-running server does not keep its peak.
-  if (running_.size() < before) malloc_trim(0);
+  malloc_trim(0);
   std::lock_guard<std::mutex> lock(mu_);
-  running_count_ = running_.size();
   stats_.completed += completed;
   stats_.failed += failed;
   stats_.cancelled += cancelled;

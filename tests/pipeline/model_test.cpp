@@ -618,6 +618,19 @@ TEST(Scheduler, EncoderBatchAcrossRequests) {
   for (size_t i = 0; i < jobs.size(); ++i) EXPECT_EQ(tickets[i]->wait().token_ids, alone(jobs[i]).token_ids) << i;
 }
 
+// A request's row is free once its answer arrives: a submitter that waits for each answer
+// before the next request is never refused, even with one row and no queue.
+TEST(Scheduler, ARowIsFreeWhenItsAnswerArrives) {
+  const std::vector<Job> jobs = scheduler_jobs();
+  Scheduler one(shared_model(), SchedulerOptions{1, 0, 1});
+  for (int round = 0; round < 3; ++round)
+    for (const Job& j : jobs) {
+      const auto t = one.submit(j);
+      ASSERT_TRUE(t) << "refused right after the previous answer";
+      t->wait();
+    }
+}
+
 TEST(Scheduler, BoundedQueueCancellationDrainAndErrors) {
   const std::vector<Job> jobs = scheduler_jobs();
   {

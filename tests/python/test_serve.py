@@ -13,6 +13,7 @@ import pathlib
 import random
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -28,6 +29,16 @@ DEMO = ROOT / "models" / "demo"
 AUDIO = ROOT / "tests" / "fixtures" / "audio"
 PLANTS, SHORT = AUDIO / "plants.wav", AUDIO / "short.wav"
 INSTRUCTION = "Describe the audio clip."
+
+
+def request(port, method, path, body=None, headers=None, timeout=120):
+    """(status, headers, body) of one HTTP request to 127.0.0.1:port."""
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    c.request(method, path, body=body, headers=headers or {})
+    r = c.getresponse()
+    data = r.read()
+    c.close()
+    return r.status, dict(r.getheaders()), data
 
 
 class Server:
@@ -48,12 +59,7 @@ class Server:
         return self.log.read_text() if self.log.exists() else ""
 
     def request(self, method, path, body=None, headers=None, timeout=120):
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        c.request(method, path, body=body, headers=headers or {})
-        r = c.getresponse()
-        data = r.read()
-        c.close()
-        return r.status, dict(r.getheaders()), data
+        return request(self.port, method, path, body, headers, timeout)
 
     def metrics(self, headers=None):
         status, _, data = self.request("GET", "/metrics", headers=headers)
@@ -219,17 +225,19 @@ def test_a_full_queue_answers_429_with_retry_after(serve):
 
 
 def read_events(response):
-    """Server-Sent Events' data lines as they come."""
+    """Server-Sent Events' data lines as they come, up to [DONE] (the connection may stay open)."""
     while True:
-        line = response.fp.readline()
+        line = response.readline()
         if not line:
             return
         if line.startswith(b"data: "):
             yield line[6:].strip()
+            if line.strip() == b"data: [DONE]":
+                return
 
 
-def open_stream(s, audio=PLANTS, max_tokens=0):
-    c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=120)
+def open_stream(port, audio=PLANTS, max_tokens=0):
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
     c.request("POST", "/v1/chat/completions", chat_body(audio, max_tokens=max_tokens, stream=True),
               {"Content-Type": "application/json"})
     r = c.getresponse()
@@ -239,7 +247,7 @@ def open_stream(s, audio=PLANTS, max_tokens=0):
 
 def test_a_client_leaving_mid_stream_frees_its_row(serve):
     s = serve()
-    c, r = open_stream(s)
+    c, r = open_stream(s.port)
     events = read_events(r)
     next(events)  # the role
     assert "content" in json.loads(next(events))["choices"][0]["delta"]  # text is coming
@@ -262,7 +270,7 @@ def test_a_client_leaving_mid_stream_frees_its_row(serve):
 
 def test_sigterm_drains_then_exits_0(serve):
     s = serve()
-    c, r = open_stream(s)
+    c, r = open_stream(s.port)
     events = read_events(r)
     next(events)
     s.proc.send_signal(signal.SIGTERM)
@@ -328,3 +336,94 @@ def test_a_port_in_use_is_an_error(serve):
     r = subprocess.run([WAVLLM, "serve", "-m", DEMO, "--port", str(s.port)], capture_output=True, text=True, timeout=60)
     assert r.returncode == 1 and "cannot listen" in r.stderr, r.stderr
     assert s.stop() == 0
+
+
+def test_batch_parallel_writes_what_one_at_a_time_writes(tmp_path):
+    rows = ["id\taudio\tn_frames\tprompt\ttgt_text\twith_speech"]
+    for i, (name, prompt) in enumerate(itertools.product(
+            ["plants.wav", "short.wav", "museum.wav", "stereo44k.wav", "phone8k.flac", "missing.wav"],
+            [INSTRUCTION, "What is the speaker's emotion?"])):
+        rows.append(f"item{i}\t{name}\t0\t{prompt}\tref\tTrue")
+    manifest = tmp_path / "m.tsv"
+    manifest.write_text("\n".join(rows) + "\n")
+    lines = {}
+    for parallel in (1, 4):
+        out = tmp_path / f"p{parallel}.jsonl"
+        r = subprocess.run([WAVLLM, "batch", "-m", DEMO, "--audio-dir", AUDIO, manifest, "--out", out, "-t", "2",
+                            "--max-new-tokens", "8", "--temperature", "0", "--parallel", str(parallel)],
+                           capture_output=True, text=True, timeout=600)
+        assert r.returncode == 1, r.stderr  # the missing file's two items fail, the rest run
+        lines[parallel] = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(lines[1]) == len(lines[4]) == 12
+    for one, batched in zip(lines[1], lines[4]):
+        assert one["id"] == batched["id"]
+        assert one.get("token_ids") == batched.get("token_ids") and one.get("text") == batched.get("text")
+        assert ("error" in one) == ("error" in batched) == ("missing" in one["audio"])
+    r = subprocess.run([WAVLLM, "batch", "-m", DEMO, "--audio-dir", AUDIO, manifest, "--out", tmp_path / "b.jsonl",
+                        "--parallel", "2", "--num-beams", "2"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 2 and "--parallel" in r.stderr
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_replicas_behind_nginx(serve, tmp_path):
+    """The server keeps no state between requests: replicas behind a load balancer scale it."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    if not os.path.exists(nginx):
+        pytest.skip("needs nginx (Debian's nginx-light; ./setup.sh installs it)")
+    replicas = [serve(), serve()]
+    port = free_port()
+    temp = " ".join(f"{kind}_temp_path {tmp_path / kind};" for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    upstream = " ".join(f"server 127.0.0.1:{r.port};" for r in replicas)
+    conf = tmp_path / "nginx.conf"
+    conf.write_text(("user root;\n" if os.geteuid() == 0 else "") + f"""
+worker_processes 1;
+pid {tmp_path / 'nginx.pid'};
+error_log {tmp_path / 'error.log'};
+events {{ worker_connections 64; }}
+http {{
+  access_log off; {temp}
+  client_max_body_size 64m;
+  upstream wavllm {{ {upstream} }}
+  server {{
+    listen 127.0.0.1:{port};
+    location / {{ proxy_pass http://wavllm; proxy_http_version 1.1; proxy_buffering off; proxy_read_timeout 300s; }}
+  }}
+}}
+""")
+    proc = subprocess.Popen([nginx, "-p", str(tmp_path), "-c", str(conf), "-g", "daemon off;"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, proc.stderr.read()
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline
+                time.sleep(0.05)
+        expected = cli_text("run", "--prompt", INSTRUCTION, "--max-new-tokens", 12, PLANTS)
+        results = []
+        threads = [threading.Thread(target=lambda: results.append(request(
+            port, "POST", "/v1/chat/completions", chat_body(PLANTS), {"Content-Type": "application/json"})))
+                   for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert [r[0] for r in results] == [200] * 8
+        assert all(json.loads(r[2])["choices"][0]["message"]["content"] == expected for r in results)
+        c, r = open_stream(port, max_tokens=5)
+        assert list(read_events(r))[-1] == b"[DONE]"
+        c.close()
+        served = [rep.metrics()["wavllm_completed_requests_total"] for rep in replicas]
+        assert sum(served) == 9 and min(served) >= 1, served  # both replicas answered
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert all(rep.stop() == 0 for rep in replicas)
