@@ -460,14 +460,23 @@ class Server {
                         r.token_logprobs, r.avg_logprob(), r.timings};
       ++collected;
     };
-    for (size_t i = 0; i < spans.size(); ++i) {
-      Job job{std::vector<float>(samples.begin() + spans[i].begin, samples.begin() + spans[i].end), instruction, opt};
-      while (!(tickets[i] = scheduler.submit(job))) {
-        if (collected == i) return (void)submit(scheduler, std::move(job), res), out;  // nothing of ours ahead: 429
-        collect();
+    try {
+      for (size_t i = 0; i < spans.size(); ++i) {
+        Job job{std::vector<float>(samples.begin() + spans[i].begin, samples.begin() + spans[i].end), instruction, opt};
+        while (!(tickets[i] = scheduler.submit(job))) {
+          if (collected == i) {  // none of ours ahead to wait for: 429 (or a row freed meanwhile)
+            tickets[i] = submit(scheduler, std::move(job), res);
+            break;
+          }
+          collect();
+        }
       }
+      while (collected < spans.size()) collect();
+    } catch (...) {
+      for (const auto& t : tickets)  // the pieces still queued or running are of no use now
+        if (t) t->cancel();
+      throw;
     }
-    while (collected < spans.size()) collect();
     return out;
   }
 

@@ -427,3 +427,33 @@ http {{
         proc.terminate()
         proc.wait(30)
     assert all(rep.stop() == 0 for rep in replicas)
+
+
+def test_timed_transcriptions_are_the_clis_pieces(serve, tmp_path):
+    """verbose_json and srt cut the audio into the CLI's pieces of speech, every piece one
+    request of the batch: the same times, texts and tokens as `wavllm transcribe -oj -osrt`."""
+    story = AUDIO / "story.wav"
+    s = serve("--max-batch", 4)
+    boundary = "wavllmtest"
+
+    def form(fmt):
+        data = story.read_bytes()
+        body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"response_format\"\r\n\r\n{fmt}\r\n"
+                f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"story.wav\"\r\n"
+                f"Content-Type: audio/wav\r\n\r\n").encode() + data + f"\r\n--{boundary}--\r\n".encode()
+        status, _, answer = s.request("POST", "/v1/audio/transcriptions", body,
+                                      {"Content-Type": f"multipart/form-data; boundary={boundary}"})
+        assert status == 200, answer
+        return answer.decode()
+
+    verbose = json.loads(form("verbose_json"))
+    srt = form("srt")
+    r = subprocess.run([WAVLLM, "transcribe", "-m", DEMO, "-t", "1", "--temperature", "0", "-oj", "-osrt",
+                        "-of", tmp_path / "cli", story], capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    cli = json.loads((tmp_path / "cli.json").read_text())
+    assert len(cli["segments"]) >= 2  # several pieces, decoded together by the server
+    assert [(g["start"], g["end"], g["text"], g["tokens"]) for g in verbose["segments"]] == \
+        [(g["start"], g["end"], g["text"], g["token_ids"]) for g in cli["segments"]]
+    assert srt == (tmp_path / "cli.srt").read_text()
+    assert s.stop() == 0
