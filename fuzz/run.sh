@@ -13,11 +13,11 @@ done
 BUILD=../build-fuzz
 CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$BUILD" -j "$(nproc)"
-ALL=(safetensors config audio manifest tokenizer unpickler)
+ALL=(safetensors config audio manifest tokenizer openai_request unpickler)
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1
 
 if [ "${1:-}" = "--regress" ]; then
-  for t in safetensors config audio manifest tokenizer; do
+  for t in safetensors config audio manifest tokenizer openai_request; do
     dirs=(corpus/$t)
     [ -d regressions/$t ] && dirs+=(regressions/$t)
     "$BUILD/fuzz_$t" -runs=0 "${dirs[@]}" 2>&1 | grep -E "^#|Done|ERROR" | tail -1
