@@ -168,19 +168,37 @@ def generate_options(args):
     return {k: v for k, v in opts.items() if v is not None}
 
 
-def run_item(model, row, audio_path, options):
-    item = {"id": row["id"], "audio": audio_path, "prompt": row["prompt"],
+def new_item(row, audio_path):
+    return {"id": row["id"], "audio": audio_path, "prompt": row["prompt"],
             "reference": row["tgt_text"], "text": "", "token_ids": [], "error": None}
+
+
+def with_result(item, r, seconds):
+    """The item with a GenerationResult's fields, or a wavllm.Error's message."""
+    if isinstance(r, wavllm.Error):  # a bad file or prompt: recorded, the run goes on
+        item.update(error=str(r), seconds=seconds)
+    else:
+        item.update(text=r.text, token_ids=list(r.token_ids), seconds=seconds, audio_seconds=r.audio_seconds,
+                    real_time_factor=r.real_time_factor, timings=r.timings)
+    return item
+
+
+def run_item(model, row, audio_path, options):
     start = time.perf_counter()
     try:
         r = model.generate(audio_path, row["prompt"], **options)
-    except wavllm.Error as e:  # a bad file or prompt: recorded, the run goes on
-        item.update(error=str(e), seconds=time.perf_counter() - start)
-        return item
-    item.update(text=r.text, token_ids=list(r.token_ids), seconds=time.perf_counter() - start,
-                audio_seconds=r.audio_seconds, real_time_factor=r.real_time_factor,
-                timings=r.timings)
-    return item
+    except wavllm.Error as e:
+        r = e
+    return with_result(new_item(row, audio_path), r, time.perf_counter() - start)
+
+
+def run_parallel(model, rows, audio_paths, options, parallel):
+    """The rows decoded `parallel` at a time (Model.generate_many: the tokens each gets alone),
+    yielded in order; an item's seconds are its own stages' (the batch shares the wall clock)."""
+    batch = model.generate_many([(audio_paths[r["id"]], r["prompt"]) for r in rows], parallel=parallel, **options)
+    for row, r in zip(rows, batch):
+        seconds = 0.0 if isinstance(r, wavllm.Error) else r.timings["total"]
+        yield with_result(new_item(row, audio_paths[row["id"]]), r, seconds)
 
 
 def write_items(path, items):
@@ -237,8 +255,11 @@ def run(args, rows, task, audio_paths, log=print):
     items = []
     todo = [r for r in rows if audio_paths.get(r["id"])]
     with open(items_path, "w", encoding="utf-8") as out:
+        fresh = [r for r in todo if r["id"] not in done]
+        answers = (run_parallel(model, fresh, audio_paths, options, args.parallel) if args.parallel > 1
+                   else (run_item(model, r, audio_paths[r["id"]], options) for r in fresh))
         for n, row in enumerate(todo, start=1):
-            item = done.get(row["id"]) or run_item(model, row, audio_paths[row["id"]], options)
+            item = done.get(row["id"]) or next(answers)
             out.write(json.dumps(item, ensure_ascii=False) + "\n")
             out.flush()
             items.append(item)
@@ -320,6 +341,9 @@ def add_arguments(p):
     p.add_argument("--top-p", type=float)
     p.add_argument("--seed", type=int)
     p.add_argument("--num-beams", type=int)
+    p.add_argument("--parallel", type=int, default=1,
+                   help="decode N items together (continuous batching, as wavllm serve: the same tokens; "
+                        "greedy or sampling only)")
 
 
 def default_out(args):

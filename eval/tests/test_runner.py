@@ -205,3 +205,24 @@ def test_gaokao_real_manifest_without_audio(tmp_path, capsys):
     assert rc == 2
     assert "2000 of 2000 audio files are missing" in capsys.readouterr().err
     assert not os.path.exists(tmp_path / "out")
+
+
+def test_parallel_items_are_the_one_at_a_time_items(tmp_path):
+    """--parallel N decodes N items together (Model.generate_many): the same items.jsonl answers,
+    in the same order, a failing item in its place; a rerun resumes as before."""
+    names = ["plants.wav", "short.wav", "museum.wav", "broken.wav", "stereo44k.wav", "phone8k.flac"]
+    (tmp_path / "audio").mkdir()
+    for n in names:
+        source = FIXTURES / "audio" / n
+        (tmp_path / "audio" / n).write_bytes(source.read_bytes() if source.exists() else b"not audio")
+    rows = [[str(i), n, CASES["plants_asr"]["prompt"], "t"] for i, n in enumerate(names)]
+    tsv = write_tsv(tmp_path / "asr.tsv", ["id", "audio", "prompt", "tgt_text"], rows)
+    items = {}
+    for parallel in ("1", "4"):
+        out = tmp_path / f"out{parallel}"
+        assert run_task.main([tsv, "--audio-dir", str(tmp_path / "audio"), "--model", DEMO, "--out", str(out),
+                              "--max-new-tokens", "6", "--threads", "2", "--parallel", parallel]) == 0
+        items[parallel] = read_items(out)
+    keep = ("id", "text", "token_ids", "error")
+    assert [{k: it[k] for k in keep} for it in items["1"]] == [{k: it[k] for k in keep} for it in items["4"]]
+    assert [it["error"] is not None for it in items["4"]] == [n == "broken.wav" for n in names]

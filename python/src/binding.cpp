@@ -11,8 +11,10 @@
 
 #include <ATen/ATen.h>
 
-#include <filesystem>
+#include <chrono>
 #include <cstring>
+#include <deque>
+#include <filesystem>
 #include <memory>
 #include <optional>
 #include <string>
@@ -26,6 +28,7 @@
 #include "wavllm/pipeline/quantize.h"
 #include "wavllm/pipeline/stages.h"
 #include "wavllm/pipeline/model.h"
+#include "wavllm/pipeline/scheduler.h"
 #include "wavllm/pipeline/segments.h"
 
 namespace py = pybind11;
@@ -223,6 +226,107 @@ class PySegments {
   std::unique_ptr<wavllm::SegmentedRun> run_;
 };
 
+// The module's exception classes (set once at import), for errors handed back as values.
+struct ErrorClasses {
+  py::object error, argument, resource;
+};
+ErrorClasses& error_classes() {
+  static ErrorClasses* classes = new ErrorClasses;  // never destroyed: Python owns the objects
+  return *classes;
+}
+
+// The Python exception instance (not raised) of a C++ failure, of the class it would raise as.
+py::object exception_object(const std::exception_ptr& e) {
+  const ErrorClasses& c = error_classes();
+  try {
+    std::rethrow_exception(e);
+  } catch (const wavllm::ArgumentError& x) {
+    return c.argument(to_py_str(x.what()));
+  } catch (const wavllm::ResourceError& x) {
+    return c.resource(to_py_str(x.what()));
+  } catch (const wavllm::Error& x) {
+    return c.error(to_py_str(x.what()));
+  } catch (const std::exception& x) {
+    return py::module_::import("builtins").attr("RuntimeError")(to_py_str(x.what()));
+  }
+}
+
+// Model.generate_many(): (audio, instruction) requests decoded together by the server's
+// continuous-batching scheduler, yielded in order; up to 2 x parallel decoded from their files
+// ahead. A request that fails yields its exception instead of a result and the others go on.
+class PyBatch {
+ public:
+  PyBatch(const PyModel& model, const py::iterable& requests, int parallel, const wavllm::GenerationOptions& opt)
+      : opt_(opt), window_(2 * size_t(parallel)) {
+    if (opt.num_beams != 1)
+      throw wavllm::ArgumentError("generate_many decodes greedily or by sampling: num_beams must be 1, got " +
+                                  std::to_string(opt.num_beams));
+    for (const py::handle item : requests) {
+      const py::tuple pair = py::reinterpret_borrow<py::object>(item).cast<py::tuple>();
+      if (pair.size() != 2) throw py::value_error("each request is an (audio, instruction) pair");
+      audio_.push_back(py::reinterpret_borrow<py::object>(pair[0]));
+      instructions_.push_back(pair[1].cast<std::string>());
+    }
+    scheduler_ = std::make_unique<wavllm::Scheduler>(model.shared(), wavllm::SchedulerOptions{parallel, parallel, 1});
+  }
+
+  size_t size() const { return audio_.size(); }
+
+  py::object next() {
+    if (returned_ == audio_.size()) throw py::stop_iteration();
+    while (pending_.size() < window_ && submitted_ < audio_.size()) submit_next();
+    Pending p = std::move(pending_.front());
+    pending_.pop_front();
+    ++returned_;
+    if (p.error) return exception_object(p.error);
+    try {
+      wavllm::GenerationResult r;
+      {
+        py::gil_scoped_release nogil;
+        r = p.ticket->wait();
+      }
+      r.timings.audio = p.audio_seconds;
+      r.real_time_factor = r.timings.total() / r.audio_seconds;
+      return py::cast(std::move(r));
+    } catch (...) {
+      return exception_object(std::current_exception());
+    }
+  }
+
+ private:
+  struct Pending {
+    std::shared_ptr<wavllm::Ticket> ticket;
+    std::exception_ptr error;
+    double audio_seconds = 0;
+  };
+
+  void submit_next() {
+    const size_t i = submitted_++;
+    Pending p;
+    try {
+      const auto t0 = std::chrono::steady_clock::now();
+      std::vector<float> samples = audio_samples(audio_[i]);
+      p.audio_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+      // The window never holds more than the scheduler's batch and queue: a refusal is a bug.
+      p.ticket = scheduler_->submit({std::move(samples), instructions_[i], opt_});
+      if (!p.ticket) throw wavllm::Error("the batch scheduler refused a request within its window");
+    } catch (const py::error_already_set&) {
+      throw;  // a Python-side problem with the request itself (wrong type): raised now
+    } catch (...) {
+      p.error = std::current_exception();
+    }
+    pending_.push_back(std::move(p));
+  }
+
+  wavllm::GenerationOptions opt_;
+  size_t window_;
+  std::vector<py::object> audio_;
+  std::vector<std::string> instructions_;
+  std::unique_ptr<wavllm::Scheduler> scheduler_;
+  std::deque<Pending> pending_;
+  size_t submitted_ = 0, returned_ = 0;
+};
+
 py::object to_python(const at::Tensor& t) { return to_numpy<float>(t); }
 py::object to_python(const std::vector<at::Tensor>& ts) { return to_numpy_list(ts); }
 
@@ -260,6 +364,7 @@ PYBIND11_MODULE(_wavllm, m) {
   static py::object resource_error = subclass("ResourceError", py::make_tuple(error),
                                               "A valid request beyond a limit of the model or the machine.");
   error.attr("__doc__") = "A wavllm failure: a bad file, weights or config (itself), or one of its subclasses.";
+  error_classes() = {error, argument_error, resource_error};
   py::register_exception_translator([](std::exception_ptr p) {
     try {
       if (p) std::rethrow_exception(p);
@@ -476,6 +581,13 @@ PYBIND11_MODULE(_wavllm, m) {
                              "the pieces' total seconds")
       .def_property_readonly("done", [](const PySegments& s) { return s.run().done(); }, "pieces decoded so far");
 
+  py::class_<PyBatch>(m, "Batch",
+                      "An iterator over generate_many's answers in request order: a GenerationResult per request, "
+                      "or the exception (wavllm.Error and its subclasses) of one that failed.")
+      .def("__iter__", [](PyBatch& b) -> PyBatch& { return b; })
+      .def("__next__", &PyBatch::next)
+      .def("__len__", &PyBatch::size);
+
   py::class_<PyModel>(m, "Model")
       .def(py::init<const py::object&, const std::string&, const std::string&, std::optional<int>, std::optional<double>>(),
            py::arg("path"), py::arg("device") = "cpu", py::arg("dtype") = "auto", py::arg("threads") = py::none(),
@@ -533,6 +645,21 @@ PYBIND11_MODULE(_wavllm, m) {
           py::arg("vad_aggressiveness") = 2, py::arg("encoder_batch") = 1, py::arg("options") = py::none(),
           "The recording as pieces of speech (WebRTC voice activity, at most max_segment seconds, cut at "
           "pauses), each one request with `instruction`: an iterator of Segments (docs/python.md).")
+      .def(
+          "generate_many",
+          [](const PyModel& model, const py::iterable& requests, int parallel, const py::object& options,
+             const py::kwargs& overrides) {
+            if (parallel < 1 || parallel > wavllm::SchedulerOptions::kMaxBatch)
+              throw py::value_error("parallel must be 1 to " + std::to_string(wavllm::SchedulerOptions::kMaxBatch) +
+                                    ", got " + std::to_string(parallel));
+            return std::make_unique<PyBatch>(model, requests, parallel,
+                                             model.options_with("generate_many", options, overrides));
+          },
+          py::arg("requests"), py::kw_only(), py::arg("parallel") = 8, py::arg("options") = py::none(),
+          "generate_many(requests, *, parallel=8, options=None, **fields): (audio, instruction) pairs decoded "
+          "`parallel` at a time with continuous batching (as `wavllm serve`), each to exactly the tokens "
+          "generate() gives it; an iterator (Batch) of results in request order, a failed request's "
+          "exception in its place. Greedy or sampling only (num_beams 1).")
       .def("generate", &PyModel::generate, py::arg("audio"), py::arg("instruction"), py::kw_only(),
            py::arg("options") = py::none(), py::arg("on_text") = py::none(),
            "generate(audio, instruction, *, options=None, on_text=None, **fields): the answer to "

@@ -1,7 +1,7 @@
 """Type stubs of the compiled engine module (python/src/binding.cpp); the wavllm package
 re-exports these names and wraps Model with documented Python signatures."""
 import os
-from typing import Callable, Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import numpy.typing as npt
@@ -90,6 +90,10 @@ class Segments(Iterator[Segment]):
     @property
     def done(self) -> int: ...
 
+class Batch(Iterator[Union[GenerationResult, Error]]):
+    def __next__(self) -> Union[GenerationResult, Error]: ...
+    def __len__(self) -> int: ...
+
 class Model:
     def __init__(self, path: Union[str, os.PathLike], device: str = "cpu", dtype: str = "auto",
                  threads: Optional[int] = None, whisper_margin: Optional[float] = None) -> None: ...
@@ -116,3 +120,5 @@ class Model:
                  encoder_batch: int = 1, options: Optional[GenerationOptions] = None, **fields: object) -> Segments: ...
     def generate(self, audio: Audio, instruction: str, *, options: Optional[GenerationOptions] = None,
                  on_text: Optional[Callable[[str], None]] = None, **fields: object) -> GenerationResult: ...
+    def generate_many(self, requests: Iterable[Tuple[Audio, str]], *, parallel: int = 8,
+                      options: Optional[GenerationOptions] = None, **fields: object) -> Batch: ...
