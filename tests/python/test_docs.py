@@ -36,6 +36,11 @@ NOT_RUN = {
     "cmake --build build": "the build this suite runs from",
     "ctest --test-dir build --output-on-failure": "the C++ suite, run beside this one",
     "PYTHONPATH=build/python /usr/bin/python3 -m pytest -q tests/python eval/tests": "this suite",
+    "wavllm serve -m models/demo --max-batch 8": "serves until stopped: tests/python/test_serve.py starts, queries "
+                                                 "and stops servers",
+    "wavllm serve -m models/demo": "serves until stopped (as above)",
+    'wavllm serve -m models/wavllm-7b --max-batch 8 --max-queue 64 --api-key "$KEY" -t 2':
+        "needs the converted released model, and serves until stopped",
 }
 
 
