@@ -4,7 +4,7 @@
 // Torch-free. The matrices are LLaMA-2-7B's projection shapes; enough copies are cycled that
 // the weights never sit in the caches (as in decoding, where every layer's are read once).
 //
-//   bench_kernels [--threads N] [--repeat R] [--format bf16|q8_0|q4_0|all] [--megabytes M] [--tokens T]
+//   bench_kernels [--threads N] [--repeat R] [--format f32|bf16|q8_0|q4_0|all] [--megabytes M] [--tokens T]
 //
 // --tokens T multiplies T activation rows per product (a batch of decoding sequences): the
 // weights are still read once, and GFLOP/s shows when the product turns compute-bound.
@@ -18,6 +18,7 @@
 
 #include "bench_util.h"
 #include "wavllm/kernels/bf16.h"
+#include "wavllm/kernels/f32.h"
 #include "wavllm/kernels/isa.h"
 #include "wavllm/kernels/q4_0.h"
 #include "wavllm/kernels/q8_0.h"
@@ -48,8 +49,8 @@ Options parse(int argc, char** argv) {
   });
   if (o.threads < 0 || o.repeat < 1 || o.megabytes < 64 || o.tokens < 1 || o.tokens > 64)
     throw Error("--threads >= 0, --repeat >= 1, --megabytes >= 64, --tokens 1 to 64");
-  if (o.format != "all" && o.format != "bf16" && o.format != "q8_0" && o.format != "q4_0")
-    throw Error("--format is bf16, q8_0, q4_0 or all");
+  if (o.format != "all" && o.format != "f32" && o.format != "bf16" && o.format != "q8_0" && o.format != "q4_0")
+    throw Error("--format is f32, bf16, q8_0, q4_0 or all");
   return o;
 }
 
@@ -88,7 +89,7 @@ std::vector<float> random_values(size_t n, uint32_t seed, float scale) {
 
 // One format's copies of a [rows, cols] matrix and the product of copy i with x.
 struct Stored {
-  std::vector<std::vector<uint8_t>> data;   // per copy: values (bf16 bits, int8 or packed nibbles)
+  std::vector<std::vector<uint8_t>> data;   // per copy: values (float32 or bf16 bits, int8 or packed nibbles)
   std::vector<std::vector<uint8_t>> scales;  // per copy (none for bf16)
   uint64_t bytes_per_copy = 0;
 };
@@ -98,7 +99,10 @@ Stored store(const std::string& format, int64_t rows, int64_t cols, int copies) 
   Stored s;
   for (int c = 0; c < copies; ++c) {
     std::vector<uint8_t> data, scales;
-    if (format == "bf16") {
+    if (format == "f32") {
+      data.resize(w.size() * 4);
+      std::memcpy(data.data(), w.data(), data.size());
+    } else if (format == "bf16") {
       const std::vector<uint16_t> bits = bf16_bits(w);
       data.resize(bits.size() * 2);
       std::memcpy(data.data(), bits.data(), data.size());
@@ -122,7 +126,9 @@ void product(const std::string& format, const Stored& s, int copy, int64_t rows,
              const uint16_t* x_bf16, int64_t tokens, float* y, Isa isa) {
   const auto& d = s.data[size_t(copy)];
   const auto& sc = s.scales[size_t(copy)];
-  if (format == "bf16")
+  if (format == "f32")
+    matmul_f32(reinterpret_cast<const float*>(d.data()), rows, cols, x, tokens, y, isa);
+  else if (format == "bf16")
     matmul_bf16(reinterpret_cast<const uint16_t*>(d.data()), rows, cols, x_bf16, tokens, y, isa);
   else if (format == "q8_0")
     matmul_q8_0({reinterpret_cast<const int8_t*>(d.data()), reinterpret_cast<const float*>(sc.data()), rows, cols}, x, tokens, y, isa);
@@ -139,10 +145,10 @@ int run(int argc, char** argv) {
               o.repeat, stream);
   std::printf("%-6s %-7s %-13s %9s %9s %8s %8s\n", "format", "path", "shape", "us/prod", "GB/s", "stream%", "GFLOP/s");
   const std::vector<std::pair<int64_t, int64_t>> shapes = {{4096, 4096}, {11008, 4096}, {4096, 11008}};
-  for (const std::string format : {"bf16", "q8_0", "q4_0"}) {
+  for (const std::string format : {"f32", "bf16", "q8_0", "q4_0"}) {
     if (o.format != "all" && o.format != format) continue;
     for (const auto& [rows, cols] : shapes) {
-      const double per_copy = format == "bf16" ? 2.0 : format == "q8_0" ? 1.125 : 0.5625;
+      const double per_copy = format == "f32" ? 4.0 : format == "bf16" ? 2.0 : format == "q8_0" ? 1.125 : 0.5625;
       const int copies = std::max(2, int(o.megabytes * 1e6 / (per_copy * double(rows * cols))));
       const Stored s = store(format, rows, cols, copies);
       const std::vector<float> x = random_values(size_t(cols * o.tokens), 2, 1.0f);
