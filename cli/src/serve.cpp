@@ -503,10 +503,14 @@ class Server {
     // Server-Sent Events: a role chunk, a chunk per piece of text, the end with its reason and
     // usage, then [DONE]. A write that fails (the client left) cancels the request.
     const auto t0 = Clock::now();
-    auto chunk = [id, created, model_id = opt_.model_id](const json& delta, const json& finish, const json& extra) {
+    // One event; usage and logprobs only on the final chunk.
+    auto chunk = [id, created, model_id = opt_.model_id](const json& delta, const json& finish,
+                                                         const json& usage = nullptr, const json& logprobs = nullptr) {
+      json choice = {{"index", 0}, {"delta", delta}, {"finish_reason", finish}};
+      if (!logprobs.is_null()) choice["logprobs"] = logprobs;
       json c = {{"id", id},          {"object", "chat.completion.chunk"}, {"created", created}, {"model", model_id},
-                {"choices", json::array({{{"index", 0}, {"delta", delta}, {"finish_reason", finish}}})}};
-      for (const auto& [k, v] : extra.items()) c[k] = v;
+                {"choices", json::array({choice})}};
+      if (!usage.is_null()) c["usage"] = usage;
       return "data: " + dump(c) + "\n\n";
     };
     res.set_header("Cache-Control", "no-cache");
@@ -521,21 +525,16 @@ class Server {
           };
           if (!*started) {
             *started = true;
-            return write(chunk({{"role", "assistant"}, {"content", ""}}, nullptr, json::object()));
+            return write(chunk({{"role", "assistant"}, {"content", ""}}, nullptr));
           }
           std::string piece;
           const bool more = ticket->next_text(piece, std::chrono::milliseconds(500));
-          if (!piece.empty()) return write(chunk({{"content", piece}}, nullptr, json::object()));
+          if (!piece.empty()) return write(chunk({{"content", piece}}, nullptr));
           if (more) return write(": keep-alive\n\n");  // also finds a client that left
           try {
             const GenerationResult r = ticket->wait();
-            json extra = {{"usage", usage(r)}};
-            std::string end = chunk(json::object(), finish_reason(r, opt), extra);
-            if (logprobs) {
-              json c = json::parse(end.substr(6));
-              c["choices"][0]["logprobs"] = token_logprobs(r, *model);
-              end = "data: " + dump(c) + "\n\n";
-            }
+            const std::string end = chunk(json::object(), finish_reason(r, opt), usage(r),
+                                          logprobs ? token_logprobs(r, *model) : json(nullptr));
             metrics_.first_token(ticket->first_text_seconds() > 0 ? ticket->first_text_seconds()
                                                                   : std::chrono::duration<double>(Clock::now() - t0).count());
             if (!write(end) || !write("data: [DONE]\n\n")) return false;

@@ -150,6 +150,7 @@ struct Sequence::Impl {
     // max_new_tokens does (generation ends there without an EOS).
     rules_.last_step = std::min<int64_t>(opt_.max_steps, table - prompt_len_);
     if (opt_.max_new_tokens > 0) rules_.last_step = std::min<int64_t>(rules_.last_step, F + opt_.max_new_tokens - 1);
+    step_scale_ = scale_.to(llm.device(), llm.dtype()).reshape({cfg.dim});
     if (opt_.num_beams == 1 && opt_.temperature > 0)
       gen_ = at::make_generator<at::CPUGeneratorImpl>(opt_.seed ? *opt_.seed : std::random_device{}());
   }
@@ -310,6 +311,7 @@ struct Sequence::Impl {
   at::Tensor audio_;
   PromptIds prompt_;
   at::Tensor scale_;
+  at::Tensor step_scale_;  // scale_ in the decoder's dtype and device, [dim]: converted once, not per token
   GenerationOptions opt_;
   TextCallback on_text_;
   TextStream stream_;
@@ -365,7 +367,7 @@ void step(const Llama& llm, const std::vector<Sequence*>& batch) {
   std::vector<KVCache*> caches;
   for (Sequence::Impl* s : live) {
     tokens.push_back(s->next_);
-    scales.push_back(s->scale_.to(llm.device(), llm.dtype()).reshape({llm.config().dim}));
+    scales.push_back(s->step_scale_);
     caches.push_back(&*s->cache_);
   }
   const at::Tensor logits = llm.step(llm.embed(tokens).unsqueeze(1), caches, at::stack(scales)).cpu();

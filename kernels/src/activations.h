@@ -64,6 +64,21 @@ void for_each_row_and_token_block(int64_t rows, int64_t tokens, float* y, const 
   }
 }
 
+// y [tokens, rows] = x W^T for dense weights: one(w_row, x_row, n) per dot, block(w, x, n, out)
+// per kDenseRows x kDenseGroup block (null: the block from one()). Both give a dot the same bits.
+template <class T>
+void dense_matmul(const T* w, int64_t rows, int64_t cols, const T* x, int64_t tokens, float* y,
+                  float (*one)(const T*, const T*, int64_t), void (*block)(const T*, const T*, int64_t, float*)) {
+  for_each_row_and_token_block(
+      rows, tokens, y,
+      [&](int64_t r, int64_t t, float* out) {
+        if (block) return block(w + r * cols, x + t * cols, cols, out);
+        for (int i = 0; i < kDenseRows; ++i)
+          for (int k = 0; k < kDenseGroup; ++k) out[i * kDenseGroup + k] = one(w + (r + i) * cols, x + (t + k) * cols, cols);
+      },
+      [&](int64_t r, int64_t t) { return one(w + r * cols, x + t * cols, cols); });
+}
+
 // Static: every instruction-set file gets its own copy (a shared one could come from a file
 // compiled for a wider instruction set than the CPU has).
 static inline float bf16_to_float(uint16_t bits) {

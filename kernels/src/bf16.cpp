@@ -6,23 +6,12 @@
 namespace wavllm::kernels {
 
 void matmul_bf16(const uint16_t* w, int64_t rows, int64_t cols, const uint16_t* x, int64_t tokens, float* y, Isa isa) {
-  using Group = void (*)(const uint16_t*, const uint16_t*, int64_t, float*);
   const bool dpbf16 = isa == Isa::Avx512Vnni && has_avx512_bf16();
-  const auto one = isa == Isa::Avx512Vnni ? (dpbf16 ? detail::dot_bf16_avx512bf16 : detail::dot_bf16_avx512)
-                   : isa == Isa::Avx2     ? detail::dot_bf16_avx2
-                                          : detail::dot_bf16_scalar;
-  const Group group = isa == Isa::Avx512Vnni ? (dpbf16 ? detail::dots_bf16_avx512bf16 : detail::dots_bf16_avx512)
-                      : isa == Isa::Avx2     ? detail::dots_bf16_avx2
-                                             : nullptr;
-  detail::for_each_row_and_token_block(
-      rows, tokens, y,
-      [&](int64_t r, int64_t t, float* out) {
-        if (group) return group(w + r * cols, x + t * cols, cols, out);
-        for (int i = 0; i < detail::kDenseRows; ++i)
-          for (int k = 0; k < detail::kDenseGroup; ++k)
-            out[i * detail::kDenseGroup + k] = one(w + (r + i) * cols, x + (t + k) * cols, cols);
-      },
-      [&](int64_t r, int64_t t) { return one(w + r * cols, x + t * cols, cols); });
+  if (isa == Isa::Avx512Vnni)
+    return dpbf16 ? detail::dense_matmul(w, rows, cols, x, tokens, y, detail::dot_bf16_avx512bf16, detail::dots_bf16_avx512bf16)
+                  : detail::dense_matmul(w, rows, cols, x, tokens, y, detail::dot_bf16_avx512, detail::dots_bf16_avx512);
+  if (isa == Isa::Avx2) return detail::dense_matmul(w, rows, cols, x, tokens, y, detail::dot_bf16_avx2, detail::dots_bf16_avx2);
+  detail::dense_matmul<uint16_t>(w, rows, cols, x, tokens, y, detail::dot_bf16_scalar, nullptr);
 }
 
 namespace detail {

@@ -36,8 +36,22 @@ inline void dense_dots(const typename Ops::T* w, int64_t w_stride, const typenam
     }
 }
 
+// The single dot and the kernels' block, the two entry points each instruction set exports.
+template <class Ops>
+inline float dense_dot(const typename Ops::T* w, const typename Ops::T* x, int64_t n) {
+  float out;
+  dense_dots<Ops, 1, 1>(w, 0, x, 0, n, &out);
+  return out;
+}
+
 // The kernels' blocks: two weight rows by four activation rows (16 accumulator pairs: 32
 // registers' worth with AVX-512's 32).
 constexpr int kDenseRows = 2, kDenseGroup = 4;
+
+// kDenseRows rows of w (row-major, n columns) with kDenseGroup rows of x.
+template <class Ops>
+inline void dense_block(const typename Ops::T* w, const typename Ops::T* x, int64_t n, float* out) {
+  dense_dots<Ops, kDenseRows, kDenseGroup>(w, n, x, n, n, out);
+}
 
 }  // namespace wavllm::kernels::detail

@@ -107,22 +107,14 @@ struct F32Ops {
 
 }  // namespace
 
-float dot_bf16_avx2(const uint16_t* w, const uint16_t* x, int64_t n) {
-  float out;
-  dense_dots<Bf16Ops, 1, 1>(w, 0, x, 0, n, &out);
-  return out;
-}
+float dot_bf16_avx2(const uint16_t* w, const uint16_t* x, int64_t n) { return dense_dot<Bf16Ops>(w, x, n); }
 
 // One row at a time: sixteen 256-bit registers hold one row's accumulators for the group.
 void dots_bf16_avx2(const uint16_t* w, const uint16_t* x, int64_t n, float* out) {
   for (int r = 0; r < kDenseRows; ++r) dense_dots<Bf16Ops, 1, kDenseGroup>(w + r * n, 0, x, n, n, out + r * kDenseGroup);
 }
 
-float dot_f32_avx2(const float* w, const float* x, int64_t n) {
-  float out;
-  dense_dots<F32Ops, 1, 1>(w, 0, x, 0, n, &out);
-  return out;
-}
+float dot_f32_avx2(const float* w, const float* x, int64_t n) { return dense_dot<F32Ops>(w, x, n); }
 
 // One row at a time: sixteen 256-bit registers hold one row's accumulators for the group.
 void dots_f32_avx2(const float* w, const float* x, int64_t n, float* out) {

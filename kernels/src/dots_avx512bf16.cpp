@@ -23,14 +23,8 @@ struct Bf16Ops {
 
 }  // namespace
 
-float dot_bf16_avx512bf16(const uint16_t* w, const uint16_t* x, int64_t n) {
-  float out;
-  dense_dots<Bf16Ops, 1, 1>(w, 0, x, 0, n, &out);
-  return out;
-}
+float dot_bf16_avx512bf16(const uint16_t* w, const uint16_t* x, int64_t n) { return dense_dot<Bf16Ops>(w, x, n); }
 
-void dots_bf16_avx512bf16(const uint16_t* w, const uint16_t* x, int64_t n, float* out) {
-  dense_dots<Bf16Ops, kDenseRows, kDenseGroup>(w, n, x, n, n, out);
-}
+void dots_bf16_avx512bf16(const uint16_t* w, const uint16_t* x, int64_t n, float* out) { dense_block<Bf16Ops>(w, x, n, out); }
 
 }  // namespace wavllm::kernels::detail
