@@ -150,6 +150,9 @@ struct Sequence::Impl {
     // max_new_tokens does (generation ends there without an EOS).
     rules_.last_step = std::min<int64_t>(opt_.max_steps, table - prompt_len_);
     if (opt_.max_new_tokens > 0) rules_.last_step = std::min<int64_t>(rules_.last_step, F + opt_.max_new_tokens - 1);
+    if (scale_.numel() != cfg.dim)
+      throw Error("decoder: LoRA scale has " + std::to_string(scale_.numel()) + " values, expected " +
+                  std::to_string(cfg.dim));
     step_scale_ = scale_.to(llm.device(), llm.dtype()).reshape({cfg.dim});
     if (opt_.num_beams == 1 && opt_.temperature > 0)
       gen_ = at::make_generator<at::CPUGeneratorImpl>(opt_.seed ? *opt_.seed : std::random_device{}());
