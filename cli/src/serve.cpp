@@ -20,6 +20,7 @@
 
 #include "commands.h"
 #include "openai_request.h"
+#include "peer.h"
 #include "transcript.h"
 #include "wavllm/audio/audio.h"
 #include "wavllm/audio/vad.h"
@@ -342,6 +343,17 @@ class Server {
     return t;
   }
 
+  // A request answered in one piece: its result, the request cancelled as soon as its client
+  // has gone (checked every 0.1 s: one system call), which frees its row or its place in the
+  // queue and ends it as Cancelled.
+  static GenerationResult await(Ticket& ticket, const Peer& client) {
+    while (!ticket.wait_for(std::chrono::milliseconds(100)))
+      if (client.gone()) ticket.cancel();
+    return ticket.wait();
+  }
+
+  static Peer client_of(const httplib::Request& req) { return Peer(req.remote_addr, req.remote_port, req.local_port); }
+
   static GenerationOptions sampling(GenerationOptions o, double temperature) {
     o.num_beams = 1;
     o.temperature = temperature;
@@ -388,11 +400,11 @@ class Server {
     t.prompt = instruction;
     const bool timed = format == "srt" || format == "vtt" || format == "verbose_json";
     if (!timed && int64_t(samples.size()) <= model->longest_audio_samples(instruction)) {
-      GenerationResult r = submit(*scheduler, {std::move(samples), instruction, opt}, res)->wait();
+      GenerationResult r = await(*submit(*scheduler, {std::move(samples), instruction, opt}, res), client_of(req));
       t.segments.push_back({0, t.duration, r.text, r.token_ids, r.token_logprobs, r.avg_logprob(), r.timings});
     } else {
       t.segmented = true;
-      t.segments = pieces(*model, *scheduler, std::move(samples), instruction, opt, res);
+      t.segments = pieces(*model, *scheduler, std::move(samples), instruction, opt, client_of(req), res);
     }
     respond_transcript(t, format, translate, res);
   }
@@ -400,7 +412,8 @@ class Server {
   // Long or timed audio as the CLI cuts it (SegmentedRun's pieces), every piece one request of
   // the batch: all in flight at once as far as the queue allows.
   static std::vector<Segment> pieces(const Model& model, Scheduler& scheduler, std::vector<float> samples,
-                                     const std::string& instruction, const GenerationOptions& opt, httplib::Response& res) {
+                                     const std::string& instruction, const GenerationOptions& opt, const Peer& client,
+                                     httplib::Response& res) {
     const std::shared_ptr<const Model> unowned(&model, [](const Model*) {});
     const SegmentedRun run(unowned, samples, instruction, opt, audio::VadOptions{});
     const auto& spans = run.pieces();
@@ -409,7 +422,7 @@ class Server {
     size_t collected = 0;
     auto collect = [&] {
       const audio::Span& p = spans[collected];
-      GenerationResult r = tickets[collected]->wait();
+      GenerationResult r = await(*tickets[collected], client);
       out[collected] = {double(p.begin) / audio::kSampleRate, double(p.end) / audio::kSampleRate, r.text, r.token_ids,
                         r.token_logprobs, r.avg_logprob(), r.timings};
       ++collected;
@@ -490,7 +503,7 @@ class Server {
       return json{{"prompt_tokens", prompt_tokens}, {"completion_tokens", completion}, {"total_tokens", prompt_tokens + completion}};
     };
     if (!stream) {
-      const GenerationResult r = ticket->wait();
+      const GenerationResult r = await(*ticket, client_of(req));
       json choice = {{"index", 0},
                      {"message", {{"role", "assistant"}, {"content", r.text}}},
                      {"finish_reason", finish_reason(r, opt)},

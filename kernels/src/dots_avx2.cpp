@@ -5,6 +5,7 @@
 #include "activations.h"
 #include "dense_dots.h"
 #include "dots.h"
+#include "prefetch.h"
 #include "simd_sum.h"
 
 namespace wavllm::kernels::detail {
@@ -14,6 +15,7 @@ float dot_q8_0_avx2(const int8_t* wq, const float* w_scales, const int8_t* xq, c
   const __m256i ones = _mm256_set1_epi16(1);
   __m256 acc = _mm256_setzero_ps();
   for (int64_t b = 0; b < blocks; ++b) {
+    prefetch_l2(wq + 32 * b, kStreamAheadBytes);
     const __m256i w = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq + 32 * b));
     const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32 * b));
     // Pairs of products fit int16: |x| <= 127 and |w| <= 128.
@@ -51,7 +53,7 @@ float dot_q4_0_avx2_groups(const uint8_t* packed, const uint16_t* w_scales, cons
   __m256 acc = _mm256_setzero_ps();
   __m128 offset = _mm_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
-    _mm_prefetch(reinterpret_cast<const char*>(packed + 64 * g + 1024), _MM_HINT_T0);
+    prefetch_l2(packed + 64 * g, kStreamAheadBytes);
     const __m128i bf16 = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(w_scales + 4 * g));
     const __m128 w4 = _mm_castsi128_ps(_mm_slli_epi32(_mm_cvtepu16_epi32(bf16), 16));
     const __m128 scale4 = _mm_mul_ps(w4, _mm_loadu_ps(x_scales + 4 * g));
@@ -111,14 +113,14 @@ float dot_bf16_avx2(const uint16_t* w, const uint16_t* x, int64_t n) { return de
 
 // One row at a time: sixteen 256-bit registers hold one row's accumulators for the group.
 void dots_bf16_avx2(const uint16_t* w, const uint16_t* x, int64_t n, float* out) {
-  for (int r = 0; r < kDenseRows; ++r) dense_dots<Bf16Ops, 1, kDenseGroup>(w + r * n, 0, x, n, n, out + r * kDenseGroup);
+  for (int r = 0; r < kDenseRows; ++r) dense_dots<Bf16Ops, 1, kDenseGroup>(w + r * n, 0, x, n, n, kDenseRows * n, out + r * kDenseGroup);
 }
 
 float dot_f32_avx2(const float* w, const float* x, int64_t n) { return dense_dot<F32Ops>(w, x, n); }
 
 // One row at a time: sixteen 256-bit registers hold one row's accumulators for the group.
 void dots_f32_avx2(const float* w, const float* x, int64_t n, float* out) {
-  for (int r = 0; r < kDenseRows; ++r) dense_dots<F32Ops, 1, kDenseGroup>(w + r * n, 0, x, n, n, out + r * kDenseGroup);
+  for (int r = 0; r < kDenseRows; ++r) dense_dots<F32Ops, 1, kDenseGroup>(w + r * n, 0, x, n, n, kDenseRows * n, out + r * kDenseGroup);
 }
 
 }  // namespace wavllm::kernels::detail

@@ -6,6 +6,7 @@
 #include "activations.h"
 #include "dense_dots.h"
 #include "dots.h"
+#include "prefetch.h"
 #include "simd_sum.h"
 
 namespace wavllm::kernels::detail {
@@ -30,6 +31,7 @@ float dot_q8_0_avx512(const int8_t* wq, const float* w_scales, const uint8_t* x_
   __m512 acc = _mm512_setzero_ps();
   int64_t b = 0;
   for (; b + 2 <= blocks; b += 2) {
+    prefetch_l2(wq + 32 * b, kStreamAheadBytes);
     const __m512i w = _mm512_loadu_si512(wq + 32 * b);
     const __m512i x = _mm512_loadu_si512(x_biased + 32 * b);
     const __m512i biased = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x, w);
@@ -90,8 +92,7 @@ float dot_q4_0_avx512_groups(const uint8_t* packed, const uint16_t* w_scales, co
   __m512 acc = _mm512_setzero_ps();
   __m128 offset = _mm_setzero_ps();
   for (int64_t g = 0; g < groups; ++g) {
-    // The weights are the only stream from memory: fetched 16 lines ahead.
-    _mm_prefetch(reinterpret_cast<const char*>(packed + 64 * g + 1024), _MM_HINT_T0);
+    prefetch_l2(packed + 64 * g, kStreamAheadBytes);
     const __m512i bytes = _mm512_loadu_si512(packed + 64 * g);
     const __m512i dot = _mm512_dpbusd_epi32(
         _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(bytes, low), _mm512_loadu_si512(x_grouped + 128 * g)),

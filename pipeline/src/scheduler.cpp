@@ -39,6 +39,11 @@ GenerationResult Ticket::wait() {
   return *result_;
 }
 
+bool Ticket::wait_for(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  return cv_.wait_for(lock, timeout, [&] { return ended_; });
+}
+
 void Ticket::cancel() {
   std::lock_guard<std::mutex> lock(mu_);
   cancelled_ = true;
@@ -90,7 +95,17 @@ std::shared_ptr<Ticket> Scheduler::submit(Job job) {
   if (job.options.num_beams != 1)
     throw ArgumentError("the batch scheduler decodes greedily or by sampling: num_beams must be 1");
   std::lock_guard<std::mutex> lock(mu_);
-  // Requests cancelled while they waited hold no place in the queue.
+  drop_cancelled_waiting();
+  // Free batch rows take requests at the next step: only those beyond them wait in the queue.
+  const size_t free_rows = size_t(opt_.max_batch) - std::min(size_t(opt_.max_batch), running_count_);
+  if (stopping_ || queue_.size() >= free_rows + size_t(opt_.max_queue)) return nullptr;
+  auto ticket = std::make_shared<Ticket>();
+  queue_.push_back({std::move(job), ticket});
+  cv_.notify_all();
+  return ticket;
+}
+
+void Scheduler::drop_cancelled_waiting() {
   queue_.erase(std::remove_if(queue_.begin(), queue_.end(),
                               [&](const Waiting& w) {
                                 if (!w.ticket->cancelled()) return false;
@@ -99,13 +114,6 @@ std::shared_ptr<Ticket> Scheduler::submit(Job job) {
                                 return true;
                               }),
                queue_.end());
-  // Free batch rows take requests at the next step: only those beyond them wait in the queue.
-  const size_t free_rows = size_t(opt_.max_batch) - std::min(size_t(opt_.max_batch), running_count_);
-  if (stopping_ || queue_.size() >= free_rows + size_t(opt_.max_queue)) return nullptr;
-  auto ticket = std::make_shared<Ticket>();
-  queue_.push_back({std::move(job), ticket});
-  cv_.notify_all();
-  return ticket;
 }
 
 void Scheduler::drain() {
@@ -136,6 +144,7 @@ void Scheduler::loop() {
     {
       std::unique_lock<std::mutex> lock(mu_);
       cv_.wait(lock, [&] { return !queue_.empty() || !running_.empty() || stopping_; });
+      drop_cancelled_waiting();  // at every step, not only when they reach the front
       if (queue_.empty() && running_.empty()) return;  // stopping, and nothing left
       while (running_.size() + admitted.size() < size_t(opt_.max_batch) && !queue_.empty()) {
         admitted.push_back(std::move(queue_.front()));

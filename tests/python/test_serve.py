@@ -268,6 +268,41 @@ def test_a_client_leaving_mid_stream_frees_its_row(serve):
     assert s.stop() == 0
 
 
+def test_a_client_leaving_before_its_answer_frees_its_place(serve):
+    """A request answered in one piece (no stream) is cancelled too when its client goes: here
+    while it waits behind four others for the only row."""
+    s = serve("--max-batch", "1")
+    body = chat_body(PLANTS, max_tokens=0)
+    ahead = [threading.Thread(target=s.request, args=("POST", "/v1/chat/completions", body,
+                                                       {"Content-Type": "application/json"})) for _ in range(4)]
+    for t in ahead:
+        t.start()
+
+    def until(condition):
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            m = s.metrics()
+            if condition(m):
+                return m
+            time.sleep(0.01)
+        raise AssertionError(m)
+
+    until(lambda m: m["wavllm_running_requests"] + m["wavllm_queue_length"] == 4)
+    c = http.client.HTTPConnection("127.0.0.1", s.port, timeout=120)
+    c.request("POST", "/v1/chat/completions", body, {"Content-Type": "application/json"})
+    until(lambda m: m["wavllm_running_requests"] + m["wavllm_queue_length"] + m["wavllm_completed_requests_total"] == 5)
+    c.sock.shutdown(2)
+    c.close()
+    m = until(lambda m: m["wavllm_cancelled_requests_total"] == 1)
+    assert m["wavllm_completed_requests_total"] < 4, m  # it left while others were still ahead of it
+    for t in ahead:
+        t.join()
+    m = until(lambda m: m["wavllm_completed_requests_total"] == 4)  # counted just after the answers
+    assert m["wavllm_cancelled_requests_total"] == 1, m
+    assert m["wavllm_running_requests"] == 0 and m["wavllm_queue_length"] == 0, m
+    assert s.stop() == 0
+
+
 def test_sigterm_drains_then_exits_0(serve):
     s = serve()
     c, r = open_stream(s.port)

@@ -51,6 +51,8 @@ class Ticket {
   bool next_text(std::string& piece, std::chrono::milliseconds timeout);
   // Blocks until the request ended: its result, or its error rethrown.
   GenerationResult wait();
+  // Waits up to `timeout` for the request to end; whether it has.
+  bool wait_for(std::chrono::milliseconds timeout);
   // The scheduler drops the request at its next step, waiting or running; it ends as Cancelled.
   void cancel();
   bool cancelled() const;
@@ -110,6 +112,7 @@ class Scheduler {
   void loop();
   void admit(std::vector<Waiting>& admitted);
   void retire();  // the done and cancelled rows leave the batch
+  void drop_cancelled_waiting();  // under mu_: requests cancelled while they waited leave the queue
 
   std::shared_ptr<const Model> model_;
   SchedulerOptions opt_;
