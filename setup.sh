@@ -17,10 +17,11 @@ PACKAGES=(
   python3-dev python3-numpy python3-torch python3-pytest python3-sentencepiece python3-onnx
   python3-setuptools python3-wheel python3-build python3-venv python3-pip
   clang libclang-rt-14-dev
-  espeak-ng sox ffmpeg nginx-light slurmctld slurmd slurm-client munge
+  espeak-ng sox ffmpeg nginx-light slurmctld slurmd slurm-client munge curl
 )
 # espeak-ng and sox make the long-recording tests' synthetic speech; ffmpeg reads their subtitles back;
-# nginx balances two `wavllm serve` replicas in the server tests (each test starts its own on a loopback port);
+# nginx balances two `wavllm serve` replicas in the server tests (each test starts its own on a loopback port),
+# and curl is one of their clients;
 # slurmctld, slurmd and munge make the one-node cluster of eval/tests/test_slurm.py (started by the test).
 # Debian's LibTorch links the reference BLAS unless an optimised one is installed:
 # libopenblas0 makes matrix products ~30x faster.

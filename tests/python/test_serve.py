@@ -167,6 +167,39 @@ def test_the_openai_client_through_every_endpoint(serve, node_client):
     assert s.stop() == 0
 
 
+def curl(*args):
+    """curl's output and the HTTP status (written last by -w)."""
+    r = subprocess.run(["curl", "-sS", "-w", "\n%{http_code}", *map(str, args)], capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stderr
+    body, _, status = r.stdout.rpartition("\n")
+    return int(status), body
+
+
+def test_curl_transcribes_streams_and_gets_errors(serve, tmp_path):
+    if shutil.which("curl") is None:
+        pytest.skip("the curl tests need curl")
+    s = serve("--api-key", "k3y")
+    url, key = f"http://127.0.0.1:{s.port}", "Authorization: Bearer k3y"
+    status, text = curl("-H", key, "-F", f"file=@{PLANTS}", "-F", "model=demo", "-F", "response_format=text",
+                        f"{url}/v1/audio/transcriptions")
+    assert status == 200 and text == cli_text("transcribe", PLANTS) + "\n"
+    body = tmp_path / "chat.json"
+    body.write_text(chat_body(SHORT, max_tokens=8, stream=True))
+    status, events = curl("-N", "-H", key, "-H", "Content-Type: application/json", "--data-binary", f"@{body}",
+                          f"{url}/v1/chat/completions")
+    data = [line[6:] for line in events.splitlines() if line.startswith("data: ")]
+    assert status == 200 and data[-1] == "[DONE]", events
+    streamed = "".join(json.loads(d)["choices"][0]["delta"].get("content", "") for d in data[:-1] if json.loads(d)["choices"])
+    assert streamed == cli_text("run", "--prompt", INSTRUCTION, "--max-new-tokens", 8, SHORT)
+    status, error = curl("-H", "Authorization: Bearer wrong", f"{url}/v1/models")
+    assert status == 401 and json.loads(error)["error"]["type"] == "authentication_error"
+    status, error = curl("-H", key, "-F", "model=demo", f"{url}/v1/audio/transcriptions")
+    assert status == 400 and "file" in json.loads(error)["error"]["message"], error
+    assert curl(f"{url}/health")[0] == 200
+    assert s.stop() == 0
+
+
 def test_32_concurrent_mixed_requests_get_the_clis_texts(serve, node_client):
     distinct = [{"kind": k, "audio": str(a), "instruction": i, "max_tokens": n}
                 for a in (PLANTS, SHORT)
