@@ -12,7 +12,7 @@ cd "$(dirname "$0")"
 
 PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache
-  libtorch-dev libopenblas0 libdnnl-dev libsndfile1-dev libfftw3-dev libsoxr-dev libwebrtc-audio-processing-dev
+  libtorch-dev libopenblas0 libdnnl-dev ocl-icd-opencl-dev libsndfile1-dev libfftw3-dev libsoxr-dev libwebrtc-audio-processing-dev
   libcpp-httplib-dev nlohmann-json3-dev libgtest-dev pybind11-dev
   python3-dev python3-numpy python3-torch python3-pytest python3-sentencepiece python3-onnx
   python3-setuptools python3-wheel python3-build python3-venv python3-pip
@@ -24,7 +24,8 @@ PACKAGES=(
 # and curl is one of their clients;
 # slurmctld, slurmd and munge make the one-node cluster of eval/tests/test_slurm.py (started by the test).
 # Debian's LibTorch links the reference BLAS unless an optimised one is installed:
-# libopenblas0 makes matrix products ~30x faster.
+# libopenblas0 makes matrix products ~30x faster. oneDNN's CMake package asks for OpenCL's headers and
+# loader (its GPU runtime), which Debian only recommends: ocl-icd-opencl-dev.
 
 missing=()
 for p in "${PACKAGES[@]}"; do

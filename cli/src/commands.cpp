@@ -261,6 +261,12 @@ const std::vector<Command>& commands() {
          "cache take at the chosen dtype, the longest audio one request takes, the tokenizer.",
          model_options(), run_info},
         {"tasks", "", "each task command and the exact instruction it sends", "", {}, run_tasks},
+        {"cache-prompts", "DIR [OPTIONS]", "store the task presets' LoRA scales beside the weights",
+         "Runs the prompt adapter over every task preset's instruction (`wavllm tasks`) and writes the\n"
+         "scales to DIR/prompt_scales.safetensors. A later run of this model with the same build,\n"
+         "dtype, device and --threads takes them from there, bit for bit the same, instead of running\n"
+         "the decoder over the instruction first; any other run ignores the file.",
+         model_options(), run_cache_prompts},
     };
   }();
   return list;

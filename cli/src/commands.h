@@ -42,6 +42,7 @@ int run_serve(const Command& self, const Args& args);
 std::vector<OptionSpec> serve_options();
 int run_info(const Command& self, const Args& args);
 int run_tasks(const Command& self, const Args& args);
+int run_cache_prompts(const Command& self, const Args& args);
 std::string version_text();  // "wavllm 0.1.0 (LibTorch 1.13.1, CPU kernels: avx512_vnni)"
 
 // The model of --model DIR (or model_dir when given, else $WAVLLM_MODEL) with --device,

@@ -53,11 +53,28 @@ Footprint footprint(const TensorDecl& t, at::ScalarType dtype) {
 
 }  // namespace
 
-int run_info(const Command& self, const Args& a) {
-  if (a.positional().size() > 1) throw ArgumentError("info takes one model directory");
+namespace {
+
+// The model of a command taking one directory, as DIR or as --model DIR.
+std::shared_ptr<Model> the_model(const Args& a, const char* command) {
+  if (a.positional().size() > 1) throw ArgumentError(std::string(command) + " takes one model directory");
   if (a.positional().size() == 1 && a.value("model"))
-    throw ArgumentError("info takes the model directory once: as DIR or as --model DIR");
-  const std::shared_ptr<Model> model = load_model(model_choice(a, a.positional().empty() ? "" : a.positional()[0]));
+    throw ArgumentError(std::string(command) + " takes the model directory once: as DIR or as --model DIR");
+  return load_model(model_choice(a, a.positional().empty() ? "" : a.positional()[0]));
+}
+
+}  // namespace
+
+int run_cache_prompts(const Command& self, const Args& a) {
+  const std::shared_ptr<Model> model = the_model(a, "cache-prompts");
+  const std::string path = model->save_preset_scales();
+  std::printf("%s: %zu instructions' LoRA scales (%s on %s, %d threads)\n", path.c_str(), preset_instructions().size(),
+              dtype_label(model->dtype()).c_str(), model->device().str().c_str(), model->threads());
+  return 0;
+}
+
+int run_info(const Command& self, const Args& a) {
+  const std::shared_ptr<Model> model = the_model(a, "info");
   const ModelConfig& cfg = model->config();
   const ModelSpec spec = model_spec(cfg);
 
@@ -91,6 +108,9 @@ int run_info(const Command& self, const Args& a) {
   std::printf("quantization: %s\n", cfg.quantization.format.empty()
                                         ? "none"
                                         : (cfg.quantization.format + " (the decoder layers' projections)").c_str());
+  std::printf("preset scales: %zu of %zu task instructions from prompt_scales.safetensors%s\n",
+              model->preset_scales_loaded(), preset_instructions().size(),
+              model->preset_scales_loaded() ? "" : " (none stored for this build, dtype, device and threads: wavllm cache-prompts)");
   std::printf("parameters:   %s\n", count(total.parameters).c_str());
   for (const auto& [prefix, label] : stages)
     std::printf("  %-46s %s\n", label.c_str(), count(per_stage[label].parameters).c_str());

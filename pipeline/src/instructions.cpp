@@ -61,6 +61,14 @@ std::string emotion_instruction() {
   return "Can you describe the emotional condition of the speaker in the provided audio clip?";
 }
 
+std::vector<std::string> preset_instructions() {
+  std::vector<std::string> out = {transcribe_instruction()};
+  for (const Language& l : kLanguages) out.push_back(translate_instruction(l.name));
+  out.push_back(speaker_verification_instruction());
+  out.push_back(emotion_instruction());
+  return out;
+}
+
 std::string question_instruction(const std::string& question) {
   const std::string q = trim(question);
   if (q.empty()) throw ArgumentError("the question is empty");

@@ -16,6 +16,7 @@
 #include "wavllm/core/safetensors.h"
 #include "wavllm/core/weights.h"
 #include "wavllm/pipeline/stages.h"
+#include "preset_scales.h"
 
 namespace fs = std::filesystem;
 
@@ -263,6 +264,8 @@ struct Model::Impl {
 
   // [dim] in the weights' dtype on their device.
   at::Tensor scale(const std::string& instruction) const {
+    const auto preset = preset_scales.find(instruction);
+    if (preset != preset_scales.end()) return preset->second;
     {
       std::lock_guard<std::mutex> lock(scale_mu);
       auto it = scale_cache.find(instruction);
@@ -350,8 +353,23 @@ struct Model::Impl {
   audio::LogMelExtractor log_mel;
   Stages stages;
 
+  // Takes the stored presets' scales when they were computed under this load's identity.
+  void load_preset_scales() {
+    preset_identity = presets::identity(directory, weights.dtype(), weights.device(), threads);
+    std::map<std::string, at::Tensor> stored;
+    try {
+      stored = presets::read(directory, preset_identity, cfg.llama.dim);
+    } catch (const Error& e) {
+      throw Error(std::string(e.what()) + " (the task presets' stored LoRA scales: delete the file, or write it " +
+                  "again with wavllm cache-prompts)");
+    }
+    for (auto& [instruction, s] : stored) preset_scales.emplace(instruction, s.to(weights.device()).to(weights.dtype()));
+  }
+
   mutable std::mutex scale_mu;
   mutable std::map<std::string, at::Tensor> scale_cache;
+  std::string preset_identity;
+  std::map<std::string, at::Tensor> preset_scales;  // from prompt_scales.safetensors, fixed after load
 };
 
 ModelOptions ModelOptions::parse(const std::string& device, const std::string& dtype, int threads) {
@@ -407,6 +425,7 @@ std::shared_ptr<Model> Model::load(const std::string& model_dir, const ModelOpti
     auto impl = std::make_unique<Impl>(model_dir, cfg, device, dtype);
     impl->threads = resolve_threads(opt.threads);
     impl->whisper_margin = opt.whisper_margin_seconds;
+    impl->load_preset_scales();
     return std::shared_ptr<Model>(new Model(std::move(impl)));
   } catch (const fs::filesystem_error& e) {
     throw Error(model_dir + ": " + e.what());
@@ -506,6 +525,16 @@ at::Tensor Model::prompt_scale(const std::string& instruction) const {
   // A copy: the caller (a numpy array, say) must not be able to write into the cache.
   return impl_->scale(instruction).to(at::kCPU, at::kFloat, /*non_blocking=*/false, /*copy=*/true);
 }
+
+std::string Model::save_preset_scales() const {
+  InferenceGuard guard;
+  ThreadScope threads(impl_->threads);
+  std::vector<std::pair<std::string, at::Tensor>> scales;
+  for (const std::string& instruction : preset_instructions()) scales.emplace_back(instruction, impl_->scale(instruction));
+  return presets::write(impl_->directory, impl_->preset_identity, scales);
+}
+
+size_t Model::preset_scales_loaded() const { return impl_->preset_scales.size(); }
 
 std::vector<WhisperEncoded> Model::encode_whisper(const std::vector<std::vector<float>>& pieces) const {
   InferenceGuard guard;

@@ -631,6 +631,17 @@ PYBIND11_MODULE(_wavllm, m) {
             return to_numpy<float>(s);
           },
           py::arg("instruction"), "The prompt adapter's LoRA scale vector: float32 [dim].")
+      .def(
+          "save_preset_scales",
+          [](const PyModel& pm) {
+            py::gil_scoped_release nogil;
+            return pm.get().save_preset_scales();
+          },
+          "Stores every task preset's LoRA scale as prompt_scales.safetensors in the model directory "
+          "(what `wavllm cache-prompts` does); returns its path.")
+      .def_property_readonly(
+          "preset_scales_loaded", [](const PyModel& pm) { return pm.get().preset_scales_loaded(); },
+          "How many instructions' LoRA scales this load took from prompt_scales.safetensors.")
       .def_property_readonly(
           "generation_options", [](const PyModel& pm) { return pm.get().generation_options(); },
           "A copy of the model's default GenerationOptions (config.json's `generation` section).")

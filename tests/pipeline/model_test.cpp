@@ -668,3 +668,63 @@ TEST(Scheduler, BoundedQueueCancellationDrainAndErrors) {
   EXPECT_THROW(Scheduler(shared_model(), SchedulerOptions{0, 8, 1}), ArgumentError);
   EXPECT_THROW(Scheduler(shared_model(), SchedulerOptions{2, 8, 3}), ArgumentError);
 }
+
+// prompt_scales.safetensors (docs/model.md §5a): written by save_preset_scales, used only under
+// the identity it was written with, and a broken one is a named Error.
+class PresetScales : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* f : {"config.json", "model.safetensors", "tokenizer.model", "README.md"})
+      fs::copy_file(fs::path(demo_dir()) / f, fs::path(dir) / f);
+  }
+  std::shared_ptr<Model> load(const char* dtype = "float32", int threads = 2) const {
+    return Model::load(dir, ModelOptions::parse("cpu", dtype, threads));
+  }
+  const wavllm::test::TempDir tmp;
+  const std::string dir = tmp.str();
+  const std::string file = dir + "/prompt_scales.safetensors";
+};
+
+TEST_F(PresetScales, AStoredScaleIsTheComputedOneAndIsUsed) {
+  const auto fresh = load();
+  EXPECT_EQ(fresh->preset_scales_loaded(), 0u);
+  EXPECT_EQ(fresh->save_preset_scales(), file);
+  const auto cached = load();
+  const std::vector<std::string> presets = preset_instructions();
+  EXPECT_EQ(cached->preset_scales_loaded(), presets.size());
+  EXPECT_GE(presets.size(), 5u);
+  for (const std::string& p : presets) EXPECT_TRUE(at::equal(cached->prompt_scale(p), fresh->prompt_scale(p))) << p;
+  const std::vector<float> samples = case_audio({"plants_asr", true});
+  EXPECT_EQ(cached->generate(samples, transcribe_instruction(), greedy()).token_ids,
+            fresh->generate(samples, transcribe_instruction(), greedy()).token_ids);
+
+  // The file's values are what a load uses: a scale zeroed in place comes back zero.
+  {
+    const st::TensorInfo t = st::File::open(file)->info("scale.0");
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    uint64_t header = 0;  // safetensors: an 8-byte little-endian header length, the header, the data
+    f.read(reinterpret_cast<char*>(&header), sizeof header);
+    f.seekp(std::streamoff(sizeof header + header + t.offset));
+    const std::vector<char> zeros(t.nbytes, 0);
+    f.write(zeros.data(), std::streamsize(zeros.size()));
+  }
+  EXPECT_EQ(load()->prompt_scale(presets[0]).abs().sum().item<float>(), 0.0f);
+  EXPECT_TRUE(at::equal(load()->prompt_scale(presets[1]), fresh->prompt_scale(presets[1])));
+}
+
+TEST_F(PresetScales, AnotherIdentityIgnoresTheFile) {
+  load()->save_preset_scales();
+  EXPECT_GT(load()->preset_scales_loaded(), 0u);
+  EXPECT_EQ(load("float32", 1)->preset_scales_loaded(), 0u);
+  EXPECT_EQ(load("bfloat16")->preset_scales_loaded(), 0u);
+  const fs::path weights = fs::path(dir) / "model.safetensors";
+  fs::last_write_time(weights, fs::last_write_time(weights) + std::chrono::hours(1));
+  EXPECT_EQ(load()->preset_scales_loaded(), 0u);
+  load()->save_preset_scales();  // written again for the weights as they are now
+  EXPECT_GT(load()->preset_scales_loaded(), 0u);
+}
+
+TEST_F(PresetScales, ABrokenFileIsANamedError) {
+  std::ofstream(file) << "not safetensors";
+  EXPECT_NE(error_of([&] { load(); }).find("prompt_scales.safetensors"), std::string::npos) << error_of([&] { load(); });
+}

@@ -5,6 +5,7 @@ Run: PYTHONPATH=build/python /usr/bin/python3 -m pytest -q tests/python
 """
 import json
 import os
+import shutil
 import threading
 from pathlib import Path
 
@@ -256,3 +257,18 @@ def test_whisper_margin_is_opt_in(model):
     assert [w.shape for w in tight.whisper_encoder(audio)] == [w.shape for w in model.whisper_encoder(audio)]
     with pytest.raises(wavllm.ArgumentError, match="the Whisper margin must be 0 to 30 seconds"):
         wavllm.Model(str(DEMO), whisper_margin=-1)
+
+
+def test_stored_preset_scales_are_the_computed_ones(model, tmp_path):
+    folder = tmp_path / "demo"
+    shutil.copytree(DEMO, folder)
+    first = wavllm.Model(str(folder), threads=1)
+    assert first.preset_scales_loaded == 0
+    assert Path(first.save_preset_scales()) == folder / "prompt_scales.safetensors"
+    again = wavllm.Model(str(folder), threads=1)
+    assert again.preset_scales_loaded == 27
+    for instruction in ("Based on the attached audio, generate a comprehensive text transcription of the spoken content.",
+                        "Can you describe the emotional condition of the speaker in the provided audio clip?"):
+        np.testing.assert_array_equal(again.prompt_scale(instruction), model.prompt_scale(instruction))
+    # Another thread count is another identity: the file is not used, and the scales are computed.
+    assert wavllm.Model(str(folder), threads=2).preset_scales_loaded == 0

@@ -145,6 +145,15 @@ class Model {
   std::string token_text(int64_t id) const;
   // The prompt-aware LoRA scale [dim] (float32 on CPU); cached per instruction.
   at::Tensor prompt_scale(const std::string& instruction) const;
+  // Computes every preset instruction's LoRA scale and writes them beside the weights, as
+  // prompt_scales.safetensors in the model directory (replaced atomically), for this build,
+  // dtype, device and thread count. A later load of the directory with the same ones takes those
+  // scales from the file, bit for bit what the prompt adapter gives, instead of running it
+  // (docs/model.md §8). Returns the file's path.
+  std::string save_preset_scales() const;
+  // How many instructions' scales this load took from prompt_scales.safetensors: 0 without the
+  // file, or when it was written by another build, dtype, device, thread count or weights.
+  size_t preset_scales_loaded() const;
   // on_text receives the text as it is produced (streaming output).
   GenerationResult generate(const std::vector<float>& samples16k, const std::string& instruction,
                             const GenerationOptions& opt,
@@ -196,5 +205,8 @@ std::string emotion_instruction();
 std::string question_instruction(const std::string& question);
 // The target languages translate_instruction accepts, as the reference writes them.
 std::vector<std::string> translation_languages();
+// Every task preset's instruction: transcribe, translate into each language, speaker
+// verification, emotion (the ones Model::save_preset_scales stores).
+std::vector<std::string> preset_instructions();
 
 }  // namespace wavllm
