@@ -143,8 +143,12 @@ void Scheduler::loop() {
     std::vector<Waiting> admitted;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      cv_.wait(lock, [&] { return !queue_.empty() || !running_.empty() || stopping_; });
-      drop_cancelled_waiting();  // at every step, not only when they reach the front
+      // Cancelled requests leave the queue at every step, not only at its front; dropping them
+      // inside the predicate keeps the loop waiting when that empties the queue.
+      cv_.wait(lock, [&] {
+        drop_cancelled_waiting();
+        return !queue_.empty() || !running_.empty() || stopping_;
+      });
       if (queue_.empty() && running_.empty()) return;  // stopping, and nothing left
       while (running_.size() + admitted.size() < size_t(opt_.max_batch) && !queue_.empty()) {
         admitted.push_back(std::move(queue_.front()));
