@@ -51,10 +51,6 @@ Footprint footprint(const TensorDecl& t, at::ScalarType dtype) {
   return {};
 }
 
-}  // namespace
-
-namespace {
-
 // The model of a command taking one directory, as DIR or as --model DIR.
 std::shared_ptr<Model> the_model(const Args& a, const char* command) {
   if (a.positional().size() > 1) throw ArgumentError(std::string(command) + " takes one model directory");

@@ -149,7 +149,7 @@ class Model {
   // prompt_scales.safetensors in the model directory (replaced atomically), for this build,
   // dtype, device and thread count. A later load of the directory with the same ones takes those
   // scales from the file, bit for bit what the prompt adapter gives, instead of running it
-  // (docs/model.md §8). Returns the file's path.
+  // (docs/model.md §5a). Returns the file's path.
   std::string save_preset_scales() const;
   // How many instructions' scales this load took from prompt_scales.safetensors: 0 without the
   // file, or when it was written by another build, dtype, device, thread count or weights.
