@@ -144,7 +144,9 @@ std::string version_text() {
   const std::string core = kernels::blas_core_name();
   return std::string("wavllm ") + WAVLLM_VERSION + " (LibTorch " + TORCH_VERSION + ", CPU kernels: " +
          kernels::isa_name(kernels::active_isa()) + ", float32 products: " + kernels::fp32_gemm_summary() +
-         (core.empty() ? std::string(" (the BLAS is not OpenBLAS)") : " (OpenBLAS runs " + core + ")") + ")\n";
+         (core.empty() ? std::string(" (the BLAS is not OpenBLAS)") : " (OpenBLAS runs " + core + ")") +
+         ", bfloat16 products: " +
+         (kernels::bf16_gemm() == kernels::Bf16Gemm::Native ? "LibTorch's" : "widened to float32") + ")\n";
 }
 
 }  // namespace wavllm::cli

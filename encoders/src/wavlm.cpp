@@ -117,11 +117,10 @@ uint64_t WavLMEncoder::activation_bytes(int64_t samples, at::ScalarType dtype) c
   }
   const uint64_t t = len, h = cfg_.hidden_size, heads = cfg_.num_attention_heads;
   const uint64_t layers = cfg_.num_hidden_layers + 1;
-  // Transformer: the ungated bias and the score buffer; half-precision scores are softmaxed in
-  // float32 (a float32 copy and the float32 result are alive together). Beside them a layer's projections (q, k, v, context, gates,
-  // output) and its FFN input/activation, and every hidden state kept so far.
-  uint64_t scores = 2 * heads * t * t * elt;
-  if (elt != 4 && elt != 8) scores += heads * t * t * 8;  // the float32 copy and the float32 softmax
+  // Transformer: the ungated bias, the score buffer and the softmax's scratch (nn/layers.h).
+  // Beside them a layer's projections (q, k, v, context, gates, output) and its FFN
+  // input/activation, and every hidden state kept so far.
+  uint64_t scores = 2 * heads * t * t * elt + nn::softmax_scratch_bytes(heads, t, dtype);
   // One head's worth of float32 scores more: measured peaks differ by that much from run to run
   // (kernel scratch landing on fresh pages or on memory the allocator kept).
   scores += t * t * 4;

@@ -56,6 +56,8 @@ bool supported(Isa isa) {
   return false;
 }
 
+bool has_avx512() { return features().avx512; }
+
 bool has_avx512_bf16() {
   static const bool on = features().bf16 && std::getenv("WAVLLM_NO_AVX512_BF16") == nullptr;
   return on;

@@ -3,8 +3,11 @@
 #include <dlfcn.h>
 #include <dnnl.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <set>
+#include <vector>
 #include <stdexcept>
 
 #include "wavllm/kernels/isa.h"
@@ -22,6 +25,36 @@ void sgemm(bool transpose_b, int64_t m, int64_t n, int64_t k, const float* a, in
 
 void sgemm_nt(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c) {
   sgemm(true, m, n, k, a, k, b, k, 0.0f, c, n);
+}
+
+namespace {
+
+void widen_bf16(const uint16_t* in, int64_t n, float* out) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; ++i) {
+    const uint32_t bits = uint32_t(in[i]) << 16;
+    std::memcpy(out + i, &bits, sizeof bits);
+  }
+}
+
+constexpr int64_t kPanelBytes = int64_t(8) << 20;
+
+}  // namespace
+
+void sgemm_bf16_nt(int64_t m, int64_t n, int64_t k, const uint16_t* a, const uint16_t* b, float* c, int64_t ldc) {
+  if (m <= 0 || n <= 0) return;
+  // Buffers each calling thread keeps and grows: fresh ones per product cost page faults that
+  // measured a quarter of an encoder's time.
+  thread_local std::vector<float> a32, panel;
+  a32.resize(std::max(a32.size(), size_t(m * k)));
+  widen_bf16(a, m * k, a32.data());
+  const int64_t panel_rows = std::clamp<int64_t>(kPanelBytes / (4 * std::max<int64_t>(k, 1)), 16, n);
+  panel.resize(std::max(panel.size(), size_t(panel_rows * k)));
+  for (int64_t r0 = 0; r0 < n; r0 += panel_rows) {
+    const int64_t rows = std::min(panel_rows, n - r0);
+    widen_bf16(b + r0 * k, rows * k, panel.data());
+    sgemm(true, m, rows, k, a32.data(), k, panel.data(), k, 0.0f, c + r0, ldc);
+  }
 }
 
 std::string blas_core_name() {
@@ -80,5 +113,20 @@ std::string fp32_gemm_summary() {
   if (c.forced || c.narrow == Fp32Gemm::Onednn) return fp32_gemm_name(c.narrow);
   return "blas below " + std::to_string(kOnednnRows) + " rows, onednn from there";
 }
+
+Bf16Gemm bf16_gemm() {
+  static const Bf16Gemm g = [] {
+    if (const char* env = std::getenv("WAVLLM_BF16_GEMM"); env && *env) {
+      const std::string v = env;
+      if (v == "native") return Bf16Gemm::Native;
+      if (v == "float32") return Bf16Gemm::Float32;
+      throw std::runtime_error("WAVLLM_BF16_GEMM=" + v + ": unknown (native or float32)");
+    }
+    return has_avx512() ? Bf16Gemm::Native : Bf16Gemm::Float32;
+  }();
+  return g;
+}
+
+const char* bf16_gemm_name(Bf16Gemm g) { return g == Bf16Gemm::Native ? "native" : "float32"; }
 
 }  // namespace wavllm::kernels

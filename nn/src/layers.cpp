@@ -12,6 +12,32 @@
 
 namespace wavllm::nn {
 
+namespace {
+
+// Whether a bfloat16 product of t runs widened to float32: on CPUs where LibTorch's bfloat16
+// product is its scalar loop (kernels::bf16_gemm()).
+bool widens_bf16(const at::Tensor& t) {
+  return t.scalar_type() == at::kBFloat16 && t.is_cpu() && kernels::bf16_gemm() == kernels::Bf16Gemm::Float32;
+}
+
+// a @ b as at::matmul, bfloat16 widened where widens_bf16 says (rounded to bfloat16 once, at the end).
+at::Tensor product(const at::Tensor& a, const at::Tensor& b) {
+  if (!widens_bf16(a)) return at::matmul(a, b);
+  return at::matmul(a.to(at::kFloat), b.to(at::kFloat)).to(at::kBFloat16);
+}
+
+at::Tensor conv1d(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, const ConvGeometry& g) {
+  if (!widens_bf16(x))
+    return at::conv1d(x, w, bias, g.stride, g.padding, /*dilation=*/1, g.groups);
+  const at::Tensor b = bias.defined() ? bias.to(at::kFloat) : bias;
+  return at::conv1d(x.to(at::kFloat), w.to(at::kFloat), b, g.stride, g.padding, /*dilation=*/1, g.groups)
+      .to(at::kBFloat16);
+}
+
+const uint16_t* bf16_bits(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
+
+}  // namespace
+
 Linear::Linear(const Scope& s, const std::string& name, const Dim& out, const Dim& in, bool bias, bool quantizable)
     : weight_(s.matrix(name + ".weight", out, in, quantizable)) {
   if (bias) bias_ = s.tensor(name + ".bias", {out});
@@ -37,6 +63,7 @@ at::Tensor Linear::forward(const at::Tensor& x) const {
     if (w.scalar_type() == at::kBFloat16 && x.scalar_type() == at::kBFloat16 && w.is_cpu() && !bias_.defined() &&
         w.is_contiguous() && x.numel() / w.size(1) <= kMaxKernelRows)
       return bf16_product(x);
+    if (widens_bf16(w) && x.scalar_type() == at::kBFloat16 && w.is_contiguous()) return widened_bf16_product(x);
     const int64_t inputs = x.numel() / w.size(1);
     if (w.scalar_type() == at::kFloat && x.scalar_type() == at::kFloat && w.is_cpu() && w.is_contiguous() &&
         inputs > kMaxKernelRows && kernels::fp32_gemm(inputs) == kernels::Fp32Gemm::Onednn) {
@@ -85,8 +112,7 @@ at::Tensor Linear::kernel_product(const at::Tensor& flat, const at::Tensor& w) {
   }
   if (w.scalar_type() == at::kBFloat16) {
     at::Tensor y = at::empty({inputs, rows}, flat.options().dtype(at::kFloat));
-    kernels::matmul_bf16(reinterpret_cast<const uint16_t*>(w.data_ptr<at::BFloat16>()), rows, cols,
-                         reinterpret_cast<const uint16_t*>(flat.data_ptr<at::BFloat16>()), inputs, y.data_ptr<float>());
+    kernels::matmul_bf16(bf16_bits(w), rows, cols, bf16_bits(flat), inputs, y.data_ptr<float>());
     return y.to(at::kBFloat16);
   }
   return {};
@@ -98,6 +124,16 @@ at::Tensor Linear::rowwise_dense(const at::Tensor& flat, const at::Tensor& w) {
   std::vector<at::Tensor> rows;
   for (int64_t i = 0; i < flat.size(0); ++i) rows.push_back(at::linear(flat.narrow(0, i, 1), w));
   return at::cat(rows);
+}
+
+at::Tensor Linear::widened_bf16_product(const at::Tensor& x) const {
+  const at::Tensor& w = weight_.dense;
+  const int64_t rows = w.size(0), cols = w.size(1), inputs = x.numel() / cols;
+  const at::Tensor flat = x.reshape({inputs, cols}).contiguous();
+  at::Tensor y = at::empty({inputs, rows}, flat.options().dtype(at::kFloat));
+  kernels::sgemm_bf16_nt(inputs, rows, cols, bf16_bits(flat), bf16_bits(w), y.data_ptr<float>(), rows);
+  if (bias_.defined()) y.add_(bias_);
+  return as_input_shape(y.to(at::kBFloat16), x);
 }
 
 at::Tensor Linear::fp32_product(const at::Tensor& x, const at::Tensor& w) {
@@ -134,8 +170,8 @@ at::Tensor Linear::quantized_product(const at::Tensor& x) const {
   const auto* q4_values = static_cast<const uint8_t*>(values);
   const auto* q4_scales = static_cast<const uint16_t*>(scales);
   // bfloat16 activations of a prefill multiply a bfloat16 expansion (the fast matrix product on
-  // CPUs with BF16 instructions).
-  if (x.scalar_type() == at::kBFloat16) {
+  // CPUs with BF16 instructions) unless bfloat16 products widen to float32 here.
+  if (x.scalar_type() == at::kBFloat16 && !widens_bf16(x)) {
     at::Tensor dense = expansion_buffer(rows, cols, at::kBFloat16);
     auto* out = reinterpret_cast<uint16_t*>(dense.data_ptr<at::BFloat16>());
     if (q8) kernels::dequantize_q8_0_bf16(q8_values, q8_scales, rows * cols, out);
@@ -153,7 +189,7 @@ at::Tensor Linear::quantized_product(const at::Tensor& x) const {
 
 at::Tensor Linear::forward(const at::Tensor& x, const at::Tensor* lora_scale) const {
   at::Tensor y = forward(x);
-  if (lora_scale && lora_a_.defined()) y.add_(at::matmul(at::matmul(x, lora_a_), lora_b_).mul_(*lora_scale));
+  if (lora_scale && lora_a_.defined()) y.add_(product(product(x, lora_a_), lora_b_).mul_(*lora_scale));
   return y;
 }
 
@@ -200,7 +236,7 @@ Conv1d::Conv1d(const Scope& s, const std::string& name, const Dim& out, const Di
 }
 
 at::Tensor Conv1d::forward(const at::Tensor& x) const {
-  return at::conv1d(x, weight_, bias_, geometry_.stride, geometry_.padding, /*dilation=*/1, geometry_.groups);
+  return conv1d(x, weight_, bias_, geometry_);
 }
 
 WeightNormConv1d::WeightNormConv1d(const Scope& s, const std::string& name, const Dim& out, const Dim& in_per_group,
@@ -217,7 +253,7 @@ WeightNormConv1d::WeightNormConv1d(const Scope& s, const std::string& name, cons
 }
 
 at::Tensor WeightNormConv1d::forward(const at::Tensor& x) const {
-  return at::conv1d(x, weight_, bias_, geometry_.stride, geometry_.padding, /*dilation=*/1, geometry_.groups);
+  return conv1d(x, weight_, bias_, geometry_);
 }
 
 Embedding::Embedding(const Scope& s, const std::string& name, const Dim& rows, const Dim& width)
@@ -252,6 +288,13 @@ at::Tensor softmax_scores(at::Tensor& scores) {
   return at::softmax(scores, -1, at::kFloat).to(scores.scalar_type());
 }
 
+uint64_t softmax_scratch_bytes(uint64_t entries, uint64_t t, at::ScalarType dtype) {
+  if (dtype == at::kFloat || dtype == at::kDouble) return 0;
+  // Widened: the float32 scores, their float32 softmax, its bfloat16 rounding and that widened.
+  if (dtype == at::kBFloat16 && kernels::bf16_gemm() == kernels::Bf16Gemm::Float32) return 14 * t * t;
+  return entries * t * t * 8;
+}
+
 namespace {
 
 // out[i] = beta out[i] + a[i] op(b[i]) over the batch (op: transposed when transpose_b), as
@@ -274,6 +317,30 @@ void batched_product(at::Tensor& out, const at::Tensor& a, const at::Tensor& b, 
                    out.stride(1));
 }
 
+// ctx = softmax(beta scores + q k^T) v over the batch ([B, t, hd] each; scores [B, t, t] holds the
+// bias when beta is 1 and the scores after). Widened bfloat16 runs one entry at a time in float32
+// with the native route's roundings (scores, then probabilities, to bfloat16): one entry's
+// float32 scores stay in cache between the two products, where whole-batch passes would not.
+void attend(at::Tensor& scores, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, float beta, at::Tensor& ctx) {
+  if (!widens_bf16(scores)) {
+    batched_product(scores, q, k, /*transpose_b=*/true, beta);
+    batched_product(ctx, softmax_scores(scores), v, /*transpose_b=*/false, 0);
+    return;
+  }
+  const int64_t t = q.size(1), hd = q.size(2);
+  const at::Tensor q32 = q.to(at::kFloat).contiguous(), k32 = k.to(at::kFloat).contiguous(), v32 = v.to(at::kFloat).contiguous();
+  at::Tensor ctx32 = at::empty(q32.sizes(), q32.options());
+  for (int64_t i = 0; i < q.size(0); ++i) {
+    at::Tensor entry = scores[i];
+    at::Tensor s32 = beta != 0 ? entry.to(at::kFloat).contiguous() : at::empty({t, t}, q32.options());
+    kernels::sgemm(true, t, t, hd, q32[i].data_ptr<float>(), hd, k32[i].data_ptr<float>(), hd, beta, s32.data_ptr<float>(), t);
+    entry.copy_(s32);
+    const at::Tensor p32 = at::softmax(entry, -1, at::kFloat).to(at::kBFloat16).to(at::kFloat);
+    kernels::sgemm(false, t, hd, t, p32.data_ptr<float>(), t, v32[i].data_ptr<float>(), hd, 0.0f, ctx32[i].data_ptr<float>(), hd);
+  }
+  ctx.copy_(ctx32);
+}
+
 }  // namespace
 
 AttentionProjections::AttentionProjections(const Scope& s, const Dim& width, bool key_bias)
@@ -293,9 +360,8 @@ at::Tensor WhisperAttention::forward(const at::Tensor& x, at::Tensor& scores) co
   const at::Tensor q = split(proj_.q.forward(x).mul_(1.0 / std::sqrt(double(hd))));
   const at::Tensor k = split(proj_.k.forward(x));
   const at::Tensor v = split(proj_.v.forward(x));
-  batched_product(scores, q, k, /*transpose_b=*/true, 0);
   at::Tensor ctx = at::empty({b * heads_, t, hd}, v.options());
-  batched_product(ctx, softmax_scores(scores), v, /*transpose_b=*/false, 0);
+  attend(scores, q, k, v, 0, ctx);
   return proj_.out.forward(ctx.view({b, heads_, t, hd}).transpose(1, 2).reshape({b, t, width_}));
 }
 
@@ -318,9 +384,8 @@ at::Tensor WavLMAttention::forward(const at::Tensor& x, const at::Tensor& bias, 
   const at::Tensor k = split(proj_.k.forward(x));
   const at::Tensor v = split(proj_.v.forward(x));
   at::mul_out(scores, gate, bias);
-  batched_product(scores, q, k, /*transpose_b=*/true, 1);  // gated bias + q k^T
   at::Tensor ctx = at::empty({heads_, t, hd}, v.options());
-  batched_product(ctx, softmax_scores(scores), v, /*transpose_b=*/false, 0);
+  attend(scores, q, k, v, 1, ctx);  // gated bias + q k^T
   return proj_.out.forward(ctx.transpose(0, 1).reshape({t, width_}));
 }
 
@@ -356,10 +421,10 @@ at::Tensor LlamaAttention::forward(const at::Tensor& x, const at::Tensor& freqs,
     k = ck.narrow(2, 0, end);
     v = cv.narrow(2, 0, end);
   }
-  auto scores = at::matmul(q, k.transpose(2, 3)).mul_(1.0 / std::sqrt(static_cast<double>(hd)));  // [B, H, T, end]
+  auto scores = product(q, k.transpose(2, 3)).mul_(1.0 / std::sqrt(static_cast<double>(hd)));  // [B, H, T, end]
   if (mask.defined()) scores.add_(mask);
   const auto probs = at::softmax(scores.to(at::kFloat), -1).to(q.scalar_type());
-  return wo_.forward(at::matmul(probs, v).transpose(1, 2).reshape({B, T, H * hd}), lora_scale);
+  return wo_.forward(product(probs, v).transpose(1, 2).reshape({B, T, H * hd}), lora_scale);
 }
 
 at::Tensor LlamaAttention::step(const at::Tensor& x, const at::Tensor& freqs, const std::vector<CachedRow>& rows,
@@ -376,9 +441,9 @@ at::Tensor LlamaAttention::step(const at::Tensor& x, const at::Tensor& freqs, co
     row.v->narrow(2, row.position, 1).copy_(v.narrow(0, b, 1).transpose(1, 2));
     // Each row's query made contiguous alone: the same product whatever row of the batch it was.
     const auto qb = q.narrow(0, b, 1).transpose(1, 2).contiguous();  // [1, H, 1, hd]
-    auto scores = at::matmul(qb, row.k->narrow(2, 0, end).transpose(2, 3)).mul_(1.0 / std::sqrt(static_cast<double>(hd)));
+    auto scores = product(qb, row.k->narrow(2, 0, end).transpose(2, 3)).mul_(1.0 / std::sqrt(static_cast<double>(hd)));
     const auto probs = at::softmax(scores.to(at::kFloat), -1).to(qb.scalar_type());
-    heads.push_back(at::matmul(probs, row.v->narrow(2, 0, end)));  // [1, H, 1, hd]
+    heads.push_back(product(probs, row.v->narrow(2, 0, end)));  // [1, H, 1, hd]
   }
   return wo_.rowwise(at::cat(heads).transpose(1, 2).reshape({B, 1, H * hd}), &lora_scale);
 }

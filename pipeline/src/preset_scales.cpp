@@ -41,6 +41,7 @@ std::string identity(const std::string& dir, at::ScalarType dtype, const at::Dev
   std::string id = std::string("wavllm ") + WAVLLM_VERSION + "; LibTorch " + TORCH_VERSION + "; kernels " +
                    kernels::isa_name(kernels::active_isa()) + (kernels::has_avx512_bf16() ? "+bf16" : "") +
                    "; float32 products " + kernels::fp32_gemm_summary() + " (" + kernels::blas_core_name() + ")" +
+                   "; bfloat16 products " + kernels::bf16_gemm_name(kernels::bf16_gemm()) +
                    "; " + c10::toString(dtype) + "; " + device.str() + "; threads " + std::to_string(threads);
   const fs::path d(dir);
   id += "; config.json " + digest(read_regular_file((d / "config.json").string(), "config.json", kMaxJsonFileBytes));

@@ -13,6 +13,9 @@ Isa detected_isa();
 // naming it), else detected_isa(). Read once.
 Isa active_isa();
 bool supported(Isa isa);
+// AVX-512 F/BW/DQ/VL with the operating system's support for its registers, VNNI or not: what
+// LibTorch 1.13 asks of a CPU before it multiplies bfloat16 matrices with oneDNN.
+bool has_avx512();
 const char* isa_name(Isa isa);
 
 }  // namespace wavllm::kernels

@@ -19,6 +19,12 @@ void sgemm(bool transpose_b, int64_t m, int64_t n, int64_t k, const float* a, in
 // C [m, n] = A [m, k] B^T with B [n, k], all contiguous: a Linear layer's product.
 void sgemm_nt(int64_t m, int64_t n, int64_t k, const float* a, const float* b, float* c);
 
+// C [m, n] = A [m, k] B^T for bfloat16 A [m, k] and B [n, k] (bits, contiguous), float32 C with
+// leading dimension ldc: both widened to float32 (exact: a bfloat16 value is a float32 with its
+// low 16 bits zero) and multiplied by oneDNN's sgemm. B is widened a panel of rows at a time
+// (about 8 MB, so it is still in cache when the product reads it), never as a whole copy.
+void sgemm_bf16_nt(int64_t m, int64_t n, int64_t k, const uint16_t* a, const uint16_t* b, float* c, int64_t ldc);
+
 // What OpenBLAS says it runs ("Prescott", "Haswell", "SkylakeX"...), "" for a BLAS that is not
 // OpenBLAS (the reference BLAS, say).
 std::string blas_core_name();
@@ -33,5 +39,15 @@ Fp32Gemm fp32_gemm(int64_t rows);
 const char* fp32_gemm_name(Fp32Gemm g);
 // The choice in words, for `wavllm --version`: "onednn", "blas", or "blas below 1024 rows, onednn from there".
 std::string fp32_gemm_summary();
+
+// How bfloat16 products with more rows than decoding's run. LibTorch 1.13 gives them to oneDNN
+// only on CPUs with AVX-512 (has_avx512()); elsewhere it runs a scalar loop: 2.6 GFLOP/s against
+// 71 in float32 on an AVX2 Zen3 (eval/RESULTS.md). There the engine widens the operands to
+// float32 and runs the float32 product (Float32): each product of two bfloat16 values is exact in
+// float32 and the sums are float32, as in oneDNN's bfloat16 product. WAVLLM_BF16_GEMM=native|float32
+// forces one (a std::runtime_error for another value). Read once.
+enum class Bf16Gemm { Native, Float32 };
+Bf16Gemm bf16_gemm();
+const char* bf16_gemm_name(Bf16Gemm g);
 
 }  // namespace wavllm::kernels

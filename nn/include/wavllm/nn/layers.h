@@ -20,7 +20,9 @@ namespace wavllm::nn {
 // expanded (to bfloat16 for bfloat16 activations, else float32) for a LibTorch matrix product
 // beyond (prefill). A bias-free bfloat16 weight multiplies up to 8 rows of bfloat16 x through
 // the kernels room's matrix-vector product (LibTorch's reads the weights at about half the
-// machine's bandwidth).
+// machine's bandwidth). Where kernels::bf16_gemm() says LibTorch's bfloat16 products are its
+// scalar loop (CPUs without AVX-512), every other bfloat16 product here is widened to float32
+// (docs/kernels.md).
 class Linear {
  public:
   Linear() = default;
@@ -48,6 +50,9 @@ class Linear {
   // flat [n, cols] through the quantized matrix-vector kernel, any n: [n, rows] in flat's dtype.
   at::Tensor quantized_kernel_product(const at::Tensor& flat) const;
   at::Tensor bf16_product(const at::Tensor& x) const;
+  // x W^T for bfloat16 x and W widened to float32 (kernels::sgemm_bf16_nt), plus the bias, rounded
+  // to bfloat16: where kernels::bf16_gemm() says LibTorch's bfloat16 product is slow.
+  at::Tensor widened_bf16_product(const at::Tensor& x) const;
   // flat [n, cols] W^T through the kernels room's float32 or bfloat16 matrix-vector product
   // (CPU, W contiguous, same dtype): [n, rows] in that dtype; undefined when none applies.
   static at::Tensor kernel_product(const at::Tensor& flat, const at::Tensor& w);
@@ -242,5 +247,9 @@ class LlamaAttention {
 // than the matrix product that fills it). Half/bfloat16 scores are normalised in float32 and the
 // result keeps their dtype.
 at::Tensor softmax_scores(at::Tensor& scores);
+// Bytes the encoders' attention adds beside its [entries, t, t] scores buffer of `dtype` on the
+// CPU: none for float32 (in place), a float32 copy and softmax of every entry for half
+// precision, one entry's float32 scratch where bfloat16 products are widened (attend()).
+uint64_t softmax_scratch_bytes(uint64_t entries, uint64_t t, at::ScalarType dtype);
 
 }  // namespace wavllm::nn
