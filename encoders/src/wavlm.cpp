@@ -120,10 +120,7 @@ uint64_t WavLMEncoder::activation_bytes(int64_t samples, at::ScalarType dtype) c
   // Transformer: the ungated bias, the score buffer and the softmax's scratch (nn/layers.h).
   // Beside them a layer's projections (q, k, v, context, gates, output) and its FFN
   // input/activation, and every hidden state kept so far.
-  uint64_t scores = 2 * heads * t * t * elt + nn::softmax_scratch_bytes(heads, t, dtype);
-  // One head's worth of float32 scores more: measured peaks differ by that much from run to run
-  // (kernel scratch landing on fresh pages or on memory the allocator kept).
-  scores += t * t * 4;
+  const uint64_t scores = heads * t * t * elt + nn::attention_bytes(heads, t, dtype, /*bias_in_scores=*/true);
   const uint64_t layer = (8 * t * h + 2 * t * uint64_t(cfg_.intermediate_size)) * elt;
   const uint64_t hidden = layers * t * h * elt;
   // weighted_sum: the hidden states, their stack and the weighted stack.

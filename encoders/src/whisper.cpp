@@ -46,7 +46,7 @@ uint64_t WhisperEncoder::activation_bytes(int64_t parts, at::ScalarType dtype) c
   const uint64_t heads = cfg_.encoder_attention_heads, ffn = cfg_.encoder_ffn_dim;
   // The mel input (float32 from the caller, plus its cast) and the two convs with their GELUs.
   const uint64_t convs = p * (cfg_.num_mel_bins * frames * (4 + elt) + (2 * frames * d + 2 * pos * d) * elt);
-  const uint64_t scores = p * heads * pos * pos * elt + nn::softmax_scratch_bytes(p * heads, pos, dtype);
+  const uint64_t scores = nn::attention_bytes(p * heads, pos, dtype, /*bias_in_scores=*/false);
   // A layer: the residual stream, its norm, q/k/v and their head-split copies, the context and
   // its merge, the output projection; the FFN's hidden layer and its GELU.
   const uint64_t layer = p * (11 * pos * d + 2 * pos * ffn) * elt;

@@ -5,11 +5,11 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <set>
 #include <vector>
 #include <stdexcept>
 
+#include "wavllm/kernels/convert.h"
 #include "wavllm/kernels/isa.h"
 
 namespace wavllm::kernels {
@@ -28,14 +28,6 @@ void sgemm_nt(int64_t m, int64_t n, int64_t k, const float* a, const float* b, f
 }
 
 namespace {
-
-void widen_bf16(const uint16_t* in, int64_t n, float* out) {
-#pragma omp parallel for schedule(static)
-  for (int64_t i = 0; i < n; ++i) {
-    const uint32_t bits = uint32_t(in[i]) << 16;
-    std::memcpy(out + i, &bits, sizeof bits);
-  }
-}
 
 constexpr int64_t kPanelBytes = int64_t(8) << 20;
 

@@ -5,6 +5,7 @@
 
 #include "wavllm/core/runtime.h"
 #include "wavllm/kernels/bf16.h"
+#include "wavllm/kernels/convert.h"
 #include "wavllm/kernels/f32.h"
 #include "wavllm/kernels/q4_0.h"
 #include "wavllm/kernels/q8_0.h"
@@ -288,11 +289,16 @@ at::Tensor softmax_scores(at::Tensor& scores) {
   return at::softmax(scores, -1, at::kFloat).to(scores.scalar_type());
 }
 
-uint64_t softmax_scratch_bytes(uint64_t entries, uint64_t t, at::ScalarType dtype) {
-  if (dtype == at::kFloat || dtype == at::kDouble) return 0;
-  // Widened: the float32 scores, their float32 softmax, its bfloat16 rounding and that widened.
-  if (dtype == at::kBFloat16 && kernels::bf16_gemm() == kernels::Bf16Gemm::Float32) return 14 * t * t;
-  return entries * t * t * 8;
+uint64_t attention_bytes(uint64_t entries, uint64_t t, at::ScalarType dtype, bool bias_in_scores) {
+  const uint64_t buffer = entries * t * t * c10::elementSize(dtype);
+  // One entry's float32 scores: the widened route's buffer (attend()); elsewhere the scratch by
+  // which measured peaks differ from run to run (kernels' scratch landing on fresh pages or on
+  // memory the allocator kept).
+  const uint64_t entry = 4 * t * t;
+  if (dtype == at::kBFloat16 && kernels::bf16_gemm() == kernels::Bf16Gemm::Float32)
+    return (bias_in_scores ? buffer : 0) + entry;  // the buffer is touched only by a bias
+  if (dtype == at::kFloat || dtype == at::kDouble) return buffer + entry;  // softmax in place
+  return buffer + entries * t * t * 8 + entry;  // a float32 copy and the float32 softmax of every entry
 }
 
 namespace {
@@ -318,25 +324,34 @@ void batched_product(at::Tensor& out, const at::Tensor& a, const at::Tensor& b, 
 }
 
 // ctx = softmax(beta scores + q k^T) v over the batch ([B, t, hd] each; scores [B, t, t] holds the
-// bias when beta is 1 and the scores after). Widened bfloat16 runs one entry at a time in float32
-// with the native route's roundings (scores, then probabilities, to bfloat16): one entry's
-// float32 scores stay in cache between the two products, where whole-batch passes would not.
+// bias when beta is 1). Widened bfloat16 runs one entry at a time in a float32 buffer with the
+// native route's roundings (scores, then probabilities, to bfloat16): the entry's scores stay in
+// cache between the two products, where whole-batch passes would not, and the scores buffer is
+// only read (for the bias).
 void attend(at::Tensor& scores, const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, float beta, at::Tensor& ctx) {
   if (!widens_bf16(scores)) {
     batched_product(scores, q, k, /*transpose_b=*/true, beta);
     batched_product(ctx, softmax_scores(scores), v, /*transpose_b=*/false, 0);
     return;
   }
-  const int64_t t = q.size(1), hd = q.size(2);
-  const at::Tensor q32 = q.to(at::kFloat).contiguous(), k32 = k.to(at::kFloat).contiguous(), v32 = v.to(at::kFloat).contiguous();
+  const int64_t entries = q.size(0), t = q.size(1), hd = q.size(2);
+  auto widened = [](const at::Tensor& x) {
+    const at::Tensor dense = x.contiguous();
+    at::Tensor out = at::empty(dense.sizes(), dense.options().dtype(at::kFloat));
+    kernels::widen_bf16(bf16_bits(dense), dense.numel(), out.data_ptr<float>());
+    return out;
+  };
+  const at::Tensor q32 = widened(q), k32 = widened(k), v32 = widened(v);
   at::Tensor ctx32 = at::empty(q32.sizes(), q32.options());
-  for (int64_t i = 0; i < q.size(0); ++i) {
-    at::Tensor entry = scores[i];
-    at::Tensor s32 = beta != 0 ? entry.to(at::kFloat).contiguous() : at::empty({t, t}, q32.options());
-    kernels::sgemm(true, t, t, hd, q32[i].data_ptr<float>(), hd, k32[i].data_ptr<float>(), hd, beta, s32.data_ptr<float>(), t);
-    entry.copy_(s32);
-    const at::Tensor p32 = at::softmax(entry, -1, at::kFloat).to(at::kBFloat16).to(at::kFloat);
-    kernels::sgemm(false, t, hd, t, p32.data_ptr<float>(), t, v32[i].data_ptr<float>(), hd, 0.0f, ctx32[i].data_ptr<float>(), hd);
+  at::Tensor s32 = at::empty({t, t}, q32.options());
+  float* s = s32.data_ptr<float>();
+  for (int64_t i = 0; i < entries; ++i) {
+    if (beta != 0) kernels::widen_bf16(bf16_bits(scores[i].contiguous()), t * t, s);
+    kernels::sgemm(true, t, t, hd, q32[i].data_ptr<float>(), hd, k32[i].data_ptr<float>(), hd, beta, s, t);
+    kernels::round_to_bf16(s, t * t);
+    at::_softmax_out(s32, s32, -1, /*half_to_float=*/false);
+    kernels::round_to_bf16(s, t * t);
+    kernels::sgemm(false, t, hd, t, s, t, v32[i].data_ptr<float>(), hd, 0.0f, ctx32[i].data_ptr<float>(), hd);
   }
   ctx.copy_(ctx32);
 }

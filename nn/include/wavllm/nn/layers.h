@@ -247,9 +247,10 @@ class LlamaAttention {
 // than the matrix product that fills it). Half/bfloat16 scores are normalised in float32 and the
 // result keeps their dtype.
 at::Tensor softmax_scores(at::Tensor& scores);
-// Bytes the encoders' attention adds beside its [entries, t, t] scores buffer of `dtype` on the
-// CPU: none for float32 (in place), a float32 copy and softmax of every entry for half
-// precision, one entry's float32 scratch where bfloat16 products are widened (attend()).
-uint64_t softmax_scratch_bytes(uint64_t entries, uint64_t t, at::ScalarType dtype);
+// Bytes the encoders' attention touches on the CPU for [entries, t, t] scores of `dtype`: the
+// scores buffer (softmaxed in place in float32), plus a float32 copy and softmax of every entry
+// for half precision, plus one entry's float32 scores; where bfloat16 products are widened, that
+// entry and the buffer only when it holds a bias (bias_in_scores).
+uint64_t attention_bytes(uint64_t entries, uint64_t t, at::ScalarType dtype, bool bias_in_scores);
 
 }  // namespace wavllm::nn
