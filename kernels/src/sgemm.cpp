@@ -35,12 +35,12 @@ constexpr int64_t kPanelBytes = int64_t(8) << 20;
 
 void sgemm_bf16_nt(int64_t m, int64_t n, int64_t k, const uint16_t* a, const uint16_t* b, float* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return;
-  // Buffers each calling thread keeps and grows: fresh ones per product cost page faults that
-  // measured a quarter of an encoder's time.
+  // Buffers each calling thread keeps and grows: fresh ones fault their pages in at every product
+  // (page faults were 27 % of a bfloat16 encoder run's samples before).
   thread_local std::vector<float> a32, panel;
   a32.resize(std::max(a32.size(), size_t(m * k)));
   widen_bf16(a, m * k, a32.data());
-  const int64_t panel_rows = std::clamp<int64_t>(kPanelBytes / (4 * std::max<int64_t>(k, 1)), 16, n);
+  const int64_t panel_rows = std::min(n, std::max<int64_t>(16, kPanelBytes / (4 * std::max<int64_t>(k, 1))));
   panel.resize(std::max(panel.size(), size_t(panel_rows * k)));
   for (int64_t r0 = 0; r0 < n; r0 += panel_rows) {
     const int64_t rows = std::min(panel_rows, n - r0);

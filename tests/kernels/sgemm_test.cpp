@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cmath>
 #include <cstdlib>
@@ -62,11 +63,10 @@ TEST(Sgemm, TheBackendIsTheForcedOneOrTheRule) {
 }
 
 // bfloat16 operands widened to float32 give the float32 product of their values, bit for bit:
-// the same sgemm calls on the widened numbers, one panel of B's rows at a time. k = 65536 makes
-// the panels 32 rows (8 MB), so n = 70 takes three, the last one short; ldc > n leaves the
-// columns beyond n untouched.
+// the same sgemm calls on the widened numbers, one panel of B's rows at a time (8 MB of them, at
+// least 16, at most n). k = 65536 makes the panels 32 rows, so n = 70 takes three, the last one
+// short; n = 5 is a single panel smaller than 16 rows. ldc > n leaves the columns beyond n alone.
 TEST(Sgemm, BFloat16OperandsWidenToTheFloat32Product) {
-  const int64_t m = 3, n = 70, k = 65536, ldc = n + 5;
   auto to_bf16 = [](const std::vector<float>& v, std::vector<uint16_t>& bits, std::vector<float>& widened) {
     for (size_t i = 0; i < v.size(); ++i) {
       uint32_t u = 0;
@@ -76,24 +76,26 @@ TEST(Sgemm, BFloat16OperandsWidenToTheFloat32Product) {
       std::memcpy(&widened[i], &u, sizeof u);
     }
   };
-  const auto af = random_values(size_t(m * k), 21), bf = random_values(size_t(n * k), 22, 0.01f);
-  std::vector<uint16_t> a(af.size()), b(bf.size());
-  std::vector<float> a32(af.size()), b32(bf.size());
-  to_bf16(af, a, a32);
-  to_bf16(bf, b, b32);
-  std::vector<float> c(size_t(m * ldc), -7.0f);
-  sgemm_bf16_nt(m, n, k, a.data(), b.data(), c.data(), ldc);
-  const int64_t panel = 32;
-  for (int64_t r0 = 0; r0 < n; r0 += panel) {
-    const int64_t rows = std::min(panel, n - r0);
-    std::vector<float> expected(size_t(m * rows));
-    sgemm(true, m, rows, k, a32.data(), k, b32.data() + r0 * k, k, 0.0f, expected.data(), rows);
+  for (const auto& [m, n, k, panel] : std::vector<std::array<int64_t, 4>>{{3, 70, 65536, 32}, {4, 5, 64, 5}}) {
+    const int64_t ldc = n + 5;
+    const auto af = random_values(size_t(m * k), 21), bf = random_values(size_t(n * k), 22, 0.01f);
+    std::vector<uint16_t> a(af.size()), b(bf.size());
+    std::vector<float> a32(af.size()), b32(bf.size());
+    to_bf16(af, a, a32);
+    to_bf16(bf, b, b32);
+    std::vector<float> c(size_t(m * ldc), -7.0f);
+    sgemm_bf16_nt(m, n, k, a.data(), b.data(), c.data(), ldc);
+    for (int64_t r0 = 0; r0 < n; r0 += panel) {
+      const int64_t rows = std::min(panel, n - r0);
+      std::vector<float> expected(size_t(m * rows));
+      sgemm(true, m, rows, k, a32.data(), k, b32.data() + r0 * k, k, 0.0f, expected.data(), rows);
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < rows; ++j)
+          ASSERT_EQ(c[size_t(i * ldc + r0 + j)], expected[size_t(i * rows + j)]) << n << ": " << i << "," << r0 + j;
+    }
     for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < rows; ++j)
-        ASSERT_EQ(c[size_t(i * ldc + r0 + j)], expected[size_t(i * rows + j)]) << i << "," << r0 + j;
+      for (int64_t j = n; j < ldc; ++j) EXPECT_EQ(c[size_t(i * ldc + j)], -7.0f);
   }
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = n; j < ldc; ++j) EXPECT_EQ(c[size_t(i * ldc + j)], -7.0f);
 }
 
 // WAVLLM_BF16_GEMM forces the route (ctest runs the model suites widened on every machine);
