@@ -27,11 +27,7 @@ void sgemm_nt(int64_t m, int64_t n, int64_t k, const float* a, const float* b, f
   sgemm(true, m, n, k, a, k, b, k, 0.0f, c, n);
 }
 
-namespace {
-
-constexpr int64_t kPanelBytes = int64_t(8) << 20;
-
-}  // namespace
+constexpr int64_t kPanelBytes = int64_t(8) << 20;  // B's rows widened at a time (sgemm_bf16_nt)
 
 void sgemm_bf16_nt(int64_t m, int64_t n, int64_t k, const uint16_t* a, const uint16_t* b, float* c, int64_t ldc) {
   if (m <= 0 || n <= 0) return;

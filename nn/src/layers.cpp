@@ -21,21 +21,29 @@ bool widens_bf16(const at::Tensor& t) {
   return t.scalar_type() == at::kBFloat16 && t.is_cpu() && kernels::bf16_gemm() == kernels::Bf16Gemm::Float32;
 }
 
+const uint16_t* bf16_bits(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
+
+// A contiguous float32 copy of bfloat16 x through kernels::widen_bf16 (LibTorch's conversion
+// is several times slower); undefined stays undefined.
+at::Tensor widened(const at::Tensor& x) {
+  if (!x.defined()) return x;
+  const at::Tensor dense = x.contiguous();
+  at::Tensor out = at::empty(dense.sizes(), dense.options().dtype(at::kFloat));
+  kernels::widen_bf16(bf16_bits(dense), dense.numel(), out.data_ptr<float>());
+  return out;
+}
+
 // a @ b as at::matmul, bfloat16 widened where widens_bf16 says (rounded to bfloat16 once, at the end).
 at::Tensor product(const at::Tensor& a, const at::Tensor& b) {
   if (!widens_bf16(a)) return at::matmul(a, b);
-  return at::matmul(a.to(at::kFloat), b.to(at::kFloat)).to(at::kBFloat16);
+  return at::matmul(widened(a), widened(b)).to(at::kBFloat16);
 }
 
 at::Tensor conv1d(const at::Tensor& x, const at::Tensor& w, const at::Tensor& bias, const ConvGeometry& g) {
-  if (!widens_bf16(x))
-    return at::conv1d(x, w, bias, g.stride, g.padding, /*dilation=*/1, g.groups);
-  const at::Tensor b = bias.defined() ? bias.to(at::kFloat) : bias;
-  return at::conv1d(x.to(at::kFloat), w.to(at::kFloat), b, g.stride, g.padding, /*dilation=*/1, g.groups)
+  if (!widens_bf16(x)) return at::conv1d(x, w, bias, g.stride, g.padding, /*dilation=*/1, g.groups);
+  return at::conv1d(widened(x), widened(w), widened(bias), g.stride, g.padding, /*dilation=*/1, g.groups)
       .to(at::kBFloat16);
 }
-
-const uint16_t* bf16_bits(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
 
 }  // namespace
 
@@ -335,12 +343,6 @@ void attend(at::Tensor& scores, const at::Tensor& q, const at::Tensor& k, const 
     return;
   }
   const int64_t entries = q.size(0), t = q.size(1), hd = q.size(2);
-  auto widened = [](const at::Tensor& x) {
-    const at::Tensor dense = x.contiguous();
-    at::Tensor out = at::empty(dense.sizes(), dense.options().dtype(at::kFloat));
-    kernels::widen_bf16(bf16_bits(dense), dense.numel(), out.data_ptr<float>());
-    return out;
-  };
   const at::Tensor q32 = widened(q), k32 = widened(k), v32 = widened(v);
   at::Tensor ctx32 = at::empty(q32.sizes(), q32.options());
   at::Tensor s32 = at::empty({t, t}, q32.options());
