@@ -88,12 +88,14 @@ static inline float bf16_to_float(uint16_t bits) {
   return v;
 }
 
-// Round to nearest, ties to even; finite values.
+// Round to nearest, ties to even; a NaN becomes LibTorch's bfloat16 NaN (rounding its bits
+// could carry into the sign).
 static inline uint16_t float_to_bf16(float v) {
   uint32_t bits;
   std::memcpy(&bits, &v, sizeof bits);
+  const bool nan = (bits & 0x7fffffffu) > 0x7f800000u;
   bits += 0x7fff + ((bits >> 16) & 1);
-  return uint16_t(bits >> 16);
+  return nan ? uint16_t(0x7fc0) : uint16_t(bits >> 16);
 }
 
 }  // namespace wavllm::kernels::detail

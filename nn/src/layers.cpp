@@ -6,6 +6,7 @@
 #include "wavllm/core/runtime.h"
 #include "wavllm/kernels/bf16.h"
 #include "wavllm/kernels/convert.h"
+#include "wavllm/kernels/elementwise.h"
 #include "wavllm/kernels/f32.h"
 #include "wavllm/kernels/q4_0.h"
 #include "wavllm/kernels/q8_0.h"
@@ -22,6 +23,10 @@ bool widens_bf16(const at::Tensor& t) {
 }
 
 const uint16_t* bf16_bits(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
+uint16_t* bf16_bits(at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
+
+// The dtypes the kernels room's LayerNorm and GELU take.
+bool elementwise_kernel_dtype(at::ScalarType t) { return t == at::kFloat || t == at::kBFloat16; }
 
 // A contiguous float32 copy of bfloat16 x through kernels::widen_bf16 (LibTorch's conversion
 // is several times slower); undefined stays undefined.
@@ -220,7 +225,22 @@ LayerNorm::LayerNorm(const Scope& s, const std::string& name, const Dim& n, doub
       weight_(s.tensor(name + ".weight", {n}, InitKind::Ones)),
       bias_(s.tensor(name + ".bias", {n}, InitKind::Zeros)) {}
 
-at::Tensor LayerNorm::forward(const at::Tensor& x) const { return at::layer_norm(x, {n_}, weight_, bias_, eps_); }
+at::Tensor LayerNorm::forward(const at::Tensor& x) const {
+  const at::ScalarType dtype = x.scalar_type();
+  const bool kernel = x.is_cpu() && x.dim() >= 1 && x.size(-1) == n_ && elementwise_kernel_dtype(dtype) &&
+                      weight_.scalar_type() == dtype && bias_.scalar_type() == dtype && weight_.is_contiguous() &&
+                      bias_.is_contiguous();
+  if (!kernel) return at::layer_norm(x, {n_}, weight_, bias_, eps_);
+  const at::Tensor in = x.contiguous();
+  at::Tensor y = at::empty_like(in, at::MemoryFormat::Contiguous);
+  const int64_t rows = in.numel() / n_;
+  if (dtype == at::kFloat)
+    kernels::layer_norm_f32(in.data_ptr<float>(), rows, n_, weight_.data_ptr<float>(), bias_.data_ptr<float>(), float(eps_),
+                            y.data_ptr<float>());
+  else
+    kernels::layer_norm_bf16(bf16_bits(in), rows, n_, bf16_bits(weight_), bf16_bits(bias_), float(eps_), bf16_bits(y));
+  return y;
+}
 
 RMSNorm::RMSNorm(const Scope& s, const std::string& name, const Dim& n, double eps)
     : eps_(eps), weight_(s.tensor(name + ".weight", {n}, InitKind::Ones)) {}
@@ -274,7 +294,14 @@ GeluFFN::GeluFFN(const Scope& s, const std::string& in_name, const std::string& 
                  const Dim& hidden)
     : in_(s, in_name, hidden, width), out_(s, out_name, width, hidden) {}
 
-at::Tensor GeluFFN::forward(const at::Tensor& x) const { return out_.forward(at::gelu(in_.forward(x))); }
+at::Tensor gelu_(at::Tensor x) {
+  if (!x.is_cpu() || !x.is_contiguous() || !elementwise_kernel_dtype(x.scalar_type())) return at::gelu(x);
+  if (x.scalar_type() == at::kFloat) kernels::gelu_f32(x.data_ptr<float>(), x.numel());
+  else kernels::gelu_bf16(bf16_bits(x), x.numel());
+  return x;
+}
+
+at::Tensor GeluFFN::forward(const at::Tensor& x) const { return out_.forward(gelu_(in_.forward(x))); }
 
 SwiGLU::SwiGLU(const Scope& s, const Dim& width, const Dim& hidden)
     : w1_(s, "w1", hidden, width, /*bias=*/false, /*quantizable=*/true),
