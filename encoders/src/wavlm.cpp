@@ -140,7 +140,7 @@ std::vector<at::Tensor> WavLMEncoder::hidden_states(const at::Tensor& wave) cons
   for (size_t i = 0; i < convs_.size(); ++i) {
     x = convs_[i].forward(x);
     if (i == 0) x = conv0_norm_.forward(x);
-    x = nn::gelu_(x);
+    x = at::gelu(x);
   }
   x = x[0].t();  // [T, channels]
   x = projection_.forward(projection_norm_.forward(x));

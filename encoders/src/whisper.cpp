@@ -76,8 +76,8 @@ at::Tensor WhisperEncoder::forward(const at::Tensor& mel, const std::vector<int6
   const int64_t window = margin_frames ? std::min(frames, (longest_valid + *margin_frames + 1) / 2 * 2) : frames;
   const at::Tensor& conv1_weight = conv1_.weight();
   at::Tensor x = mel.narrow(2, 0, window).to(conv1_weight.device(), conv1_weight.scalar_type());
-  x = nn::gelu_(conv1_.forward(x));
-  x = nn::gelu_(conv2_.forward(x));
+  x = at::gelu(conv1_.forward(x));
+  x = at::gelu(conv2_.forward(x));
   x = x.transpose(1, 2).contiguous().add_(positions_.table().narrow(0, 0, window / 2));  // [parts, positions, d]
   const int64_t parts = x.size(0), positions = x.size(1);
   at::Tensor scores = at::empty({parts * cfg_.encoder_attention_heads, positions, positions}, x.options());

@@ -1,7 +1,5 @@
 #include "wavllm/kernels/elementwise.h"
 
-#include <algorithm>
-
 #include "elementwise_body.h"
 
 WAVLLM_ELEMENTWISE_KERNELS(baseline)
@@ -14,7 +12,6 @@ namespace {
 
 // Below this many values one thread is quicker than waking the others.
 constexpr int64_t kParallelValues = 1 << 15;
-constexpr int64_t kGeluChunk = 1 << 12;
 
 template <class T>
 using LayerNormRows = void (*)(const T*, int64_t, int64_t, const T*, const T*, float, T*);
@@ -24,13 +21,6 @@ void layer_norm(LayerNormRows<T> kernel, const T* x, int64_t rows, int64_t n, co
                 T* y) {
 #pragma omp parallel for schedule(static) if (rows * n >= kParallelValues)
   for (int64_t r = 0; r < rows; ++r) kernel(x + r * n, 1, n, gamma, beta, eps, y + r * n);
-}
-
-template <class T>
-void gelu(void (*kernel)(T*, int64_t), T* x, int64_t n) {
-  const int64_t chunks = (n + kGeluChunk - 1) / kGeluChunk;
-#pragma omp parallel for schedule(static) if (n >= kParallelValues)
-  for (int64_t c = 0; c < chunks; ++c) kernel(x + c * kGeluChunk, std::min(kGeluChunk, n - c * kGeluChunk));
 }
 
 }  // namespace
@@ -49,16 +39,6 @@ void layer_norm_bf16(const uint16_t* x, int64_t rows, int64_t n, const uint16_t*
                                          : isa == Isa::Avx2     ? detail::layer_norm_bf16_avx2
                                                                 : detail::layer_norm_bf16_baseline;
   layer_norm(kernel, x, rows, n, gamma, beta, eps, y);
-}
-
-void gelu_f32(float* x, int64_t n, Isa isa) {
-  gelu(isa == Isa::Avx512Vnni ? detail::gelu_f32_avx512 : isa == Isa::Avx2 ? detail::gelu_f32_avx2 : detail::gelu_f32_baseline,
-       x, n);
-}
-
-void gelu_bf16(uint16_t* x, int64_t n, Isa isa) {
-  gelu(isa == Isa::Avx512Vnni ? detail::gelu_bf16_avx512 : isa == Isa::Avx2 ? detail::gelu_bf16_avx2 : detail::gelu_bf16_baseline,
-       x, n);
 }
 
 }  // namespace wavllm::kernels

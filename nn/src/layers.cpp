@@ -25,7 +25,7 @@ bool widens_bf16(const at::Tensor& t) {
 const uint16_t* bf16_bits(const at::Tensor& t) { return reinterpret_cast<const uint16_t*>(t.data_ptr<at::BFloat16>()); }
 uint16_t* bf16_bits(at::Tensor& t) { return reinterpret_cast<uint16_t*>(t.data_ptr<at::BFloat16>()); }
 
-// The dtypes the kernels room's LayerNorm and GELU take.
+// The dtypes the kernels room's LayerNorm takes.
 bool elementwise_kernel_dtype(at::ScalarType t) { return t == at::kFloat || t == at::kBFloat16; }
 
 // A contiguous float32 copy of bfloat16 x through kernels::widen_bf16 (LibTorch's conversion
@@ -294,14 +294,7 @@ GeluFFN::GeluFFN(const Scope& s, const std::string& in_name, const std::string& 
                  const Dim& hidden)
     : in_(s, in_name, hidden, width), out_(s, out_name, width, hidden) {}
 
-at::Tensor gelu_(at::Tensor x) {
-  if (!x.is_cpu() || !x.is_contiguous() || !elementwise_kernel_dtype(x.scalar_type())) return at::gelu(x);
-  if (x.scalar_type() == at::kFloat) kernels::gelu_f32(x.data_ptr<float>(), x.numel());
-  else kernels::gelu_bf16(bf16_bits(x), x.numel());
-  return x;
-}
-
-at::Tensor GeluFFN::forward(const at::Tensor& x) const { return out_.forward(gelu_(in_.forward(x))); }
+at::Tensor GeluFFN::forward(const at::Tensor& x) const { return out_.forward(at::gelu(in_.forward(x))); }
 
 SwiGLU::SwiGLU(const Scope& s, const Dim& width, const Dim& hidden)
     : w1_(s, "w1", hidden, width, /*bias=*/false, /*quantizable=*/true),

@@ -1,11 +1,10 @@
-// LayerNorm and GELU (kernels/elementwise.h) on every instruction-set path, against float64.
+// LayerNorm (kernels/elementwise.h) on every instruction-set path, against float64.
 #include "wavllm/kernels/elementwise.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
 #include <cstring>
-#include <limits>
 #include <vector>
 
 #include "kernel_test_util.h"
@@ -50,8 +49,6 @@ LayerNormReference layer_norm_reference(const std::vector<float>& x, int64_t n, 
   }
   return ref;
 }
-
-double gelu_reference(double x) { return 0.5 * x * std::erfc(-x / std::sqrt(2.0)); }
 
 // Rows far from zero mean (offset 3, spread 2) so that a one-pass variance would show: within
 // 2e-6 of the magnitude (measured at most 2.6e-7 on the lengths below, scalar and AVX2).
@@ -101,63 +98,6 @@ TEST(Elementwise, LayerNormInPlace) {
   layer_norm_f32(x.data(), rows, n, gamma.data(), beta.data(), 1e-5f, out.data());
   layer_norm_f32(in_place.data(), rows, n, gamma.data(), beta.data(), 1e-5f, in_place.data());
   EXPECT_EQ(out, in_place);
-}
-
-// The erfc approximation's absolute error (1.5e-7) times |x| / 2, plus the float32 roundings of
-// erfc's polynomial and of 2 - erfc: within 2e-7 |x| + 4e-7 |GELU(x)| + 1e-30 (measured at most
-// 2.2e-7 |x|, near zero, scalar and AVX2).
-// Negative x keeps its small values relatively accurate: GELU(-5) = -1.43e-6 within 1 % (1 + erf
-// as a subtraction in float32 would be about 10 % off there).
-TEST(Elementwise, GeluMatchesFloat64OnEveryPath) {
-  std::vector<float> x;
-  for (int i = -4000; i <= 4000; ++i) x.push_back(float(i) / 400.0f);  // [-10, 10], exact zero included
-  for (float v : random_values(1001, 51, 3.0f)) x.push_back(v);  // an odd count: every tail length
-  for (float v : {-0.0f, 1e-30f, -1e-30f, 30.0f, -30.0f, 1e6f, -1e6f, std::numeric_limits<float>::infinity()})
-    x.push_back(v);
-  for (Isa isa : paths()) {
-    std::vector<float> y = x;
-    gelu_f32(y.data(), int64_t(y.size()), isa);
-    for (size_t i = 0; i < y.size(); ++i) {
-      const double ref = gelu_reference(x[i]);
-      if (std::isinf(ref)) {
-        EXPECT_EQ(y[i], ref) << isa_name(isa);
-        continue;
-      }
-      EXPECT_NEAR(y[i], ref, 2e-7 * std::fabs(x[i]) + 4e-7 * std::fabs(ref) + 1e-30) << isa_name(isa) << " x " << x[i];
-    }
-    const float minus5 = [&] {
-      float v = -5.0f;
-      gelu_f32(&v, 1, isa);
-      return v;
-    }();
-    EXPECT_NEAR(minus5, gelu_reference(-5.0), 0.01 * std::fabs(gelu_reference(-5.0))) << isa_name(isa);
-  }
-}
-
-TEST(Elementwise, GeluKeepsNaN) {
-  for (Isa isa : paths()) {
-    float f = std::numeric_limits<float>::quiet_NaN();
-    gelu_f32(&f, 1, isa);
-    EXPECT_TRUE(std::isnan(f)) << isa_name(isa);
-    uint16_t b = 0x7fc0;
-    gelu_bf16(&b, 1, isa);
-    EXPECT_TRUE(std::isnan(float_of(b))) << isa_name(isa);
-  }
-}
-
-// bfloat16: the float32 GELU of the widened value, rounded once to nearest (2^-8 relative).
-TEST(Elementwise, GeluBf16IsTheFloat32ResultRounded) {
-  std::vector<uint16_t> x;
-  for (float v : random_values(4099, 61, 3.0f)) x.push_back(bf16_of(v));
-  for (Isa isa : paths()) {
-    std::vector<uint16_t> y = x;
-    gelu_bf16(y.data(), int64_t(y.size()), isa);
-    for (size_t i = 0; i < y.size(); ++i) {
-      const double ref = gelu_reference(float_of(x[i]));
-      EXPECT_NEAR(float_of(y[i]), ref, std::ldexp(std::fabs(ref), -8) + 2e-7 * std::fabs(float_of(x[i])) + 1e-30)
-          << isa_name(isa) << " at " << i;
-    }
-  }
 }
 
 }  // namespace

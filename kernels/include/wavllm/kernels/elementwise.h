@@ -1,9 +1,9 @@
 #pragma once
-// LayerNorm and GELU over float32 or bfloat16 arrays (bfloat16 as bits), torch-free, on the
+// LayerNorm over float32 or bfloat16 arrays (bfloat16 as bits), torch-free, on the
 // calling thread's OpenMP threads, one source compiled per instruction set (docs/kernels.md).
 // bfloat16 is widened, computed in float32 and rounded once to bfloat16 (ties to even), as
-// LibTorch computes it, at the float32 rate: LibTorch 1.13's bfloat16 LayerNorm and GELU ran
-// 14x and 4.5x slower than its float32 ones on an AVX2 Zen3 (eval/RESULTS.md).
+// LibTorch computes it, at the float32 rate: LibTorch 1.13's bfloat16 LayerNorm ran 13-15x
+// slower than its float32 one on an AVX2 Zen3 (eval/RESULTS.md).
 #include <cstdint>
 
 #include "wavllm/kernels/isa.h"
@@ -16,12 +16,5 @@ void layer_norm_f32(const float* x, int64_t rows, int64_t n, const float* gamma,
                     Isa isa = active_isa());
 void layer_norm_bf16(const uint16_t* x, int64_t rows, int64_t n, const uint16_t* gamma, const uint16_t* beta, float eps,
                      uint16_t* y, Isa isa = active_isa());
-
-// x = x Phi(x) in place, Phi the standard normal CDF through erf (the exact GELU, not the tanh
-// form): Abramowitz & Stegun 7.1.26 for erfc (absolute error <= 1.5e-7), which LibTorch's
-// vectorised GELU also uses, but with 1 + erf(x) of a negative x computed as erfc(|x|)
-// directly rather than by a cancelling subtraction.
-void gelu_f32(float* x, int64_t n, Isa isa = active_isa());
-void gelu_bf16(uint16_t* x, int64_t n, Isa isa = active_isa());
 
 }  // namespace wavllm::kernels

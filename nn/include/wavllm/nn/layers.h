@@ -148,11 +148,6 @@ class Embedding {
   at::Tensor table_;
 };
 
-// The exact (erf) GELU of x, in place through kernels::gelu_f32 / gelu_bf16 when x is a
-// contiguous CPU float32 or bfloat16 tensor (x must be a temporary of the caller's), else a new
-// tensor from LibTorch.
-at::Tensor gelu_(at::Tensor x);
-
 // down(GELU(up(x))): the feed-forward block of Whisper and WavLM, the branch adapters'
 // bottleneck and the prompt adapter's first stage (each names its two Linears).
 class GeluFFN {
