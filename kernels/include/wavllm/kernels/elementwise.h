@@ -2,8 +2,8 @@
 // LayerNorm over float32 or bfloat16 arrays (bfloat16 as bits), torch-free, on the
 // calling thread's OpenMP threads, one source compiled per instruction set (docs/kernels.md).
 // bfloat16 is widened, computed in float32 and rounded once to bfloat16 (ties to even), as
-// LibTorch computes it, at the float32 rate: LibTorch 1.13's bfloat16 LayerNorm ran 13-15x
-// slower than its float32 one on an AVX2 Zen3 (eval/RESULTS.md).
+// LibTorch computes it, at the float32 rate: LibTorch 1.13's bfloat16 LayerNorm ran 9-10x
+// slower than its float32 one, and 14-15x slower than this, on an AVX2 Zen3 (eval/RESULTS.md).
 #include <cstdint>
 
 #include "wavllm/kernels/isa.h"
