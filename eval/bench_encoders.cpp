@@ -24,6 +24,7 @@
 #include "bench_util.h"
 #include "wavllm/core/config.h"
 #include "wavllm/core/error.h"
+#include "wavllm/core/cpu_allocator.h"
 #include "wavllm/core/runtime.h"
 #include "wavllm/core/random_model.h"
 #include "wavllm/encoders/encoders.h"
@@ -180,6 +181,13 @@ int run(int argc, char** argv) {
       report("wavlm", "pytorch", run_python(o, config, threads, "wavlm"), wavlm_flops(cfg.wavlm, samples, wavlm.frames(samples)));
   }
   if (!o.python.empty()) std::remove(config.c_str());
+  if (cpu_allocator_installed()) {
+    const BlockCache::Stats a = cpu_allocator_stats();
+    std::printf("tensor blocks from 32 MiB (core/cpu_allocator.h): %llu reused, %llu mapped\n",
+                static_cast<unsigned long long>(a.hits), static_cast<unsigned long long>(a.misses));
+  } else {
+    std::printf("tensor blocks: LibTorch's allocator (WAVLLM_CPU_ALLOCATOR=system)\n");
+  }
   return 0;
 }
 

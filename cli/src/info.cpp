@@ -8,6 +8,7 @@
 #include <string>
 
 #include "commands.h"
+#include "wavllm/core/cpu_allocator.h"
 #include "wavllm/core/runtime.h"
 #include "torch/version.h"
 #include "wavllm/decoder/tokenizer.h"
@@ -19,6 +20,12 @@
 namespace wavllm::cli {
 
 namespace {
+
+// What a model run will use (install_cpu_allocator() is idempotent).
+bool installed_cpu_allocator() {
+  install_cpu_allocator();
+  return cpu_allocator_installed();
+}
 
 std::string gigabytes(double bytes) {
   char s[32];
@@ -146,7 +153,9 @@ std::string version_text() {
          kernels::isa_name(kernels::active_isa()) + ", float32 products: " + kernels::fp32_gemm_summary() +
          (core.empty() ? std::string(" (the BLAS is not OpenBLAS)") : " (OpenBLAS runs " + core + ")") +
          ", bfloat16 products: " +
-         (kernels::bf16_gemm() == kernels::Bf16Gemm::Native ? "LibTorch's" : "widened to float32") + ")\n";
+         (kernels::bf16_gemm() == kernels::Bf16Gemm::Native ? "LibTorch's" : "widened to float32") +
+         ", tensors from 32 MiB: " + (installed_cpu_allocator() ? "cached huge-page blocks" : "LibTorch's allocator") +
+         ")\n";
 }
 
 }  // namespace wavllm::cli

@@ -14,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "wavllm/core/cpu_allocator.h"
 #include "wavllm/core/error.h"
 
 namespace wavllm {
@@ -29,9 +30,13 @@ int resolve_threads(int n) {
   return n <= 0 ? cores : std::min(n, cores);
 }
 
-void set_threads(int n) { at::set_num_threads(resolve_threads(n)); }
+void set_threads(int n) {
+  install_cpu_allocator();
+  at::set_num_threads(resolve_threads(n));
+}
 
 ThreadScope::ThreadScope(int n) : previous_(at::get_num_threads()) {  // also LibTorch's per-thread first setup
+  install_cpu_allocator();
   omp_set_num_threads(resolve_threads(n));
 }
 
@@ -101,7 +106,7 @@ std::vector<std::string> cgroup_dirs() {
   return dirs;
 }
 
-uint64_t cgroup_room() {
+uint64_t cgroup_room(uint64_t reusable) {
   uint64_t room = 0;
   for (const std::string& d : cgroup_dirs()) {
     for (const auto& [limit_file, usage_file] : {std::pair<const char*, const char*>{"/memory.max", "/memory.current"},
@@ -109,7 +114,7 @@ uint64_t cgroup_room() {
       const uint64_t limit = read_u64_file(d + limit_file);
       // v1 reports "no limit" as a huge page-rounded number.
       if (limit == 0 || limit >= (uint64_t(1) << 62)) continue;
-      const uint64_t used = read_u64_file(d + usage_file);
+      const uint64_t counted = read_u64_file(d + usage_file), used = counted > reusable ? counted - reusable : 0;
       const uint64_t r = limit > used ? limit - used : 1;
       room = room ? std::min(room, r) : r;
     }
@@ -117,26 +122,29 @@ uint64_t cgroup_room() {
   return room;
 }
 
-uint64_t address_space_room() {
+uint64_t address_space_room(uint64_t reusable) {
   struct rlimit rl {};
   if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
   std::ifstream statm("/proc/self/statm");
   uint64_t pages = 0;
   statm >> pages;
-  const uint64_t mapped = pages * uint64_t(sysconf(_SC_PAGESIZE));
+  const uint64_t counted = pages * uint64_t(sysconf(_SC_PAGESIZE)), mapped = counted > reusable ? counted - reusable : 0;
   return rl.rlim_cur > mapped ? rl.rlim_cur - mapped : 1;
 }
 
 }  // namespace
 
 uint64_t available_memory_bytes() {
+  // Blocks the CPU allocator keeps for reuse are the process's to use again: counted as free
+  // memory, and not as used by the cgroup or as mapped address space.
+  const uint64_t reusable = cpu_allocator_stats().cached_bytes;
   uint64_t avail = 0;
   std::ifstream in("/proc/meminfo");
   std::string key, unit;
   uint64_t kb = 0;
   while (in >> key >> kb >> unit)
-    if (key == "MemAvailable:") avail = kb * 1024;
-  for (const uint64_t room : {cgroup_room(), address_space_room()})
+    if (key == "MemAvailable:") avail = kb * 1024 + reusable;
+  for (const uint64_t room : {cgroup_room(reusable), address_space_room(reusable)})
     if (room) avail = avail ? std::min(avail, room) : room;
   return avail;
 }

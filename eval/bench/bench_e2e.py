@@ -14,9 +14,10 @@ Random-weight model directories of any size come from the CLI, e.g.
 Per stage (audio decoding, log-mel front end, Whisper, WavLM, adapters + fusion, prompt adapter,
 decoder prefill, decode) it prints seconds (median of --runs after one warm-up run) on both
 sides and the engine/PyTorch time ratio (< 1: the engine is faster), decode tokens/s (decoder
-steps after the prefill per second), the real-time factor (all stages / audio seconds), load
-time and peak RSS. The engine caches the prompt adapter's scale per instruction, so the
-prompt adapter row of both sides is the warm-up (first) run's. Both sides decode greedily;
+steps after the prefill per second), the real-time factor (all stages / audio seconds), the
+engine's time to its first piece of text (audio decoding included: what a streaming caller waits
+before anything shows), load time and peak RSS. The engine caches the prompt adapter's scale per
+instruction, so the prompt adapter row of both sides is the warm-up (first) run's. Both sides decode greedily;
 the script reports whether they chose the same tokens (same weights: they must).
 """
 import argparse
@@ -50,9 +51,11 @@ def summarize(runs, load_seconds, audio_seconds):
     stages = {s: statistics.median(r["timings"][s] for r in warm) for s in STAGES}
     stages["prompt_adapter"] = runs[0]["timings"]["prompt_adapter"]
     steps = statistics.median(r["decode_steps"] for r in warm)
+    first_text = [r["first_text"] for r in warm if r.get("first_text") is not None]
     return {"stages": stages, "total": sum(stages.values()),
             "rtf": sum(stages.values()) / audio_seconds,
             "decode_tokens_per_second": steps / stages["decode"] if stages["decode"] else None,
+            "first_text_seconds": statistics.median(first_text) if first_text else None,
             "generated": warm[-1]["generated"], "decoded": warm[-1]["decoded"],
             "load_seconds": load_seconds, "peak_rss_mb": peak_rss_mb(), "runs": len(warm)}
 
@@ -64,10 +67,14 @@ def run_engine(args, samples):
     load = time.perf_counter() - t0
     runs = []
     for _ in range(args.runs + 1):
-        r = model.generate(samples, args.prompt, max_new_tokens=args.max_new_tokens)
+        printed = []  # when the first piece of text came (what a streaming caller shows first)
+        start = time.perf_counter()
+        r = model.generate(samples, args.prompt, max_new_tokens=args.max_new_tokens,
+                           on_text=lambda piece: printed or printed.append(time.perf_counter()))
         timings = dict(r.timings, audio=args.audio_decode_seconds)
         runs.append({"timings": timings, "decode_steps": len(r.decoded_tokens) - 1,
-                     "generated": r.token_ids, "decoded": r.decoded_tokens})
+                     "generated": r.token_ids, "decoded": r.decoded_tokens,
+                     "first_text": args.audio_decode_seconds + printed[0] - start if printed else None})
     return summarize(runs, load, samples.size / 16000)
 
 
@@ -124,7 +131,7 @@ def table(results, audio_seconds):
     both = len(sides) == 2
     rows = [(stage, ".3f", {s: results[s]["stages"][stage] for s in sides}) for stage in STAGES]
     rows.append(("total", ".3f", {s: results[s]["total"] for s in sides}))
-    for label, key, spec in (("real-time factor", "rtf", ".3f"),
+    for label, key, spec in (("real-time factor", "rtf", ".3f"), ("first text s", "first_text_seconds", ".3f"),
                              ("decode tokens/s", "decode_tokens_per_second", ".2f"),
                              ("load s", "load_seconds", ".1f"), ("peak RSS MB", "peak_rss_mb", ".0f")):
         rows.append((label, spec, {s: results[s][key] for s in sides}))

@@ -12,6 +12,7 @@
 #include "wavllm/audio/audio.h"
 #include "wavllm/core/error.h"
 #include "wavllm/core/files.h"
+#include "wavllm/core/cpu_allocator.h"
 #include "wavllm/core/runtime.h"
 #include "wavllm/core/safetensors.h"
 #include "wavllm/core/weights.h"
@@ -210,6 +211,7 @@ struct Model::Impl {
     std::optional<int64_t> margin;  // in 10-ms log-mel frames
     if (whisper_margin) margin = int64_t(std::lround(*whisper_margin * kSampleRate / audio::kHop));
     const at::Tensor out = stages.whisper.forward(input, valid, margin);
+    trim_cpu_allocator();  // the encoder's cached blocks: the next stage needs other sizes
     const double whisper = sw.lap();
     std::vector<WhisperEncoded> encoded;
     int64_t first = 0;
@@ -242,6 +244,7 @@ struct Model::Impl {
     require_finite(w_out, "the Whisper encoder", samples);
     Stopwatch sw;
     const at::Tensor v_out = stages.wavlm.weighted_sum(wavlm_hidden(samples));
+    trim_cpu_allocator();  // as after Whisper
     require_finite(v_out, "the WavLM encoder", samples);
     if (t) t->wavlm += sw.lap();
     at::Tensor fused = stages.fusion.forward(stages.whisper_branch.forward(w_out), stages.wavlm_branch.forward(v_out));

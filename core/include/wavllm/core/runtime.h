@@ -45,7 +45,8 @@ namespace wavllm {
 
 // Memory the process may still take, in bytes; 0 if unknown: MemAvailable, bounded by the
 // memory limit of the process's cgroup (v2 memory.max or v1 memory.limit_in_bytes, minus what
-// the cgroup uses) and by RLIMIT_AS (minus the address space already mapped).
+// the cgroup uses) and by RLIMIT_AS (minus the address space already mapped), plus the blocks
+// the CPU allocator keeps for reuse (cpu_allocator.h).
 uint64_t available_memory_bytes();
 // Refuses a load that cannot fit, before any allocation: the Error gives both numbers.
 void check_memory_budget(uint64_t needed_bytes, uint64_t available_bytes, const std::string& what);
