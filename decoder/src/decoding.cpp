@@ -175,6 +175,22 @@ struct Sequence::Impl {
     return logits;
   }
 
+  // Greedy or sampling: steps 1 .. n of the forced prefix in one pass through the decoder (n the
+  // forced tokens, or fewer when the step limit comes first). Their inputs, the tokens chosen at
+  // steps 0 .. n - 1, are known before any of their logits, and one pass over n positions reads
+  // the weights once where n steps read them n times. The same tokens as one step each; the
+  // logits differ by the order of float sums only (docs/model.md §6). Ends the prefill's time.
+  void feed_forced() {
+    const int64_t n = std::min(rules_.free_start(), rules_.last_step);
+    if (!done_ && step_ == 1 && n >= 1) {
+      const std::vector<int64_t> inputs(rules_.forced.begin(), rules_.forced.begin() + n);
+      const at::Tensor logits = checked(llm_.forward_every(llm_.embed(inputs), *cache_, scale_).cpu());  // [1, n, vocab]
+      for (int64_t i = 0; i < n && !done_; ++i) choose(logits.select(1, i));
+    }
+    prefill_seconds_ = seconds_since(started_);
+    decode_started_ = Clock::now();
+  }
+
   // Greedy or sampling, one step: the token chosen from logits [1, vocab]; done_ once the
   // hypothesis ends (EOS, a stop string, the step limit).
   void choose(const at::Tensor& logits) {
@@ -346,6 +362,7 @@ void Sequence::prefill() {
   if (impl_->prefilled_) throw Error("decoder: a sequence is prefilled once");
   impl_->prefilled_ = true;
   impl_->choose(impl_->prefill());
+  impl_->feed_forced();
 }
 
 bool Sequence::done() const { return impl_->done_; }

@@ -102,8 +102,7 @@ at::Tensor Llama::prompt_hidden(const std::vector<int64_t>& orig) const {
   return layers_forward(embed(orig).unsqueeze(0), 0, nullptr, nullptr).squeeze(0);
 }
 
-at::Tensor Llama::forward(const at::Tensor& embeds, KVCache& cache, const at::Tensor& lora_scale) const {
-  c10::InferenceMode guard;
+at::Tensor Llama::cached_hidden(const at::Tensor& embeds, KVCache& cache, const at::Tensor& lora_scale) const {
   if (embeds.dim() != 2 && embeds.dim() != 3)
     throw Error("decoder: embeddings must be [T, dim] or [batch, T, dim]");
   auto h = embeds.dim() == 2 ? embeds.unsqueeze(0) : embeds;
@@ -126,7 +125,18 @@ at::Tensor Llama::forward(const at::Tensor& embeds, KVCache& cache, const at::Te
   const auto scale = lora_scale.to(device(), dtype()).reshape({cfg_.dim});
   h = layers_forward(h.to(device(), dtype()), start, &cache, &scale);
   cache.length_ = start + T;
-  return output_.forward(norm_.forward(h.select(1, T - 1))).to(at::kFloat);
+  return h;
+}
+
+at::Tensor Llama::forward(const at::Tensor& embeds, KVCache& cache, const at::Tensor& lora_scale) const {
+  c10::InferenceMode guard;
+  const at::Tensor h = cached_hidden(embeds, cache, lora_scale);
+  return output_.forward(norm_.forward(h.select(1, h.size(1) - 1))).to(at::kFloat);
+}
+
+at::Tensor Llama::forward_every(const at::Tensor& embeds, KVCache& cache, const at::Tensor& lora_scale) const {
+  c10::InferenceMode guard;
+  return output_.forward(norm_.forward(cached_hidden(embeds, cache, lora_scale))).to(at::kFloat);
 }
 
 at::Tensor Llama::step(const at::Tensor& embeds, const std::vector<KVCache*>& caches, const at::Tensor& lora_scales) const {

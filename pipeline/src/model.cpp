@@ -151,15 +151,19 @@ struct Model::Impl {
 
   // Peak bytes of encoding n samples: the samples and their log-mel, then the larger of the
   // two encoders' peaks (they run one after the other; Whisper's output stays alive), plus the
-  // allocator's and the kernels' scratch (measured: 6 to 17 MB on the demo model).
+  // allocator's and the kernels' scratch (measured: 6 to 17 MB on the demo model) and the CPU
+  // allocator's reuse slack (core/cpu_allocator.h).
   uint64_t activation_bytes(int64_t n) const {
     constexpr uint64_t kScratch = 32ull << 20;
     const int64_t parts = part_count(n);
     const uint64_t elt = c10::elementSize(weights.dtype());
     const uint64_t mel = uint64_t(parts) * cfg.whisper.num_mel_bins * audio::kFramesPerPart * 4;
     const uint64_t whisper_out = uint64_t(parts) * cfg.whisper.max_source_positions * cfg.whisper.d_model * elt;
-    return kScratch + uint64_t(n) * 4 + mel + whisper_out +
-           std::max(stages.whisper.activation_bytes(parts, weights.dtype()), stages.wavlm.activation_bytes(n, weights.dtype()));
+    const uint64_t encoder = std::max(stages.whisper.activation_bytes(parts, weights.dtype()),
+                                      stages.wavlm.activation_bytes(n, weights.dtype()));
+    // A block the CPU allocator reuses may be up to a sixteenth larger than its tensor.
+    const uint64_t reuse_slack = cpu_allocator_installed() ? encoder / 16 : 0;
+    return kScratch + uint64_t(n) * 4 + mel + whisper_out + encoder + reuse_slack;
   }
 
   // Audio embeddings of n samples: the shorter of the two subsampled branches (docs/model.md §4).

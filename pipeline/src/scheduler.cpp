@@ -244,31 +244,33 @@ void Scheduler::retire() {
     std::lock_guard<std::mutex> lock(mu_);
     running_count_ = running_.size();
   }
-  uint64_t completed = 0, failed = 0, cancelled = 0, tokens = 0;
+  // Each request is counted before its ticket is resolved: a client that reads the metrics right
+  // after its answer finds its request in them.
+  auto count = [this](uint64_t SchedulerStats::*outcome, uint64_t tokens) {
+    std::lock_guard<std::mutex> lock(mu_);
+    ++(stats_.*outcome);
+    stats_.tokens += tokens;
+  };
   for (Running& r : ended) {
-    tokens += r.request->generated_tokens();
+    const uint64_t tokens = r.request->generated_tokens();
     if (r.ticket->cancelled()) {
+      count(&SchedulerStats::cancelled, tokens);
       r.ticket->fail(std::make_exception_ptr(Cancelled("the request was cancelled")));
-      ++cancelled;
       continue;
     }
     try {
-      r.ticket->finish(model_->finish(*r.request));
-      ++completed;
+      GenerationResult result = model_->finish(*r.request);
+      count(&SchedulerStats::completed, tokens);
+      r.ticket->finish(std::move(result));
     } catch (...) {
+      count(&SchedulerStats::failed, tokens);
       r.ticket->fail(std::current_exception());
-      ++failed;
     }
   }
   ended.clear();
   // Each request's encoder buffers are freed in glibc's heap; hand them back between requests
   // (as SegmentedRun does per piece) so a long-running server does not keep its peak.
   malloc_trim(0);
-  std::lock_guard<std::mutex> lock(mu_);
-  stats_.completed += completed;
-  stats_.failed += failed;
-  stats_.cancelled += cancelled;
-  stats_.tokens += tokens;
 }
 
 }  // namespace wavllm

@@ -4,6 +4,7 @@
 
 #include <ATen/Parallel.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <functional>
 #include <fstream>
@@ -482,8 +483,13 @@ std::string quantized_demo_dir(const std::string& format = "q8_0") {
 }
 
 // Measured on the demo model (random weights: flat logits, a harsh case): max |error| 0.31
-// with logits up to 17, cosine >= 0.99975, every greedy token the same over the fixtures' steps.
+// with logits up to 17, cosine >= 0.99975. A logit error of at most kBound can change the greedy
+// token only at a step where float32's best token leads the next by at most 2 kBound: the tokens
+// must agree up to such a step. Since the forced instruction tokens run in one pass (float
+// activations against the Q8_0 weights expanded, not the int8 kernel's), phone_free's last step
+// (float32 margin 0.14, Q8_0 error there 0.21) chose another token; every other step agrees.
 TEST(Quantized, StepLogitsStayCloseToFloat32OnEveryFixtureCase) {
+  constexpr double kBound = 0.5;
   const auto q8 = Model::load(quantized_demo_dir(), ModelOptions::parse("cpu", "float32", 2));
   for (const std::string name : {"plants_asr", "museum_sqa", "short_er", "story_st", "stereo_sv", "phone_free"}) {
     const Case c{name, true};
@@ -491,11 +497,23 @@ TEST(Quantized, StepLogitsStayCloseToFloat32OnEveryFixtureCase) {
     const std::string prompt = stage(c)->metadata().at("prompt");
     const GenerationResult f = model().generate(samples, prompt, greedy());
     const GenerationResult q = q8->generate(samples, prompt, greedy());
-    EXPECT_EQ(q.decoded_tokens, f.decoded_tokens) << name;
-    ASSERT_EQ(q.step_logits.sizes(), f.step_logits.sizes()) << name;
-    EXPECT_LE(wavllm::test::max_abs_diff(q.step_logits, f.step_logits), 0.5) << name;
-    const double cosine = at::cosine_similarity(q.step_logits, f.step_logits, 1).min().item<double>();
-    EXPECT_GE(cosine, 0.9995) << name;
+    // Steps up to the first differing token have the same inputs on both sides (an earlier EOS
+    // is a differing token too: both sides stop at the same step limit).
+    const std::vector<int64_t>& ft = f.decoded_tokens;
+    const std::vector<int64_t>& qt = q.decoded_tokens;
+    const auto [fd, qd] = std::mismatch(ft.begin(), ft.end(), qt.begin(), qt.end());
+    int64_t last = int64_t(fd - ft.begin());
+    if (fd == ft.end() && qd == qt.end()) {
+      --last;
+    } else {
+      ASSERT_TRUE(fd != ft.end() && qd != qt.end()) << name;
+      const auto top2 = std::get<0>(f.step_logits[last].topk(2));
+      EXPECT_LE((top2[0] - top2[1]).item<double>(), 2 * kBound) << name << ": token " << last << " differs";
+    }
+    ASSERT_GE(std::min(q.step_logits.size(0), f.step_logits.size(0)), last + 1) << name;
+    const at::Tensor fl = f.step_logits.narrow(0, 0, last + 1), ql = q.step_logits.narrow(0, 0, last + 1);
+    EXPECT_LE(wavllm::test::max_abs_diff(ql, fl), kBound) << name;
+    EXPECT_GE(at::cosine_similarity(ql, fl, 1).min().item<double>(), 0.9995) << name;
   }
 }
 

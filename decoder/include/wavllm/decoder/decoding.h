@@ -58,7 +58,8 @@ class Sequence {
   ~Sequence();
   Sequence(Sequence&&) noexcept;
 
-  // The prompt through the decoder, alone, and the first token chosen.
+  // The prompt through the decoder, alone, and the first token chosen; then the forced
+  // instruction tokens in one more pass, alone, each step's token chosen (docs/model.md §6).
   void prefill();
   // True once the sequence ended (EOS, a stop string, the step limit, stop(), or a failed step).
   bool done() const;

@@ -47,6 +47,8 @@ class Llama {
   // of the LAST new position only: [batch, vocab] (float32). An Error when the positions would
   // pass the cache capacity or the rotary table (cfg.max_positions()).
   at::Tensor forward(const at::Tensor& embeds, KVCache& cache, const at::Tensor& lora_scale) const;
+  // forward() with the logits of every new position: [batch, T, vocab] (float32).
+  at::Tensor forward_every(const at::Tensor& embeds, KVCache& cache, const at::Tensor& lora_scale) const;
 
   // One new token for each of several sequences, each with its own KV cache (of batch 1) at its
   // own length and its own LoRA scale (continuous batching): embeds [B, 1, dim], lora_scales
@@ -67,6 +69,8 @@ class Llama {
   // Runs every layer over h [B, T, dim] at positions [start, start + T); with a cache, keys and
   // values are stored there and attention sees the cached positions too; LoRA when scale given.
   at::Tensor layers_forward(at::Tensor h, int64_t start, KVCache* cache, const at::Tensor* lora_scale) const;
+  // forward()'s checks and layers: the new positions' hidden states [batch, T, dim], cache updated.
+  at::Tensor cached_hidden(const at::Tensor& embeds, KVCache& cache, const at::Tensor& lora_scale) const;
 
   LlamaConfig cfg_;
   nn::Embedding tokens_;
