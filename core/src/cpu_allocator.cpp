@@ -10,30 +10,13 @@
 #include <string>
 
 #include "wavllm/core/error.h"
+#include "wavllm/core/huge_pages.h"
 
 namespace wavllm {
 
 namespace {
 
-constexpr size_t kHugePage = size_t(2) << 20;
 constexpr size_t kPage = 4096;
-
-// An anonymous mapping of `bytes` (a multiple of kPage) at a kHugePage boundary, advised to
-// use huge pages; nullptr when the system refuses. Maps one huge page more and unmaps the
-// unaligned head and tail.
-void* map_aligned(size_t bytes) {
-  const size_t span = bytes + kHugePage;
-  void* raw = mmap(nullptr, span, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (raw == MAP_FAILED) return nullptr;
-  const auto start = reinterpret_cast<uintptr_t>(raw);
-  const uintptr_t aligned = (start + kHugePage - 1) & ~(uintptr_t(kHugePage) - 1);
-  if (aligned > start) munmap(raw, aligned - start);
-  const uintptr_t end = start + span, used_end = aligned + bytes;
-  if (end > used_end) munmap(reinterpret_cast<void*>(used_end), end - used_end);
-  void* block = reinterpret_cast<void*>(aligned);
-  madvise(block, bytes, MADV_HUGEPAGE);  // advice only: without THP the block still works
-  return block;
-}
 
 }  // namespace
 
@@ -65,10 +48,10 @@ void* BlockCache::acquire(size_t bytes) {
       return block;
     }
   }
-  void* block = map_aligned(size);
+  void* block = map_at_huge_boundary(size, -1);
   if (!block) {
     trim();
-    block = map_aligned(size);
+    block = map_at_huge_boundary(size, -1);
   }
   if (!block)
     throw ResourceError("the system refused " + std::to_string(size >> 20) + " MiB of memory for a tensor");

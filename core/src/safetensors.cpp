@@ -13,6 +13,7 @@
 
 #include "wavllm/core/error.h"
 #include "wavllm/core/files.h"
+#include "wavllm/core/huge_pages.h"
 #include "wavllm/core/json_strict.h"
 
 namespace wavllm::st {
@@ -56,6 +57,7 @@ float half_to_float(uint16_t h) {
   return f;
 }
 
+
 }  // namespace
 
 const char* dtype_name(DType d) {
@@ -88,8 +90,10 @@ std::shared_ptr<File> File::open(const std::string& path) {
   f->path_ = path;
   f->size_ = static_cast<size_t>(file.size());
   if (f->size_ > 0) {
-    void* m = mmap(nullptr, f->size_, PROT_READ, MAP_PRIVATE, file.fd(), 0);
-    if (m == MAP_FAILED) throw Error(path + ": cannot map: " + std::strerror(errno));
+    // At a huge-page boundary: a decoding step then streams its weights without a TLB miss
+    // and a stopped hardware prefetch every 4 KiB (docs/kernels.md, "Weights in huge pages").
+    void* m = map_at_huge_boundary(f->size_, file.fd());
+    if (!m) throw Error(path + ": cannot map: " + std::strerror(errno));
     f->map_ = m;
     f->map_size_ = f->size_;
     f->bytes_ = static_cast<const uint8_t*>(m);

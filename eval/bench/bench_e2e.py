@@ -14,7 +14,8 @@ Random-weight model directories of any size come from the CLI, e.g.
 Per stage (audio decoding, log-mel front end, Whisper, WavLM, adapters + fusion, prompt adapter,
 decoder prefill, decode) it prints seconds (median of --runs after one warm-up run) on both
 sides and the engine/PyTorch time ratio (< 1: the engine is faster), decode tokens/s (decoder
-steps after the prefill per second), the real-time factor (all stages / audio seconds), the
+steps after the prefill per second: PyTorch steps the forced instruction tokens there, the engine
+runs them in its prefill), the real-time factor (all stages / audio seconds), the
 engine's time to its first piece of text (audio decoding included: what a streaming caller waits
 before anything shows), load time and peak RSS. The engine caches the prompt adapter's scale per
 instruction, so the prompt adapter row of both sides is the warm-up (first) run's. Both sides decode greedily;
@@ -72,7 +73,9 @@ def run_engine(args, samples):
         r = model.generate(samples, args.prompt, max_new_tokens=args.max_new_tokens,
                            on_text=lambda piece: printed or printed.append(time.perf_counter()))
         timings = dict(r.timings, audio=args.audio_decode_seconds)
-        runs.append({"timings": timings, "decode_steps": len(r.decoded_tokens) - 1,
+        # The engine runs the forced instruction tokens in its prefill: its decode stage
+        # chooses the generated tokens after the first (an ending EOS step is not counted).
+        runs.append({"timings": timings, "decode_steps": max(len(r.token_ids) - 1, 0),
                      "generated": r.token_ids, "decoded": r.decoded_tokens,
                      "first_text": args.audio_decode_seconds + printed[0] - start if printed else None})
     return summarize(runs, load, samples.size / 16000)

@@ -7,9 +7,17 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <string>
+#include <vector>
 
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include "test_util.h"
 #include "wavllm/core/cpu_allocator.h"
+#include "wavllm/core/huge_pages.h"
 
 namespace wavllm {
 namespace {
@@ -128,6 +136,31 @@ TEST(CpuAllocator, RawAllocationsOfEitherSizeRoundTrip) {
     std::memset(p, 1, bytes);
     allocator->raw_deallocate(p);
   }
+}
+
+
+TEST(HugePages, MappingsStartAtAHugeBoundary) {
+  // A file of 3 MiB + 5 bytes, read back through its mapping.
+  wavllm::test::TempDir dir;
+  const std::string path = dir.file("weights.bin");
+  std::vector<unsigned char> bytes(3 * kMiB + 5);
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<unsigned char>(i * 7 + 3);
+  std::ofstream(path, std::ios::binary).write(reinterpret_cast<const char*>(bytes.data()), std::streamsize(bytes.size()));
+  const int fd = ::open(path.c_str(), O_RDONLY);
+  ASSERT_GE(fd, 0);
+  void* file = map_at_huge_boundary(bytes.size(), fd);
+  ::close(fd);  // the mapping keeps the file
+  ASSERT_NE(file, nullptr);
+  EXPECT_TRUE(aligned_2mib(file));
+  EXPECT_EQ(std::memcmp(file, bytes.data(), bytes.size()), 0);
+  EXPECT_EQ(munmap(file, bytes.size()), 0);
+
+  void* anonymous = map_at_huge_boundary(5 * kMiB, -1);
+  ASSERT_NE(anonymous, nullptr);
+  EXPECT_TRUE(aligned_2mib(anonymous));
+  std::memset(anonymous, 0xab, 5 * kMiB);
+  EXPECT_EQ(munmap(anonymous, 5 * kMiB), 0);
+  EXPECT_EQ(map_at_huge_boundary(kMiB, 1 << 20), nullptr);  // not an open descriptor
 }
 
 }  // namespace
