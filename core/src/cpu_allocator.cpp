@@ -37,7 +37,7 @@ void* BlockCache::acquire(size_t bytes) {
     // for a smaller tensor is missing for the next one of its own size, which then maps anew
     // (looser fits raised the demo model's peak 5-50 % over its activation estimate).
     const auto fit = by_size_.lower_bound(size);
-    if (fit != by_size_.end() && fit->first - size <= size / 16) {
+    if (fit != by_size_.end() && fit->first - size <= size / kReuseSlack) {
       const auto [block, block_bytes] = *fit->second;
       by_age_.erase(fit->second);
       by_size_.erase(fit);
@@ -108,14 +108,8 @@ BlockCache::Stats BlockCache::stats() const {
 
 namespace {
 
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__)  // GCC and Clang both define it under -fsanitize=address
 constexpr bool kSanitized = true;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
 #else
 constexpr bool kSanitized = false;
 #endif

@@ -106,6 +106,9 @@ std::vector<std::string> cgroup_dirs() {
   return dirs;
 }
 
+// a - b, or 0 when b is larger.
+uint64_t minus(uint64_t a, uint64_t b) { return a > b ? a - b : 0; }
+
 uint64_t cgroup_room(uint64_t reusable) {
   uint64_t room = 0;
   for (const std::string& d : cgroup_dirs()) {
@@ -114,7 +117,7 @@ uint64_t cgroup_room(uint64_t reusable) {
       const uint64_t limit = read_u64_file(d + limit_file);
       // v1 reports "no limit" as a huge page-rounded number.
       if (limit == 0 || limit >= (uint64_t(1) << 62)) continue;
-      const uint64_t counted = read_u64_file(d + usage_file), used = counted > reusable ? counted - reusable : 0;
+      const uint64_t used = minus(read_u64_file(d + usage_file), reusable);
       const uint64_t r = limit > used ? limit - used : 1;
       room = room ? std::min(room, r) : r;
     }
@@ -128,7 +131,7 @@ uint64_t address_space_room(uint64_t reusable) {
   std::ifstream statm("/proc/self/statm");
   uint64_t pages = 0;
   statm >> pages;
-  const uint64_t counted = pages * uint64_t(sysconf(_SC_PAGESIZE)), mapped = counted > reusable ? counted - reusable : 0;
+  const uint64_t mapped = minus(pages * uint64_t(sysconf(_SC_PAGESIZE)), reusable);
   return rl.rlim_cur > mapped ? rl.rlim_cur - mapped : 1;
 }
 

@@ -57,7 +57,6 @@ float half_to_float(uint16_t h) {
   return f;
 }
 
-
 }  // namespace
 
 const char* dtype_name(DType d) {

@@ -10,9 +10,9 @@
 #include <nlohmann/json.hpp>
 
 #include "wavllm/audio/audio.h"
+#include "wavllm/core/cpu_allocator.h"
 #include "wavllm/core/error.h"
 #include "wavllm/core/files.h"
-#include "wavllm/core/cpu_allocator.h"
 #include "wavllm/core/runtime.h"
 #include "wavllm/core/safetensors.h"
 #include "wavllm/core/weights.h"
@@ -161,8 +161,7 @@ struct Model::Impl {
     const uint64_t whisper_out = uint64_t(parts) * cfg.whisper.max_source_positions * cfg.whisper.d_model * elt;
     const uint64_t encoder = std::max(stages.whisper.activation_bytes(parts, weights.dtype()),
                                       stages.wavlm.activation_bytes(n, weights.dtype()));
-    // A block the CPU allocator reuses may be up to a sixteenth larger than its tensor.
-    const uint64_t reuse_slack = cpu_allocator_installed() ? encoder / 16 : 0;
+    const uint64_t reuse_slack = cpu_allocator_installed() ? encoder / kReuseSlack : 0;
     return kScratch + uint64_t(n) * 4 + mel + whisper_out + encoder + reuse_slack;
   }
 

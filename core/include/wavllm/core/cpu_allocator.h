@@ -62,6 +62,9 @@ class BlockCache {
 // everything (another value is a std::runtime_error); builds with AddressSanitizer keep it too,
 // so that it checks the engine's accesses to tensors. ThreadScope and set_threads call it.
 constexpr size_t kMinCachedBytes = size_t(32) << 20;
+// A cached block serves a tensor it exceeds by at most a kReuseSlack-th of the tensor's size, so
+// a tensor holds at most that much more memory than it asked for (the memory estimates add it).
+constexpr size_t kReuseSlack = 16;
 void install_cpu_allocator();
 // Whether install_cpu_allocator() put the cache in place; its figures (zeros when not).
 bool cpu_allocator_installed();
